@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI). Routes parse, authorize, call one service function, render."""

@@ -1,0 +1,54 @@
+"""The FastAPI application: ``create_app(settings)`` wires engine, queue and routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from tether import __version__
+from tether.api import errors
+from tether.api.limits import BodyLimit
+from tether.api.routes import data_rows, datasets, health, jobs, metadata_schema
+from tether.config import Settings, get_settings
+from tether.db.engine import make_engine
+from tether.db.migrate import upgrade
+from tether.jobs.queue import JobQueue
+
+API = "/api/v1"
+
+
+def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+    engine = make_engine(settings.sqlalchemy_url)
+    if migrate:
+        upgrade(engine)
+    queue = JobQueue(settings, engine)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if settings.embedded_worker:
+            queue.start_embedded()
+        yield
+        queue.stop_embedded()
+        engine.dispose()
+
+    app = FastAPI(
+        title="tether",
+        version=__version__,
+        lifespan=lifespan,
+        description="Label data where it lives: a catalog of data rows that stay "
+        "in your own storage.",
+        openapi_url=f"{API}/openapi.json",
+        docs_url=f"{API}/docs",
+        redoc_url=None,
+    )
+    app.state.settings, app.state.engine, app.state.queue = settings, engine, queue
+    errors.install(app)
+    app.add_middleware(BodyLimit, limit=settings.max_json_bytes)
+    api = APIRouter(prefix=API)
+    for module in (health, datasets, data_rows, jobs, metadata_schema):
+        api.include_router(module.router)
+    app.include_router(api)
+    return app

@@ -1,0 +1,51 @@
+"""Dependencies shared by routes: the database connection and the authenticated caller."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Connection, Engine
+
+from tether import accounts
+from tether.accounts import Caller
+from tether.config import Settings
+from tether.errors import Unauthorized
+from tether.jobs.queue import JobQueue
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `tether keys create EMAIL`.")
+
+
+def engine(request: Request) -> Engine:
+    return request.app.state.engine  # type: ignore[no-any-return]
+
+
+def settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def queue(request: Request) -> JobQueue:
+    return request.app.state.queue  # type: ignore[no-any-return]
+
+
+def connection(request: Request) -> Iterator[Connection]:
+    with request.app.state.engine.begin() as conn:
+        yield conn
+
+
+def caller(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+) -> Caller:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("send an API key as 'Authorization: Bearer <key>'")
+    with request.app.state.engine.begin() as conn:
+        return accounts.authenticate(conn, credentials.credentials)
+
+
+EngineDep = Annotated[Engine, Depends(engine)]
+SettingsDep = Annotated[Settings, Depends(settings)]
+QueueDep = Annotated[JobQueue, Depends(queue)]
+ConnDep = Annotated[Connection, Depends(connection)]
+CallerDep = Annotated[Caller, Depends(caller)]

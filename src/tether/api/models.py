@@ -1,0 +1,142 @@
+"""Request and response bodies of the HTTP API (they shape the OpenAPI document)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetIn(Body):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+
+
+class DatasetPatch(Body):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = None
+
+
+class Dataset(BaseModel):
+    id: int
+    name: str
+    description: str
+    created_at: Any
+    updated_at: Any
+    created_by: int | None = None
+    row_count: int | None = None
+
+
+class DatasetList(BaseModel):
+    items: list[Dataset]
+
+
+class Progress(BaseModel):
+    done: int
+    total: int | None
+
+
+class Counts(BaseModel):
+    created: int
+    updated: int
+    failed: int
+
+
+class Job(BaseModel):
+    id: str
+    kind: str
+    status: str = Field(
+        description="queued, running, completed, completed_with_errors, failed or canceled"
+    )
+    dataset_id: int | None
+    format: str | None = Field(description="the detected (or given) input format")
+    options: dict[str, Any]
+    progress: Progress
+    counts: Counts
+    message: str | None
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+
+
+class JobList(BaseModel):
+    items: list[Job]
+
+
+class JobError(BaseModel):
+    index: int | None
+    global_key: str | None
+    external_id: str | None
+    code: str
+    message: str
+
+
+class JobErrorPage(BaseModel):
+    items: list[JobError]
+    next_cursor: int | None
+
+
+class DataRowPage(BaseModel):
+    items: list[dict[str, Any]]
+    next_cursor: int | None
+
+
+class DataRowPatch(Body):
+    row_data: str | dict[str, Any] | None = None
+    global_key: str | None = None
+    external_id: str | None = None
+    media_type: str | None = None
+    media_attributes: dict[str, Any] | None = None
+    metadata_fields: list[dict[str, Any]] | None = None
+    attachments: list[dict[str, Any]] | None = None
+
+
+class GlobalKeys(Body):
+    global_keys: list[str] = Field(max_length=10_000)
+
+
+class DeleteRows(Body):
+    ids: list[int] = Field(default_factory=list, max_length=10_000)
+    global_keys: list[str] = Field(default_factory=list, max_length=10_000)
+
+
+class Assignment(BaseModel):
+    data_row_id: Any = None
+    global_key: Any = None
+
+
+class Assignments(Body):
+    assignments: list[Assignment] = Field(max_length=10_000)
+
+
+class ItemResults(BaseModel):
+    results: list[dict[str, Any]]
+
+
+class FieldIn(Body):
+    name: str
+    kind: str = Field(description="string, number, datetime, enum or embedding")
+    options: list[str] | None = None
+    dimension: int | None = None
+
+
+class FieldPatch(Body):
+    name: str | None = None
+    add_options: list[str] | None = None
+
+
+class MetadataField(BaseModel):
+    id: str
+    name: str
+    kind: str
+    reserved: bool
+    options: list[dict[str, str]] | None = None
+    dimension: int | None = None
+
+
+class MetadataSchema(BaseModel):
+    fields: list[MetadataField]

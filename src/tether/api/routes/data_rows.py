@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from tether.api.deps import CallerDep, ConnDep
+from tether.api.models import (
+    Assignments,
+    DataRowPage,
+    DataRowPatch,
+    DeleteRows,
+    GlobalKeys,
+    ItemResults,
+)
+from tether.catalog import data_rows
+from tether.catalog.data_rows import MetadataFilter, RowFilter
+from tether.errors import Invalid
+
+router = APIRouter(prefix="/data-rows", tags=["data rows"])
+
+METADATA_HELP = (
+    "repeatable `FIELD:OP:VALUE`, OP one of eq, gt, gte, lt, lte, contains; "
+    "e.g. `split:eq:valid`, `captureDateTime:gte:2024-01-01T00:00:00Z`"
+)
+
+
+def parse_metadata_filters(specs: list[str], tag_contains: str | None) -> list[MetadataFilter]:
+    out = []
+    for spec in specs:
+        parts = spec.split(":", 2)
+        if len(parts) != 3 or not parts[0]:
+            raise Invalid(f"metadata filter {spec!r} is not FIELD:OP:VALUE")
+        out.append(MetadataFilter(parts[0], parts[1], parts[2]))
+    if tag_contains:
+        out.append(MetadataFilter("tag", "contains", tag_contains))
+    return out
+
+
+@router.get("", response_model=DataRowPage)
+def list_data_rows(
+    caller: CallerDep,
+    conn: ConnDep,
+    dataset_id: int | None = None,
+    media_type: str | None = None,
+    external_id: str | None = None,
+    global_key: str | None = None,
+    global_key_prefix: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    metadata: Annotated[list[str], Query(description=METADATA_HELP)] = [],  # noqa: B006
+    tag_contains: str | None = None,
+    after: Annotated[int | None, Query(description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=data_rows.MAX_PAGE)] = 100,
+) -> dict[str, Any]:
+    """Rows in creation order, one keyset page at a time."""
+    flt = RowFilter(
+        dataset_id,
+        media_type,
+        external_id,
+        global_key,
+        global_key_prefix,
+        created_after,
+        created_before,
+        parse_metadata_filters(metadata, tag_contains),
+    )
+    items, cursor = data_rows.page(conn, caller.org_id, flt, after, limit)
+    return {"items": items, "next_cursor": cursor}
+
+
+@router.get("/{row_id}")
+def get_data_row(row_id: int, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
+    return data_rows.get(conn, caller.org_id, row_id)
+
+
+@router.patch("/{row_id}")
+def update_data_row(
+    row_id: int, body: DataRowPatch, caller: CallerDep, conn: ConnDep
+) -> dict[str, Any]:
+    """Change the given fields; the row is checked again as a whole."""
+    return data_rows.update_row(conn, caller.org_id, row_id, body.model_dump(exclude_unset=True))
+
+
+@router.delete("/{row_id}", status_code=204)
+def delete_data_row(row_id: int, caller: CallerDep, conn: ConnDep) -> None:
+    data_rows.get(conn, caller.org_id, row_id)
+    data_rows.delete_many(conn, caller.org_id, ids=[row_id])
+
+
+@router.post("/delete", response_model=ItemResults)
+def delete_data_rows(body: DeleteRows, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
+    """Delete many rows by id and/or global key; one result per item."""
+    return {"results": data_rows.delete_many(conn, caller.org_id, body.ids, body.global_keys)}
+
+
+@router.post("/lookup", response_model=ItemResults)
+def lookup_global_keys(body: GlobalKeys, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
+    """Data row ids for global keys: one result per key, `data_row_id` null when not found."""
+    return {"results": data_rows.ids_for_global_keys(conn, caller.org_id, body.global_keys)}
+
+
+@router.post("/global-keys", response_model=ItemResults)
+def assign_global_keys(body: Assignments, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
+    pairs = [a.model_dump() for a in body.assignments]
+    return {"results": data_rows.assign_global_keys(conn, caller.org_id, pairs)}
+
+
+@router.post("/global-keys/clear", response_model=ItemResults)
+def clear_global_keys(body: GlobalKeys, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
+    return {"results": data_rows.clear_global_keys(conn, caller.org_id, body.global_keys)}

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from tether.api.deps import CallerDep, ConnDep
+from tether.api.models import Job, JobErrorPage, JobList
+from tether.jobs import service as jobs
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+
+@router.get("", response_model=JobList)
+def list_jobs(
+    caller: CallerDep, conn: ConnDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
+) -> dict[str, Any]:
+    return {"items": jobs.list_recent(conn, caller.org_id, limit)}
+
+
+@router.get("/{job_id}", response_model=Job)
+def get_job(job_id: str, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
+    return jobs.get(conn, caller.org_id, job_id)
+
+
+@router.get("/{job_id}/errors", response_model=JobErrorPage)
+def job_errors(
+    job_id: str,
+    caller: CallerDep,
+    conn: ConnDep,
+    after: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=jobs.MAX_ERRORS_PAGE)] = 100,
+) -> dict[str, Any]:
+    """Per-item errors in item order, a page at a time."""
+    items, cursor = jobs.errors(conn, caller.org_id, job_id, after, limit)
+    return {"items": items, "next_cursor": cursor}
+
+
+@router.post("/{job_id}/cancel", response_model=Job)
+def cancel_job(job_id: str, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
+    return jobs.cancel(conn, caller.org_id, job_id)

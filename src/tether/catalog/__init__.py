@@ -1,0 +1,1 @@
+"""Catalog services: datasets, data rows, metadata schema and the rules of a valid row."""

@@ -1,0 +1,348 @@
+"""Reading, filtering, updating and deleting data rows (bulk creation lives in ``imports``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Select, and_, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from tether.catalog import datasets
+from tether.catalog.metadata_schema import Schema, coerce, load_schema
+from tether.catalog.rows import MAX_GLOBAL_KEY, NormalRow, RowError, normalize
+from tether.db.tables import data_row_metadata, data_rows
+from tether.errors import Invalid, NotFound
+from tether.timeutil import iso
+
+MAX_PAGE = 1000
+MAX_LOOKUP = 10_000
+OPS = ("eq", "gt", "gte", "lt", "lte", "contains")
+HIDDEN = ("org_id", "extra", "metadata")
+
+
+@dataclass
+class MetadataFilter:
+    field: str  # name or schema id
+    op: str
+    value: Any
+
+
+@dataclass
+class RowFilter:
+    dataset_id: int | None = None
+    media_type: str | None = None
+    external_id: str | None = None
+    global_key: str | None = None
+    global_key_prefix: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    metadata: list[MetadataFilter] = field(default_factory=list)
+
+
+def to_public(row: Any) -> dict[str, Any]:
+    """A stored row as users see it, and as export writes it (import reads it back)."""
+    out: dict[str, Any] = {
+        "id": row.id,
+        "dataset_id": row.dataset_id,
+        "global_key": row.global_key,
+        "external_id": row.external_id,
+        "media_type": row.media_type,
+        "row_data": orjson.loads(row.row_data),
+        "media_attributes": orjson.loads(row.media_attributes) if row.media_attributes else {},
+        "metadata_fields": orjson.loads(row.metadata) if row.metadata else [],
+        "attachments": orjson.loads(row.attachments) if row.attachments else [],
+    }
+    if row.extra:
+        out.update(orjson.loads(row.extra))
+    out["created_by"] = row.created_by
+    out["created_at"] = iso(row.created_at)
+    out["updated_at"] = iso(row.updated_at)
+    return out
+
+
+def get(conn: Connection, org_id: int, row_id: int) -> dict[str, Any]:
+    row = conn.execute(
+        select(data_rows).where(data_rows.c.org_id == org_id, data_rows.c.id == row_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"no data row {row_id}")
+    return to_public(row)
+
+
+def ids_for_global_keys(conn: Connection, org_id: int, keys: list[str]) -> list[dict[str, Any]]:
+    """One result per key, in the order given: its data row id, or null when not found."""
+    if len(keys) > MAX_LOOKUP:
+        raise Invalid(f"at most {MAX_LOOKUP} global keys per call")
+    found: dict[str, int] = {}
+    wanted = [k for k in dict.fromkeys(keys) if isinstance(k, str)]
+    for start in range(0, len(wanted), 1000):
+        chunk = wanted[start : start + 1000]
+        found.update(
+            conn.execute(
+                select(data_rows.c.global_key, data_rows.c.id).where(
+                    data_rows.c.org_id == org_id, data_rows.c.global_key.in_(chunk)
+                )
+            )
+            .tuples()
+            .all()
+        )
+    return [{"global_key": k, "data_row_id": found.get(k)} for k in keys]
+
+
+def _query(schema: Schema, org_id: int, flt: RowFilter) -> Select[Any]:
+    query = select(data_rows).where(data_rows.c.org_id == org_id)
+    if flt.dataset_id is not None:
+        query = query.where(data_rows.c.dataset_id == flt.dataset_id)
+    if flt.media_type:
+        query = query.where(data_rows.c.media_type == flt.media_type.upper())
+    if flt.external_id is not None:
+        query = query.where(data_rows.c.external_id == flt.external_id)
+    if flt.global_key is not None:
+        query = query.where(data_rows.c.global_key == flt.global_key)
+    if flt.global_key_prefix:
+        prefix = flt.global_key_prefix
+        query = query.where(
+            data_rows.c.global_key >= prefix, data_rows.c.global_key < prefix + "\U0010ffff"
+        )
+    if flt.created_after:
+        query = query.where(data_rows.c.created_at >= flt.created_after)
+    if flt.created_before:
+        query = query.where(data_rows.c.created_at < flt.created_before)
+    for i, mf in enumerate(flt.metadata):
+        query = _join_metadata(query, schema, org_id, mf, f"m{i}")
+    return query
+
+
+def _join_metadata(
+    query: Select[Any], schema: Schema, org_id: int, mf: MetadataFilter, alias: str
+) -> Select[Any]:
+    f = schema.resolve(mf.field, mf.field)
+    if f is None:
+        raise Invalid(f"unknown metadata field {mf.field!r}")
+    if mf.op not in OPS:
+        raise Invalid(f"unknown filter {mf.op!r}; expected one of {', '.join(OPS)}")
+    if f.kind == "embedding":
+        raise Invalid("embedding fields cannot be filtered on")
+    m = data_row_metadata.alias(alias)
+    column = m.c.value_num if f.kind in ("number", "datetime") else m.c.value_text
+    if mf.op == "contains":
+        if f.kind != "string":
+            raise Invalid(f"'contains' works on string fields; {f.name!r} is a {f.kind}")
+        cond = column.contains(str(mf.value), autoescape=True)
+    else:
+        if mf.op != "eq" and f.kind in ("string", "enum"):
+            raise Invalid(f"{mf.op!r} needs a number or datetime field; {f.name!r} is {f.kind}")
+        try:
+            _json, text, number = coerce(f, mf.value)
+        except ValueError as exc:
+            raise Invalid(f"filter on {f.name!r}: {exc}") from None
+        value = number if f.kind in ("number", "datetime") else text
+        cond = {
+            "eq": column == value,
+            "gt": column > value,
+            "gte": column >= value,
+            "lt": column < value,
+            "lte": column <= value,
+        }[mf.op]
+    return query.join(
+        m, and_(m.c.data_row_id == data_rows.c.id, m.c.org_id == org_id, m.c.field_id == f.id, cond)
+    )
+
+
+def page(
+    conn: Connection, org_id: int, flt: RowFilter, after: int | None = None, limit: int = 100
+) -> tuple[list[dict[str, Any]], int | None]:
+    """One page in creation order; the second value is the cursor of the next page."""
+    limit = max(1, min(limit, MAX_PAGE))
+    query = _query(load_schema(conn, org_id), org_id, flt)
+    if after is not None:
+        query = query.where(data_rows.c.id > after)
+    rows = conn.execute(query.order_by(data_rows.c.id).limit(limit + 1)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return [to_public(r) for r in rows], (rows[-1].id if more else None)
+
+
+def iterate(
+    engine_conn: Connection, org_id: int, flt: RowFilter, batch: int = 1000
+) -> Iterator[dict[str, Any]]:
+    """Every matching row, read in keyset pages so memory stays flat."""
+    after: int | None = None
+    while True:
+        rows, after = page(engine_conn, org_id, flt, after, batch)
+        yield from rows
+        if after is None:
+            return
+
+
+def update_row(
+    conn: Connection, org_id: int, row_id: int, changes: dict[str, Any]
+) -> dict[str, Any]:
+    """Apply the given fields (others stay) and re-check the whole row by the import rules."""
+    current = get(conn, org_id, row_id)
+    merged = {
+        k: current.get(k)
+        for k in (
+            "row_data",
+            "global_key",
+            "external_id",
+            "media_type",
+            "media_attributes",
+            "attachments",
+        )
+    }
+    merged["metadata_fields"] = current["metadata_fields"]
+    if "row_data" in changes and "media_type" not in changes:
+        merged["media_type"] = None
+    merged.update({k: v for k, v in changes.items() if k in merged or k == "metadata_fields"})
+    extra = {k: v for k, v in current.items() if k not in merged and k not in _SERVER_FIELDS}
+    merged["extra"] = extra or None
+    try:
+        norm = normalize(merged, load_schema(conn, org_id))
+    except RowError as exc:
+        raise Invalid(exc.message, details={"code": exc.code}) from None
+    try:
+        with conn.begin_nested():
+            write_update(conn, org_id, current["dataset_id"], row_id, norm, datetime.now(UTC))
+    except IntegrityError:
+        raise Invalid(
+            f"global key {norm.global_key!r} belongs to another data row",
+            details={"code": "global_key_exists"},
+        ) from None
+    return get(conn, org_id, row_id)
+
+
+_SERVER_FIELDS = ("id", "dataset_id", "created_by", "created_at", "updated_at", "metadata_fields")
+
+
+def write_update(
+    conn: Connection, org_id: int, dataset_id: int, row_id: int, norm: NormalRow, now: datetime
+) -> None:
+    conn.execute(
+        update(data_rows)
+        .where(data_rows.c.id == row_id)
+        .values(
+            global_key=norm.global_key,
+            external_id=norm.external_id,
+            media_type=norm.media_type,
+            row_data=norm.row_data,
+            media_attributes=norm.media_attributes,
+            metadata=norm.metadata,
+            attachments=norm.attachments,
+            extra=norm.extra,
+            updated_at=now,
+        )
+    )
+    conn.execute(delete(data_row_metadata).where(data_row_metadata.c.data_row_id == row_id))
+    if norm.metadata_values:
+        conn.execute(
+            insert(data_row_metadata),
+            [
+                {
+                    "data_row_id": row_id,
+                    "field_id": fid,
+                    "org_id": org_id,
+                    "dataset_id": dataset_id,
+                    "value_text": text,
+                    "value_num": num,
+                }
+                for fid, text, num in norm.metadata_values
+            ],
+        )
+
+
+def delete_many(
+    conn: Connection,
+    org_id: int,
+    ids: list[int] | None = None,
+    global_keys: list[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Delete by ids and/or global keys; one result per item given."""
+    results: list[dict[str, Any]] = []
+    wanted = {int(i): i for i in ids or [] if _is_int(i)}
+    found_ids = set(
+        conn.execute(
+            select(data_rows.c.id).where(
+                data_rows.c.org_id == org_id, data_rows.c.id.in_(list(wanted))
+            )
+        ).scalars()
+    )
+    for i in ids or []:
+        ok = _is_int(i) and int(i) in found_ids
+        results.append({"data_row_id": i, "deleted": ok, "error": None if ok else "not found"})
+    key_rows = dict(
+        conn.execute(
+            select(data_rows.c.global_key, data_rows.c.id).where(
+                data_rows.c.org_id == org_id, data_rows.c.global_key.in_(global_keys or [])
+            )
+        ).tuples()
+    )
+    for k in global_keys or []:
+        ok = k in key_rows
+        results.append({"global_key": k, "deleted": ok, "error": None if ok else "not found"})
+    doomed = list(found_ids | set(key_rows.values()))
+    for start in range(0, len(doomed), 1000):
+        chunk = doomed[start : start + 1000]
+        conn.execute(delete(data_row_metadata).where(data_row_metadata.c.data_row_id.in_(chunk)))
+        conn.execute(delete(data_rows).where(data_rows.c.id.in_(chunk)))
+    return results
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def assign_global_keys(
+    conn: Connection, org_id: int, pairs: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Give rows new global keys; each pair succeeds or fails on its own."""
+    results = []
+    now = datetime.now(UTC)
+    for pair in pairs:
+        row_id, key = pair.get("data_row_id"), pair.get("global_key")
+        result = {"data_row_id": row_id, "global_key": key, "ok": False, "error": None}
+        results.append(result)
+        if not _is_int(row_id) or not isinstance(key, str) or not key or len(key) > MAX_GLOBAL_KEY:
+            result["error"] = (
+                f"needs an integer data_row_id and a global_key of 1-{MAX_GLOBAL_KEY} characters"
+            )
+            continue
+        try:
+            with conn.begin_nested():
+                done = conn.execute(
+                    update(data_rows)
+                    .where(data_rows.c.org_id == org_id, data_rows.c.id == row_id)
+                    .values(global_key=key, updated_at=now)
+                ).rowcount
+        except IntegrityError:
+            result["error"] = f"global key {key!r} belongs to another data row"
+            continue
+        result["ok"] = bool(done)
+        result["error"] = None if done else "data row not found"
+    return results
+
+
+def clear_global_keys(conn: Connection, org_id: int, keys: list[str]) -> list[dict[str, Any]]:
+    found = {
+        r["global_key"]: r["data_row_id"]
+        for r in ids_for_global_keys(conn, org_id, keys)
+        if r["data_row_id"] is not None
+    }
+    if found:
+        conn.execute(
+            update(data_rows)
+            .where(data_rows.c.org_id == org_id, data_rows.c.id.in_(list(found.values())))
+            .values(global_key=None, updated_at=datetime.now(UTC))
+        )
+    return [
+        {"global_key": k, "ok": k in found, "error": None if k in found else "not found"}
+        for k in keys
+    ]
+
+
+def dataset_filter(conn: Connection, org_id: int, dataset: int | str) -> RowFilter:
+    return RowFilter(dataset_id=int(datasets.get(conn, org_id, dataset)["id"]))

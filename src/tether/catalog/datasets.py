@@ -1,0 +1,118 @@
+"""Datasets: named collections of data rows, unique by name within an organization."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from tether.db.tables import data_row_metadata, data_rows, datasets
+from tether.errors import Conflict, Invalid, NotFound
+from tether.timeutil import iso
+
+COLUMNS = (
+    datasets.c.id,
+    datasets.c.name,
+    datasets.c.description,
+    datasets.c.created_at,
+    datasets.c.updated_at,
+    datasets.c.created_by,
+)
+
+
+def _check_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name or len(name) > 200:
+        raise Invalid("a dataset name needs 1 to 200 characters")
+    return name
+
+
+def create(
+    conn: Connection, org_id: int, name: str, description: str = "", created_by: int | None = None
+) -> dict[str, Any]:
+    name = _check_name(name)
+    now = datetime.now(UTC)
+    try:
+        with conn.begin_nested():
+            new_id = conn.execute(
+                insert(datasets).values(
+                    org_id=org_id,
+                    name=name,
+                    description=description or "",
+                    created_by=created_by,
+                    created_at=now,
+                    updated_at=now,
+                )
+            ).inserted_primary_key[0]
+    except IntegrityError:
+        raise Conflict(f"a dataset named {name!r} exists already") from None
+    return get(conn, org_id, int(new_id))
+
+
+def list_all(conn: Connection, org_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(*COLUMNS).where(datasets.c.org_id == org_id).order_by(datasets.c.name)
+    ).mappings()
+    return [_public(r) for r in rows]
+
+
+def _public(row: Any) -> dict[str, Any]:
+    out = dict(row)
+    for key in ("created_at", "updated_at"):
+        out[key] = iso(out[key])
+    return out
+
+
+def get(
+    conn: Connection, org_id: int, id_or_name: int | str, with_count: bool = False
+) -> dict[str, Any]:
+    """By id when given an int or a string of digits that names no dataset, else by name."""
+    query = select(*COLUMNS).where(datasets.c.org_id == org_id)
+    row = None
+    if isinstance(id_or_name, str):
+        row = conn.execute(query.where(datasets.c.name == id_or_name)).mappings().first()
+        if row is None and id_or_name.isdigit():
+            id_or_name = int(id_or_name)
+    if row is None and isinstance(id_or_name, int):
+        row = conn.execute(query.where(datasets.c.id == id_or_name)).mappings().first()
+    if row is None:
+        raise NotFound(f"no dataset {id_or_name!r}")
+    out = _public(row)
+    if with_count:
+        out["row_count"] = conn.execute(
+            select(func.count()).select_from(data_rows).where(data_rows.c.dataset_id == out["id"])
+        ).scalar_one()
+    return out
+
+
+def rename(
+    conn: Connection,
+    org_id: int,
+    id_or_name: int | str,
+    name: str | None = None,
+    description: str | None = None,
+) -> dict[str, Any]:
+    current = get(conn, org_id, id_or_name)
+    values: dict[str, Any] = {"updated_at": datetime.now(UTC)}
+    if name is not None:
+        values["name"] = _check_name(name)
+    if description is not None:
+        values["description"] = description
+    try:
+        with conn.begin_nested():
+            conn.execute(update(datasets).where(datasets.c.id == current["id"]).values(**values))
+    except IntegrityError:
+        raise Conflict(f"a dataset named {values.get('name')!r} exists already") from None
+    return get(conn, org_id, int(current["id"]))
+
+
+def remove(conn: Connection, org_id: int, id_or_name: int | str) -> int:
+    """Delete a dataset and its rows; returns how many rows went with it."""
+    current = get(conn, org_id, id_or_name)
+    dataset_id = current["id"]
+    conn.execute(delete(data_row_metadata).where(data_row_metadata.c.dataset_id == dataset_id))
+    gone = conn.execute(delete(data_rows).where(data_rows.c.dataset_id == dataset_id)).rowcount
+    conn.execute(delete(datasets).where(datasets.c.id == dataset_id))
+    return int(gone or 0)

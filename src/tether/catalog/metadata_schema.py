@@ -1,0 +1,284 @@
+"""The metadata schema of an organization: reserved fields plus custom ones, and the rules
+that turn a user-supplied value into its stored forms.
+
+Reserved fields carry Labelbox's schema ids, so manifests exported from Labelbox keep their
+meaning here.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from tether.db.tables import data_row_metadata, metadata_fields
+from tether.errors import Conflict, Invalid, NotFound
+
+KINDS = ("string", "number", "datetime", "enum", "embedding")
+MAX_STRING = 4096
+DATETIME_HINT = "an ISO 8601 datetime such as 2024-05-01T12:30:00Z"
+
+
+@dataclass(frozen=True)
+class Field:
+    id: str
+    name: str
+    kind: str
+    options: tuple[tuple[str, str], ...] = ()  # (option id, option name) for enums
+    dimension: int | None = None
+    reserved: bool = False
+    _option_by_key: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for option_id, name in self.options:
+            self._option_by_key[option_id] = name
+            self._option_by_key[name] = name
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "name": self.name,
+            "kind": self.kind,
+            "reserved": self.reserved,
+        }
+        if self.kind == "enum":
+            out["options"] = [{"id": i, "name": n} for i, n in self.options]
+        if self.kind == "embedding":
+            out["dimension"] = self.dimension
+        return out
+
+
+RESERVED = (
+    Field("cko8s9r5v0001h2dk9elqdidh", "tag", "string", reserved=True),
+    Field(
+        "cko8sbczn0002h2dkdaxb5kal",
+        "split",
+        "enum",
+        reserved=True,
+        options=(
+            ("cko8sbscr0003h2dk04w86hof", "train"),
+            ("cko8sc2yr0004h2dk69aj5x63", "valid"),
+            ("cko8scbz70005h2dkastwhgqt", "test"),
+        ),
+    ),
+    Field("cko8sdzv70006h2dk8jg64zvb", "captureDateTime", "datetime", reserved=True),
+    Field("ckpyije740000yxdk81pbgjdc", "embedding", "embedding", dimension=128, reserved=True),
+)
+RESERVED_NAMES = {f.name for f in RESERVED}
+
+
+class Schema:
+    """All fields an organization can use, looked up by id or by name."""
+
+    def __init__(self, fields: list[Field]) -> None:
+        self.fields = fields
+        self.by_id = {f.id: f for f in fields}
+        self.by_name = {f.name: f for f in fields}
+
+    def resolve(self, schema_id: Any, name: Any) -> Field | None:
+        """By schema id when this organization knows it, else by name (ids of custom fields
+        differ between organizations, so an export from one still imports into another)."""
+        found = self.by_id.get(schema_id) if isinstance(schema_id, str) else None
+        if found is None and isinstance(name, str):
+            found = self.by_name.get(name)
+        return found
+
+
+def load_schema(conn: Connection, org_id: int) -> Schema:
+    rows = conn.execute(
+        select(metadata_fields)
+        .where(metadata_fields.c.org_id == org_id)
+        .order_by(metadata_fields.c.name)
+    ).mappings()
+    return Schema([*RESERVED, *(_field_from_row(r) for r in rows)])
+
+
+def _field_from_row(row: Any) -> Field:
+    options = tuple((o["id"], o["name"]) for o in orjson.loads(row["options"] or "[]"))
+    return Field(row["id"], row["name"], row["kind"], options, row["dimension"])
+
+
+def coerce(f: Field, value: Any) -> tuple[Any, str | None, float | None]:
+    """Check one value; return (its JSON form, its text index value, its number index value).
+
+    Raises ValueError with a message fit for the user.
+    """
+    kind = f.kind
+    if kind == "string":
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ValueError(f"expected a string, got {_type_name(value)}")
+        text = value if isinstance(value, str) else _number_text(value)
+        if len(text) > MAX_STRING:
+            raise ValueError(f"is longer than {MAX_STRING} characters")
+        return text, text, None
+    if kind == "number":
+        number = _to_number(value)
+        return number, None, float(number)
+    if kind == "datetime":
+        moment = _to_datetime(value)
+        return moment.isoformat().replace("+00:00", "Z"), None, moment.timestamp()
+    if kind == "enum":
+        name = f._option_by_key.get(value) if isinstance(value, str) else None
+        if name is None:
+            choices = ", ".join(n for _i, n in f.options)
+            raise ValueError(f"{value!r} is not one of: {choices}")
+        return name, name, None
+    return _to_vector(value, f.dimension), None, None
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "an object", list: "a list", bool: "a boolean", type(None): "null"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _number_text(value: int | float) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def _to_number(value: Any) -> int | float:
+    if isinstance(value, bool):
+        raise ValueError("expected a number, got a boolean")
+    if isinstance(value, str):
+        try:
+            value = float(value.strip()) if any(c in value for c in ".eE") else int(value.strip())
+        except ValueError:
+            raise ValueError(f"{value!r} is not a number") from None
+    if not isinstance(value, int | float):
+        raise ValueError(f"expected a number, got {_type_name(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+def _to_datetime(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError(f"expected {DATETIME_HINT}, got {_type_name(value)}")
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(f"{value!r} is not ISO 8601; expected {DATETIME_HINT}") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _to_vector(value: Any, dimension: int | None) -> list[float]:
+    if not isinstance(value, list):
+        raise ValueError(f"expected a list of numbers, got {_type_name(value)}")
+    if dimension is not None and len(value) != dimension:
+        raise ValueError(f"expected {dimension} numbers, got {len(value)}")
+    try:
+        return [float(_to_number(v)) for v in value]
+    except ValueError as exc:
+        raise ValueError(f"embedding holds a bad value: {exc}") from None
+
+
+# --- schema management ------------------------------------------------------------------
+
+
+def list_fields(conn: Connection, org_id: int) -> list[Field]:
+    return load_schema(conn, org_id).fields
+
+
+def create_field(
+    conn: Connection,
+    org_id: int,
+    name: str,
+    kind: str,
+    options: list[str] | None = None,
+    dimension: int | None = None,
+) -> Field:
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise Invalid("a field name needs 1 to 200 characters")
+    if kind not in KINDS:
+        raise Invalid(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+    if name in RESERVED_NAMES:
+        raise Conflict(f"{name!r} is a reserved field")
+    opts = _new_options(options or []) if kind == "enum" else []
+    if kind == "enum" and not opts:
+        raise Invalid("an enum field needs at least one option")
+    if kind == "embedding" and (dimension is None or not 1 <= dimension <= 4096):
+        raise Invalid("an embedding field needs a dimension from 1 to 4096")
+    if conn.execute(
+        select(metadata_fields.c.id).where(
+            metadata_fields.c.org_id == org_id, metadata_fields.c.name == name
+        )
+    ).first():
+        raise Conflict(f"a metadata field named {name!r} exists already")
+    field_id = "cmf" + secrets.token_hex(11)
+    conn.execute(
+        insert(metadata_fields).values(
+            id=field_id,
+            org_id=org_id,
+            name=name,
+            kind=kind,
+            options=orjson.dumps(opts).decode(),
+            dimension=dimension if kind == "embedding" else None,
+            created_at=datetime.now(UTC),
+        )
+    )
+    return get_field(conn, org_id, field_id)
+
+
+def _new_options(names: list[str]) -> list[dict[str, str]]:
+    clean = [n.strip() for n in names if isinstance(n, str) and n.strip()]
+    if len(set(clean)) != len(clean):
+        raise Invalid("enum options must be distinct")
+    return [{"id": "cmo" + secrets.token_hex(11), "name": n} for n in clean]
+
+
+def get_field(conn: Connection, org_id: int, id_or_name: str) -> Field:
+    found = load_schema(conn, org_id).resolve(id_or_name, id_or_name)
+    if found is None:
+        raise NotFound(f"no metadata field {id_or_name!r}")
+    return found
+
+
+def update_field(
+    conn: Connection,
+    org_id: int,
+    id_or_name: str,
+    name: str | None = None,
+    add_options: list[str] | None = None,
+) -> Field:
+    """Rename a custom field or add options to a custom enum (existing values stay valid)."""
+    f = get_field(conn, org_id, id_or_name)
+    if f.reserved:
+        raise Conflict(f"{f.name!r} is a reserved field and cannot change")
+    values: dict[str, Any] = {}
+    if name is not None and name.strip() != f.name:
+        if name.strip() in RESERVED_NAMES or load_schema(conn, org_id).by_name.get(name.strip()):
+            raise Conflict(f"a metadata field named {name.strip()!r} exists already")
+        values["name"] = name.strip()
+    if add_options:
+        if f.kind != "enum":
+            raise Invalid("only enum fields have options")
+        existing = [{"id": i, "name": n} for i, n in f.options]
+        fresh = _new_options([o for o in add_options if o not in {n for _i, n in f.options}])
+        values["options"] = orjson.dumps(existing + fresh).decode()
+    if values:
+        conn.execute(update(metadata_fields).where(metadata_fields.c.id == f.id).values(**values))
+    return get_field(conn, org_id, f.id)
+
+
+def delete_field(conn: Connection, org_id: int, id_or_name: str) -> None:
+    """Delete a custom field that no data row uses (say which rows still do otherwise)."""
+    f = get_field(conn, org_id, id_or_name)
+    if f.reserved:
+        raise Conflict(f"{f.name!r} is a reserved field and cannot be deleted")
+    in_use = conn.execute(
+        select(func.count())
+        .select_from(data_row_metadata)
+        .where(data_row_metadata.c.org_id == org_id, data_row_metadata.c.field_id == f.id)
+    ).scalar_one()
+    if in_use:
+        raise Conflict(
+            f"{in_use} data rows still use {f.name!r}; clear it from them first",
+            details={"rows": in_use},
+        )
+    conn.execute(delete(metadata_fields).where(metadata_fields.c.id == f.id))

@@ -1,0 +1,101 @@
+"""Settings: one class, read from ``TETHER_*`` environment variables (or a ``.env`` file)."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "placeholder"}
+
+
+class Settings(BaseSettings):
+    """Every setting tether reads. The README's settings table mirrors this class."""
+
+    model_config = SettingsConfigDict(env_prefix="TETHER_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(
+        Path("tether-data"),
+        description="TETHER_DATA_DIR: where the embedded "
+        "database, job queue, uploads and generated secret key live.",
+    )
+    database_url: str | None = Field(
+        None,
+        description="TETHER_DATABASE_URL: `sqlite:///path` or "
+        "`postgresql://user@host/db`; default SQLite in the data dir.",
+    )
+    queue_url: str | None = Field(
+        None,
+        description="TETHER_QUEUE_URL: `redis://host:6379/0` for "
+        "workers on many machines; default an SQLite queue in the data dir.",
+    )
+    host: str = Field("127.0.0.1", description="TETHER_HOST: address `tether serve` binds.")
+    port: int = Field(8080, description="TETHER_PORT: port `tether serve` binds.")
+    public_url: str | None = Field(
+        None, description="TETHER_PUBLIC_URL: URL users reach the server at (printed on start)."
+    )
+    secret_key: str | None = Field(
+        None,
+        description="TETHER_SECRET_KEY: Fernet key that encrypts "
+        "stored secrets; generated into the data dir when unset.",
+    )
+    embedded_worker: bool = Field(
+        True,
+        description="TETHER_EMBEDDED_WORKER: run job workers "
+        "inside `tether serve` (turn off when running `tether worker`).",
+    )
+    workers: int = Field(1, ge=1, le=64, description="TETHER_WORKERS: job worker threads.")
+    max_upload_bytes: int = Field(
+        2 * 1024**3, description="TETHER_MAX_UPLOAD_BYTES: largest bulk import body or file."
+    )
+    max_json_bytes: int = Field(
+        16 * 1024**2, description="TETHER_MAX_JSON_BYTES: largest body of any other request."
+    )
+    import_chunk_rows: int = Field(
+        5000, ge=1, description="TETHER_IMPORT_CHUNK_ROWS: rows per import transaction."
+    )
+
+    @field_validator("secret_key")
+    @classmethod
+    def _no_placeholder(cls, value: str | None) -> str | None:
+        if value is not None and value.strip().lower() in PLACEHOLDER_SECRETS:
+            raise ValueError(
+                "TETHER_SECRET_KEY is a placeholder; set a real Fernet key or unset it"
+            )
+        return value
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        url = self.database_url or f"sqlite:///{(self.data_dir / 'tether.db').resolve()}"
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        return url
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+    def fernet_key(self) -> str:
+        """The configured key, or one generated once and kept (mode 0600) in the data dir."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            from cryptography.fernet import Fernet
+
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(Fernet.generate_key().decode())
+        return path.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def new_token(nbytes: int = 32) -> str:
+    return secrets.token_urlsafe(nbytes)

@@ -1,0 +1,180 @@
+"""The schema, as SQLAlchemy Core tables. Alembic migrations in ``migrations/`` create it.
+
+Uniqueness lives here as constraints (global key per organization, dataset name per
+organization, idempotency key per organization), so concurrent writers cannot break it.
+Data rows carry their metadata twice on purpose: as JSON (``metadata``) for reading and
+exporting whole rows, and as typed values in ``data_row_metadata`` so every metadata filter
+is an index range scan on both SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+Ts = DateTime(timezone=True)
+
+organizations = Table(
+    "organizations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("created_at", Ts, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "org_id", ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("password_hash", Text),
+    Column("is_admin", Boolean, nullable=False, default=False),
+    Column("created_at", Ts, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("org_id", ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("hint", String(16), nullable=False),
+    Column("created_at", Ts, nullable=False),
+    Column("last_used_at", Ts),
+    Column("revoked_at", Ts),
+)
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("org_id", ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("created_by", Integer),
+    Column("created_at", Ts, nullable=False),
+    Column("updated_at", Ts, nullable=False),
+    UniqueConstraint("org_id", "name", name="uq_datasets_org_name"),
+)
+
+# Ids are handed out in blocks by ``id_blocks`` so a bulk insert knows every new row's id
+# without a RETURNING round trip, on both databases.
+id_blocks = Table(
+    "id_blocks",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("next_id", BigInteger, nullable=False),
+)
+
+data_rows = Table(
+    "data_rows",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("org_id", Integer, nullable=False),
+    Column("dataset_id", ForeignKey("datasets.id", ondelete="CASCADE"), nullable=False),
+    Column("global_key", Text),
+    Column("external_id", Text),
+    Column("media_type", String(32), nullable=False),
+    Column("row_data", Text, nullable=False),  # JSON: a string or an object
+    Column("media_attributes", Text),  # JSON object or NULL
+    Column("metadata", Text),  # JSON list of {schema_id, name, value} or NULL
+    Column("attachments", Text),  # JSON list or NULL
+    Column("extra", Text),  # JSON object: annotations, predictions, source ids ... or NULL
+    Column("created_by", Integer),
+    Column("created_at", Ts, nullable=False),
+    Column("updated_at", Ts, nullable=False),
+    UniqueConstraint("org_id", "global_key", name="uq_data_rows_org_global_key"),
+    Index("ix_data_rows_dataset_id_id", "dataset_id", "id"),
+    Index("ix_data_rows_org_external_id", "org_id", "external_id"),
+)
+
+metadata_fields = Table(
+    "metadata_fields",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("org_id", ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("options", Text),  # JSON list of {id, name} for enums
+    Column("dimension", Integer),  # embeddings
+    Column("created_at", Ts, nullable=False),
+    UniqueConstraint("org_id", "name", name="uq_metadata_fields_org_name"),
+)
+
+data_row_metadata = Table(
+    "data_row_metadata",
+    metadata,
+    Column("data_row_id", ForeignKey("data_rows.id", ondelete="CASCADE"), primary_key=True),
+    Column("field_id", String(40), primary_key=True),
+    Column("org_id", Integer, nullable=False),
+    Column("dataset_id", Integer, nullable=False),
+    Column("value_text", Text),  # string and enum values
+    Column("value_num", Float),  # numbers, and datetimes as epoch seconds
+    Index("ix_data_row_metadata_text", "org_id", "field_id", "value_text", "data_row_id"),
+    Index("ix_data_row_metadata_num", "org_id", "field_id", "value_num", "data_row_id"),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("org_id", ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("dataset_id", Integer),
+    Column("params", Text),  # JSON: upsert, format, media_type, upload path ...
+    Column("detected_format", String(32)),
+    Column("total", BigInteger),
+    Column("done", BigInteger, nullable=False, default=0),
+    Column("created", BigInteger, nullable=False, default=0),
+    Column("updated", BigInteger, nullable=False, default=0),
+    Column("failed", BigInteger, nullable=False, default=0),
+    Column("message", Text),
+    Column("idempotency_key", String(200)),
+    Column("created_by", Integer),
+    Column("created_at", Ts, nullable=False),
+    Column("started_at", Ts),
+    Column("finished_at", Ts),
+    Column("heartbeat_at", Ts),
+    UniqueConstraint("org_id", "idempotency_key", name="uq_jobs_org_idempotency_key"),
+    Index("ix_jobs_org_created", "org_id", "created_at"),
+)
+
+job_errors = Table(
+    "job_errors",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("job_id", ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("item_index", BigInteger),
+    Column("global_key", Text),
+    Column("external_id", Text),
+    Column("code", String(64), nullable=False),
+    Column("message", Text, nullable=False),
+    Index("ix_job_errors_job_id_id", "job_id", "id"),
+)

@@ -1,0 +1,118 @@
+"""Running an import job: stream the uploaded file, validate, write chunk by chunk.
+
+Each chunk commits its rows together with the job's progress, so a worker that dies loses
+nothing: the job resumes after the last committed chunk.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine
+
+from tether.catalog.metadata_schema import Schema, load_schema
+from tether.catalog.rows import NormalRow, RowError, normalize
+from tether.imports import formats
+from tether.imports.writer import ImportTarget, allocate_ids, write_chunk
+from tether.jobs import service as jobs
+from tether.jobs.service import ItemError
+
+log = logging.getLogger(__name__)
+
+
+def run_import(engine: Engine, job_id: str, chunk_rows: int = 5000) -> None:
+    with engine.begin() as conn:
+        job = jobs.claim(conn, job_id)
+    if job is None:
+        return
+    params: dict[str, Any] = orjson.loads(job.params)
+    upload = Path(params["_upload"])
+    try:
+        _run(engine, job, params, upload, chunk_rows)
+    except formats.FileError as exc:
+        with engine.begin() as conn:
+            jobs.finish(conn, job_id, message=str(exc), failed=True)
+    except Exception as exc:
+        log.exception("import job %s failed", job_id)
+        with engine.begin() as conn:
+            jobs.finish(conn, job_id, message=f"internal error: {type(exc).__name__}", failed=True)
+    else:
+        with engine.begin() as conn:
+            jobs.finish(conn, job_id)
+    upload.unlink(missing_ok=True)
+
+
+def _run(engine: Engine, job: Any, params: dict[str, Any], upload: Path, chunk_rows: int) -> None:
+    container = params.get("format") or formats.detect(upload, params.get("filename"))
+    total = formats.count_items(upload, container)
+    with engine.connect() as conn:
+        schema = load_schema(conn, job.org_id)
+    items = formats.read(upload, container, frozenset(f.name for f in schema.fields))
+    items = _skip(items, job.done)
+    first = next(items, None)
+    flavor = first.flavor if first else None
+    with engine.begin() as conn:
+        jobs.set_source(conn, job.id, f"{container}/{flavor}" if flavor else container, total)
+    if first is None:
+        return
+    target = ImportTarget(job.org_id, job.dataset_id, job.created_by, bool(params.get("upsert")))
+    stream = _chain(first, items)
+    while chunk := list(islice(stream, chunk_rows)):
+        if not _write(engine, job.id, target, schema, chunk, params.get("media_type")):
+            return  # canceled
+
+
+def _skip(items: Iterator[formats.Item], done: int) -> Iterator[formats.Item]:
+    return (item for item in items if item.index >= done)
+
+
+def _chain(first: formats.Item, rest: Iterator[formats.Item]) -> Iterator[formats.Item]:
+    yield first
+    yield from rest
+
+
+def _write(
+    engine: Engine,
+    job_id: str,
+    target: ImportTarget,
+    schema: Schema,
+    chunk: list[formats.Item],
+    media_type: str | None,
+) -> bool:
+    good: list[tuple[int, NormalRow]] = []
+    errors: list[ItemError] = []
+    for item in chunk:
+        if item.error is not None or item.value is None:
+            err = item.error or RowError("malformed_item", "unreadable item")
+            errors.append(ItemError(item.index, err.code, err.message))
+            continue
+        try:
+            good.append((item.index, normalize(item.value, schema, media_type)))
+        except RowError as exc:
+            errors.append(
+                ItemError(
+                    item.index,
+                    exc.code,
+                    exc.message,
+                    _text(item.value.get("global_key")),
+                    _text(item.value.get("external_id")),
+                )
+            )
+    first_id = allocate_ids(engine, len(good)) if good else 0
+    with engine.begin() as conn:
+        result = write_chunk(conn, target, good, first_id, datetime.now(UTC))
+        errors.extend(result.errors)
+        errors.sort(key=lambda e: e.index or 0)
+        return jobs.record(
+            conn, job_id, chunk[-1].index + 1, result.created, result.updated, errors
+        )
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)[:1000]

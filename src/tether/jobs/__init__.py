@@ -1,0 +1,1 @@
+"""Jobs: asynchronous work (bulk import, sync, export) whose state users watch."""
