@@ -1,0 +1,146 @@
+"""Commands that act on the local configuration (database, data dir) directly."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from tether import accounts
+from tether.config import get_settings
+from tether.db.engine import make_oneoff_engine
+from tether.db.migrate import upgrade
+from tether.errors import TetherError
+
+console = Console(stderr=True)
+users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+    app.command()(migrate)
+    app.command()(worker)
+    app.add_typer(users_app, name="users")
+    app.add_typer(keys_app, name="keys")
+
+
+def _engine():  # type: ignore[no-untyped-def]
+    engine = make_oneoff_engine(get_settings().sqlalchemy_url)
+    upgrade(engine)
+    return engine
+
+
+def _fail(exc: TetherError) -> None:
+    console.print(f"[red]error:[/red] {exc.message}")
+    raise typer.Exit(1)
+
+
+def migrate() -> None:
+    """Create or upgrade the database schema (keeps existing rows)."""
+    _engine()
+    console.print("database is up to date")
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="bind address (TETHER_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (TETHER_PORT)")] = None,
+    demo: Annotated[bool, typer.Option(help="create a demo user, API key and dataset")] = False,
+) -> None:
+    """Run the API server (with job workers inside unless TETHER_EMBEDDED_WORKER=false)."""
+    import uvicorn
+
+    from tether.api.app import create_app
+    from tether.demo import ensure_demo
+
+    settings = get_settings()
+    host, port = host or settings.host, port or settings.port
+    engine = _engine()
+    url = settings.public_url or f"http://{host}:{port}"
+    if demo:
+        key = ensure_demo(engine, settings.data_dir)
+        console.print(
+            f"demo user admin@example.com; API key:\n  export TETHER_URL={url}"
+            f"\n  export TETHER_API_KEY={key}"
+        )
+    engine.dispose()
+    console.print(f"tether is listening on {url}  (API docs: {url}/api/v1/docs)")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+def worker(
+    workers: Annotated[int | None, typer.Option(help="worker threads (TETHER_WORKERS)")] = None,
+) -> None:
+    """Run job workers only (with TETHER_QUEUE_URL=redis://... on as many machines as needed)."""
+    from tether.jobs.queue import JobQueue
+
+    settings = get_settings()
+    queue = JobQueue(settings, _engine())
+    queue.recover()
+    console.print(f"tether worker: {workers or settings.workers} thread(s)")
+    queue.consumer(workers or settings.workers, embedded=False).run()
+
+
+@users_app.command("create")
+def users_create(
+    email: str,
+    org: Annotated[str, typer.Option(help="organization (created when new)")],
+    admin: Annotated[bool, typer.Option("--admin", help="organization admin")] = False,
+    password_stdin: Annotated[
+        bool,
+        typer.Option("--password-stdin", help="read the password as one line of standard input"),
+    ] = False,
+) -> None:
+    """Create a user in an organization."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    if not password:
+        console.print("[red]error:[/red] the password is empty")
+        raise typer.Exit(1)
+    try:
+        with _engine().begin() as conn:
+            accounts.create_user(conn, email, org, password, admin)
+    except TetherError as exc:
+        _fail(exc)
+    console.print(f"created user {email.strip().lower()} in {org}")
+
+
+@keys_app.command("create")
+def keys_create(
+    email: str,
+    name: Annotated[str, typer.Option(help="a name to recognise the key by")] = "default",
+) -> None:
+    """Print a new API key for the user (on stdout, nothing else)."""
+    try:
+        with _engine().begin() as conn:
+            key = accounts.create_api_key(conn, email, name)
+    except TetherError as exc:
+        _fail(exc)
+    typer.echo(key)
+
+
+@keys_app.command("list")
+def keys_list(email: str) -> None:
+    """The user's keys: id, name, first characters, created, last used, revoked."""
+    with _engine().begin() as conn:
+        for k in accounts.list_api_keys(conn, email):
+            typer.echo(
+                f"{k['id']}\t{k['name']}\t{k['hint']}…\tcreated {k['created_at']}\t"
+                f"last used {k['last_used_at'] or '-'}\t"
+                f"{'revoked' if k['revoked_at'] else 'active'}"
+            )
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: int) -> None:
+    """Revoke a key by its id (see `tether keys list`)."""
+    try:
+        with _engine().begin() as conn:
+            accounts.revoke_api_key(conn, key_id)
+    except TetherError as exc:
+        _fail(exc)
+    console.print(f"revoked key {key_id}")

@@ -1,0 +1,70 @@
+"""The demo set-up of ``tether serve --demo``: a user, an API key and a small dataset."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from tether import accounts
+from tether.catalog import datasets
+from tether.catalog.metadata_schema import load_schema
+from tether.catalog.rows import normalize
+from tether.errors import Conflict
+from tether.imports.writer import ImportTarget, allocate_ids, write_chunk
+
+DEMO_EMAIL = "admin@example.com"
+
+
+def ensure_demo(engine: Engine, data_dir: Path) -> str:
+    """Create what is missing and return the demo API key (kept in the data dir, 0600)."""
+    key_file = data_dir / "demo-api-key"
+    with engine.begin() as conn:
+        with contextlib.suppress(Conflict):
+            accounts.create_user(conn, DEMO_EMAIL, "demo", None, is_admin=True)
+        if not key_file.exists():
+            key = accounts.create_api_key(conn, DEMO_EMAIL, "demo")
+            key_file.touch(mode=0o600)
+            key_file.write_text(key)
+            os.chmod(key_file, 0o600)
+        caller = accounts.authenticate(conn, key_file.read_text().strip())
+        try:
+            dataset = datasets.create(conn, caller.org_id, "demo", "rows to try tether with")
+        except Conflict:
+            return key_file.read_text().strip()
+    _fill(engine, caller.org_id, int(dataset["id"]), caller.user_id)
+    return key_file.read_text().strip()
+
+
+def _fill(engine: Engine, org_id: int, dataset_id: int, user_id: int) -> None:
+    start = datetime(2024, 5, 1, tzinfo=UTC)
+    rows = []
+    for i in range(12):
+        split = ("train", "valid", "test")[i % 3]
+        rows.append(
+            {
+                "row_data": f"https://example.com/street/{i:04d}.jpg",
+                "global_key": f"demo-{i:04d}",
+                "external_id": f"street-{i}",
+                "media_attributes": {"width": 1920, "height": 1080},
+                "metadata_fields": [
+                    {"name": "split", "value": split},
+                    {"name": "tag", "value": "street"},
+                    {"name": "captureDateTime", "value": (start + timedelta(days=i)).isoformat()},
+                ],
+                "attachments": [{"type": "RAW_TEXT", "value": f"camera {i % 4}"}],
+            }
+        )
+    rows.append({"row_data": "A plain sentence to label.", "global_key": "demo-text"})
+    rows.append({"row_data": {"pdf_url": "https://example.com/doc.pdf"}, "global_key": "demo-pdf"})
+    with engine.connect() as conn:
+        schema = load_schema(conn, org_id)
+    normal = [(i, normalize(r, schema)) for i, r in enumerate(rows)]
+    first = allocate_ids(engine, len(normal))
+    with engine.begin() as conn:
+        write_chunk(
+            conn, ImportTarget(org_id, dataset_id, user_id, False), normal, first, datetime.now(UTC)
+        )

@@ -1,0 +1,389 @@
+"""Client, Dataset and Job: thin objects over the HTTP API."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import orjson
+
+from tether.sdk._errors import JobTimeoutError, TetherAPIError, raise_for_answer
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+FINISHED = ("completed", "completed_with_errors", "failed", "canceled")
+RETRY_STATUSES = (502, 503, 504)
+UPLOAD_CHUNK = 1 << 20
+
+
+class Client:
+    """A connection to one tether server, as one API key's user.
+
+    ``url`` and ``api_key`` default to the ``TETHER_URL`` and ``TETHER_API_KEY`` environment
+    variables. Failed connections and 502/503/504 answers are retried ``retries`` times;
+    bulk creates are retried with the same ``Idempotency-Key``, so nothing lands twice.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        retries: int = 3,
+    ) -> None:
+        self.url = (url or os.environ.get("TETHER_URL") or DEFAULT_URL).rstrip("/")
+        key = api_key or os.environ.get("TETHER_API_KEY")
+        if not key:
+            raise ValueError("no API key: pass api_key= or set TETHER_API_KEY")
+        self.retries = retries
+        self._http = httpx.Client(
+            base_url=self.url + "/api/v1",
+            timeout=timeout,
+            headers={"Authorization": f"Bearer {key}", "User-Agent": "tether-sdk"},
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    def request(
+        self, method: str, path: str, body_factory: Callable[[], Any] | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """One API call with retries; ``body_factory`` makes a fresh body for each try."""
+        for attempt in range(self.retries + 1):
+            if body_factory is not None:
+                kwargs["content"] = body_factory()
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError):
+                if attempt == self.retries:
+                    raise
+            else:
+                if response.status_code not in RETRY_STATUSES or attempt == self.retries:
+                    raise_for_answer(response)
+                    return response
+            time.sleep(min(0.2 * 2**attempt, 5))
+        raise AssertionError("unreachable")
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self.request(method, path, **kwargs).json()
+
+    # --- datasets ------------------------------------------------------------------------
+
+    def create_dataset(self, name: str, description: str = "") -> Dataset:
+        return Dataset(
+            self, self._json("POST", "/datasets", json={"name": name, "description": description})
+        )
+
+    def get_dataset(self, id_or_name: int | str) -> Dataset:
+        return Dataset(self, self._json("GET", f"/datasets/{_segment(id_or_name)}"))
+
+    def datasets(self) -> list[Dataset]:
+        return [Dataset(self, d) for d in self._json("GET", "/datasets")["items"]]
+
+    # --- data rows -----------------------------------------------------------------------
+
+    def get_data_row(self, data_row_id: int) -> dict[str, Any]:
+        return self._json("GET", f"/data-rows/{int(data_row_id)}")  # type: ignore[no-any-return]
+
+    def get_data_row_ids_for_global_keys(self, global_keys: list[str]) -> list[dict[str, Any]]:
+        """``[{"global_key", "data_row_id"}]`` in the order given; id None when not found."""
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(global_keys), 10_000):
+            out += self._json(
+                "POST",
+                "/data-rows/lookup",
+                json={"global_keys": global_keys[start : start + 10_000]},
+            )["results"]
+        return out
+
+    def data_rows(self, page_size: int = 1000, **filters: Any) -> Iterator[dict[str, Any]]:
+        """Every row matching the filters, fetched a page at a time.
+
+        Filters: ``dataset_id``, ``media_type``, ``external_id``, ``global_key``,
+        ``global_key_prefix``, ``created_after``, ``created_before``, ``tag_contains`` and
+        ``metadata={"split": "valid", "score": {"gte": 0.5}}``.
+        """
+        params = _filter_params(filters)
+        params["limit"] = page_size
+        after = None
+        while True:
+            if after is not None:
+                params["after"] = after
+            page = self._json("GET", "/data-rows", params=params)
+            yield from page["items"]
+            after = page["next_cursor"]
+            if after is None:
+                return
+
+    def update_data_row(self, data_row_id: int, **changes: Any) -> dict[str, Any]:
+        return self._json(
+            "PATCH",
+            f"/data-rows/{int(data_row_id)}",  # type: ignore[no-any-return]
+            json=changes,
+        )
+
+    def delete_data_rows(
+        self, ids: list[int] | None = None, global_keys: list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        return self._json(
+            "POST",
+            "/data-rows/delete",  # type: ignore[no-any-return]
+            json={"ids": ids or [], "global_keys": global_keys or []},
+        )["results"]
+
+    def assign_global_keys(self, assignments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``[{"data_row_id": 1, "global_key": "a"}]`` → one result per pair."""
+        return self._json(
+            "POST",
+            "/data-rows/global-keys",  # type: ignore[no-any-return]
+            json={"assignments": assignments},
+        )["results"]
+
+    def clear_global_keys(self, global_keys: list[str]) -> list[dict[str, Any]]:
+        return self._json(
+            "POST",
+            "/data-rows/global-keys/clear",  # type: ignore[no-any-return]
+            json={"global_keys": global_keys},
+        )["results"]
+
+    # --- metadata schema -----------------------------------------------------------------
+
+    def metadata_schema(self) -> list[dict[str, Any]]:
+        return self._json("GET", "/metadata-schema")["fields"]  # type: ignore[no-any-return]
+
+    def create_metadata_field(
+        self, name: str, kind: str, options: list[str] | None = None, dimension: int | None = None
+    ) -> dict[str, Any]:
+        body = {"name": name, "kind": kind, "options": options, "dimension": dimension}
+        return self._json("POST", "/metadata-schema", json=body)  # type: ignore[no-any-return]
+
+    def update_metadata_field(
+        self, field: str, name: str | None = None, add_options: list[str] | None = None
+    ) -> dict[str, Any]:
+        body = {"name": name, "add_options": add_options}
+        return self._json(
+            "PATCH",
+            f"/metadata-schema/{_segment(field)}",  # type: ignore[no-any-return]
+            json=body,
+        )
+
+    def delete_metadata_field(self, field: str) -> None:
+        self.request("DELETE", f"/metadata-schema/{_segment(field)}")
+
+    # --- jobs ----------------------------------------------------------------------------
+
+    def get_job(self, job_id: str) -> Job:
+        return Job(self, self._json("GET", f"/jobs/{_segment(job_id)}"))
+
+    def jobs(self, limit: int = 50) -> list[Job]:
+        return [Job(self, j) for j in self._json("GET", "/jobs", params={"limit": limit})["items"]]
+
+
+class Dataset:
+    def __init__(self, client: Client, data: dict[str, Any]) -> None:
+        self.client = client
+        self._data = data
+
+    id = property(lambda self: self._data["id"])
+    name = property(lambda self: self._data["name"])
+    description = property(lambda self: self._data["description"])
+    created_at = property(lambda self: self._data["created_at"])
+
+    def __repr__(self) -> str:
+        return f"<Dataset {self.id} {self.name!r}>"
+
+    def create_data_rows(
+        self,
+        rows_or_path: Iterable[dict[str, Any]] | str | Path,
+        upsert: bool = False,
+        format: str | None = None,
+        media_type: str | None = None,
+        on_upload: Callable[[int], None] | None = None,
+    ) -> Job:
+        """Start a bulk import of rows (dicts, streamed as NDJSON) or of a file (any format
+        the server reads: JSON, NDJSON, CSV, TSV, TXT). Returns its job at once.
+        ``on_upload(n)`` is told of every ``n`` bytes sent."""
+        params: dict[str, Any] = {"upsert": upsert}
+        if format:
+            params["format"] = format
+        if media_type:
+            params["media_type"] = media_type
+        headers = {"Idempotency-Key": uuid.uuid4().hex}
+        if isinstance(rows_or_path, str | Path):
+            path = Path(rows_or_path)
+            if not path.is_file():
+                raise FileNotFoundError(f"no file {path}")
+            params["filename"] = path.name
+            factory: Callable[[], Any] = lambda: _file_chunks(path, on_upload)  # noqa: E731
+        else:
+            factory = _replayable_ndjson(rows_or_path)
+            headers["Content-Type"] = "application/x-ndjson"
+        response = self.client.request(
+            "POST",
+            f"/datasets/{self.id}/data-rows",
+            body_factory=factory,
+            params=params,
+            headers=headers,
+        )
+        return Job(self.client, response.json())
+
+    def data_rows(self, page_size: int = 1000, **filters: Any) -> Iterator[dict[str, Any]]:
+        return self.client.data_rows(page_size=page_size, dataset_id=self.id, **filters)
+
+    def export(self) -> Iterator[dict[str, Any]]:
+        """Every row, every field, streamed (what ``create_data_rows`` takes back)."""
+        with self.client._http.stream("GET", f"/datasets/{self.id}/export") as response:
+            if not response.is_success:
+                response.read()
+                raise_for_answer(response)
+            for line in response.iter_lines():
+                if line:
+                    yield orjson.loads(line)
+
+    def update(self, name: str | None = None, description: str | None = None) -> Dataset:
+        body = {k: v for k, v in (("name", name), ("description", description)) if v is not None}
+        self._data = self.client._json("PATCH", f"/datasets/{self.id}", json=body)
+        return self
+
+    def delete(self) -> int:
+        """Delete the dataset and its rows; returns how many rows went."""
+        return int(self.client._json("DELETE", f"/datasets/{self.id}")["deleted_rows"])
+
+
+class Job:
+    def __init__(self, client: Client, data: dict[str, Any]) -> None:
+        self.client = client
+        self._data = data
+
+    id = property(lambda self: self._data["id"])
+    status = property(lambda self: self._data["status"])
+    counts = property(lambda self: self._data["counts"])
+    progress = property(lambda self: self._data["progress"])
+    format = property(lambda self: self._data["format"])
+    message = property(lambda self: self._data["message"])
+
+    def __repr__(self) -> str:
+        return f"<Job {self.id} {self.status} {self.counts}>"
+
+    @property
+    def done(self) -> bool:
+        return self.status in FINISHED
+
+    def refresh(self) -> Job:
+        self._data = self.client._json("GET", f"/jobs/{self.id}")
+        return self
+
+    def wait_till_done(
+        self,
+        timeout: float | None = None,
+        poll: float = 0.5,
+        on_progress: Callable[[Job], None] | None = None,
+    ) -> Job:
+        """Poll until the job finishes; ``JobTimeoutError`` after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.done:
+            if on_progress:
+                on_progress(self)
+            if deadline is not None and time.monotonic() > deadline:
+                raise JobTimeoutError(f"job {self.id} still {self.status} after {timeout}s")
+            time.sleep(poll)
+            self.refresh()
+        if on_progress:
+            on_progress(self)
+        return self
+
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        """All per-item errors: ``{index, global_key, external_id, code, message}``."""
+        return list(self.iter_errors())
+
+    def iter_errors(self) -> Iterator[dict[str, Any]]:
+        after = None
+        while True:
+            params: dict[str, Any] = {"limit": 1000}
+            if after is not None:
+                params["after"] = after
+            page = self.client._json("GET", f"/jobs/{self.id}/errors", params=params)
+            yield from page["items"]
+            after = page["next_cursor"]
+            if after is None:
+                return
+
+    def cancel(self) -> Job:
+        self._data = self.client._json("POST", f"/jobs/{self.id}/cancel")
+        return self
+
+
+def _segment(value: int | str) -> str:
+    return quote(str(value), safe="")
+
+
+def _file_chunks(path: Path, on_upload: Callable[[int], None] | None) -> Iterator[bytes]:
+    with path.open("rb") as f:
+        while chunk := f.read(UPLOAD_CHUNK):
+            if on_upload:
+                on_upload(len(chunk))
+            yield chunk
+
+
+def _replayable_ndjson(rows: Iterable[dict[str, Any]]) -> Callable[[], Iterator[bytes]]:
+    """Lists can be sent again on a retry; a one-shot iterator cannot, so it is sent once."""
+    used = False
+
+    def body() -> Iterator[bytes]:
+        nonlocal used
+        if used and iter(rows) is rows:
+            raise TetherAPIError(
+                0,
+                "not_retryable",
+                "the upload failed and its rows came "
+                "from a one-shot iterator; pass a list or a file to retry",
+            )
+        used = True
+        buffer: list[bytes] = []
+        size = 0
+        for row in rows:
+            line = orjson.dumps(row) + b"\n"
+            buffer.append(line)
+            size += len(line)
+            if size >= UPLOAD_CHUNK:
+                yield b"".join(buffer)
+                buffer, size = [], 0
+        if buffer:
+            yield b"".join(buffer)
+
+    return body
+
+
+def _filter_params(filters: dict[str, Any]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    specs: list[str] = []
+    for key, value in filters.items():
+        if value is None:
+            continue
+        if key == "metadata":
+            for name, cond in value.items():
+                ops = cond if isinstance(cond, dict) else {"eq": cond}
+                specs += [f"{name}:{op}:{_text(v)}" for op, v in ops.items()]
+        else:
+            params[key] = _text(value)
+    if specs:
+        params["metadata"] = specs
+    return params
+
+
+def _text(value: Any) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
