@@ -32,8 +32,10 @@ def get_or_create_org(conn: Connection, name: str) -> int:
         return int(found[0])
     return int(
         conn.execute(
-            insert(organizations).values(name=name, created_at=datetime.now(UTC))
-        ).inserted_primary_key[0]
+            insert(organizations)
+            .values(name=name, created_at=datetime.now(UTC))
+            .returning(organizations.c.id)
+        ).scalar_one()
     )
 
 
@@ -48,14 +50,16 @@ def create_user(
     org_id = get_or_create_org(conn, org)
     return int(
         conn.execute(
-            insert(users).values(
+            insert(users)
+            .values(
                 org_id=org_id,
                 email=email,
                 is_admin=is_admin,
                 created_at=datetime.now(UTC),
                 password_hash=hash_password(password) if password else None,
             )
-        ).inserted_primary_key[0]
+            .returning(users.c.id)
+        ).scalar_one()
     )
 
 

@@ -19,15 +19,15 @@ _bearer = HTTPBearer(auto_error=False, description="An API key: `tether keys cre
 
 
 def engine(request: Request) -> Engine:
-    return request.app.state.engine  # type: ignore[no-any-return]
+    return request.app.state.engine
 
 
 def settings(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    return request.app.state.settings
 
 
 def queue(request: Request) -> JobQueue:
-    return request.app.state.queue  # type: ignore[no-any-return]
+    return request.app.state.queue
 
 
 def connection(request: Request) -> Iterator[Connection]:

@@ -47,9 +47,8 @@ def install(app: FastAPI) -> None:
         ]
         first = details[0] if details else {"loc": [], "message": "invalid request"}
         where = ".".join(str(p) for p in first["loc"] if p != "body")
-        return error_response(
-            422, "invalid", f"{where}: {first['message']}" if where else first["message"], details
-        )
+        message = f"{where}: {first['message']}" if where else str(first["message"])
+        return error_response(422, "invalid", message, details)
 
     @app.exception_handler(HTTPException)
     async def _http(_request: Request, exc: HTTPException) -> JSONResponse:

@@ -35,7 +35,7 @@ class BodyLimit:
             seen += len(message.get("body", b""))
             if seen > self.limit:
                 raise HTTPException(413, self._message())
-            return message  # type: ignore[no-any-return]
+            return message
 
         await self.app(scope, limited, send)
 

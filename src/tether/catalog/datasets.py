@@ -37,7 +37,8 @@ def create(
     try:
         with conn.begin_nested():
             new_id = conn.execute(
-                insert(datasets).values(
+                insert(datasets)
+                .values(
                     org_id=org_id,
                     name=name,
                     description=description or "",
@@ -45,7 +46,8 @@ def create(
                     created_at=now,
                     updated_at=now,
                 )
-            ).inserted_primary_key[0]
+                .returning(datasets.c.id)
+            ).scalar_one()
     except IntegrityError:
         raise Conflict(f"a dataset named {name!r} exists already") from None
     return get(conn, org_id, int(new_id))

@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(keys_app, name="keys")
 
 
-def _engine():  # type: ignore[no-untyped-def]
+def _engine():
     engine = make_oneoff_engine(get_settings().sqlalchemy_url)
     upgrade(engine)
     return engine

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 RUN_JOB = "run_job"
 
 
-class _EmbeddedConsumer(Consumer):  # type: ignore[misc]
+class _EmbeddedConsumer(Consumer):
     """A consumer living inside ``tether serve``: the server owns the signal handlers."""
 
     def _set_signal_handlers(self) -> None:

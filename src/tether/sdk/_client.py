@@ -96,7 +96,7 @@ class Client:
     # --- data rows -----------------------------------------------------------------------
 
     def get_data_row(self, data_row_id: int) -> dict[str, Any]:
-        return self._json("GET", f"/data-rows/{int(data_row_id)}")  # type: ignore[no-any-return]
+        return self._json("GET", f"/data-rows/{int(data_row_id)}")
 
     def get_data_row_ids_for_global_keys(self, global_keys: list[str]) -> list[dict[str, Any]]:
         """``[{"global_key", "data_row_id"}]`` in the order given; id None when not found."""
@@ -131,7 +131,7 @@ class Client:
     def update_data_row(self, data_row_id: int, **changes: Any) -> dict[str, Any]:
         return self._json(
             "PATCH",
-            f"/data-rows/{int(data_row_id)}",  # type: ignore[no-any-return]
+            f"/data-rows/{int(data_row_id)}",
             json=changes,
         )
 
@@ -140,7 +140,7 @@ class Client:
     ) -> list[dict[str, Any]]:
         return self._json(
             "POST",
-            "/data-rows/delete",  # type: ignore[no-any-return]
+            "/data-rows/delete",
             json={"ids": ids or [], "global_keys": global_keys or []},
         )["results"]
 
@@ -148,27 +148,27 @@ class Client:
         """``[{"data_row_id": 1, "global_key": "a"}]`` → one result per pair."""
         return self._json(
             "POST",
-            "/data-rows/global-keys",  # type: ignore[no-any-return]
+            "/data-rows/global-keys",
             json={"assignments": assignments},
         )["results"]
 
     def clear_global_keys(self, global_keys: list[str]) -> list[dict[str, Any]]:
         return self._json(
             "POST",
-            "/data-rows/global-keys/clear",  # type: ignore[no-any-return]
+            "/data-rows/global-keys/clear",
             json={"global_keys": global_keys},
         )["results"]
 
     # --- metadata schema -----------------------------------------------------------------
 
     def metadata_schema(self) -> list[dict[str, Any]]:
-        return self._json("GET", "/metadata-schema")["fields"]  # type: ignore[no-any-return]
+        return self._json("GET", "/metadata-schema")["fields"]
 
     def create_metadata_field(
         self, name: str, kind: str, options: list[str] | None = None, dimension: int | None = None
     ) -> dict[str, Any]:
         body = {"name": name, "kind": kind, "options": options, "dimension": dimension}
-        return self._json("POST", "/metadata-schema", json=body)  # type: ignore[no-any-return]
+        return self._json("POST", "/metadata-schema", json=body)
 
     def update_metadata_field(
         self, field: str, name: str | None = None, add_options: list[str] | None = None
@@ -176,7 +176,7 @@ class Client:
         body = {"name": name, "add_options": add_options}
         return self._json(
             "PATCH",
-            f"/metadata-schema/{_segment(field)}",  # type: ignore[no-any-return]
+            f"/metadata-schema/{_segment(field)}",
             json=body,
         )
 

@@ -16,7 +16,7 @@ def run() -> None:
         _migrate(connection)
 
 
-def _migrate(connection) -> None:  # type: ignore[no-untyped-def]
+def _migrate(connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
