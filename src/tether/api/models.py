@@ -85,6 +85,11 @@ class DataRowPage(BaseModel):
     next_cursor: int | None
 
 
+class RowCount(BaseModel):
+    count: int
+    exact: bool
+
+
 class DataRowPatch(Body):
     row_data: str | dict[str, Any] | None = None
     global_key: str | None = None

@@ -8,18 +8,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Select, and_, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Select, and_, delete, func, insert, select, text, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from tether.catalog import datasets
 from tether.catalog.metadata_schema import Schema, coerce, load_schema
 from tether.catalog.rows import MAX_GLOBAL_KEY, NormalRow, RowError, normalize
-from tether.db.tables import data_row_metadata, data_rows
+from tether.db.dml import insert_ignoring_duplicates
+from tether.db.tables import data_row_metadata, data_rows, metadata_values
 from tether.errors import Invalid, NotFound
 from tether.timeutil import iso
 
 MAX_PAGE = 1000
 MAX_LOOKUP = 10_000
+COUNT_BUDGET_MS = 400
 OPS = ("eq", "gt", "gte", "lt", "lte", "contains")
 HIDDEN = ("org_id", "extra", "metadata")
 
@@ -93,7 +95,12 @@ def ids_for_global_keys(conn: Connection, org_id: int, keys: list[str]) -> list[
     return [{"global_key": k, "data_row_id": found.get(k)} for k in keys]
 
 
-def _query(schema: Schema, org_id: int, flt: RowFilter) -> Select[Any]:
+class _Empty(Exception):
+    """A filter that no row can match (a "contains" no stored value has)."""
+
+
+def _query(conn: Connection, org_id: int, flt: RowFilter) -> tuple[Select[Any], Any]:
+    """The filtered SELECT, and the id column to keyset on (the driving index's)."""
     query = select(data_rows).where(data_rows.c.org_id == org_id)
     if flt.dataset_id is not None:
         query = query.where(data_rows.c.dataset_id == flt.dataset_id)
@@ -112,14 +119,25 @@ def _query(schema: Schema, org_id: int, flt: RowFilter) -> Select[Any]:
         query = query.where(data_rows.c.created_at >= flt.created_after)
     if flt.created_before:
         query = query.where(data_rows.c.created_at < flt.created_before)
+    key = data_rows.c.id
+    schema = load_schema(conn, org_id) if flt.metadata else None
     for i, mf in enumerate(flt.metadata):
-        query = _join_metadata(query, schema, org_id, mf, f"m{i}")
-    return query
+        m = data_row_metadata.alias(f"m{i}")
+        scope = (
+            m.c.dataset_id == flt.dataset_id if flt.dataset_id is not None else m.c.org_id == org_id
+        )
+        cond = _metadata_condition(conn, schema, org_id, mf, m)  # type: ignore[arg-type]
+        query = query.join(m, and_(m.c.data_row_id == data_rows.c.id, scope, *cond))
+        if i == 0:
+            key = m.c.data_row_id
+    return query, key
 
 
-def _join_metadata(
-    query: Select[Any], schema: Schema, org_id: int, mf: MetadataFilter, alias: str
-) -> Select[Any]:
+def _metadata_condition(
+    conn: Connection, schema: Schema, org_id: int, mf: MetadataFilter, m: Any
+) -> list[Any]:
+    """Conditions on one metadata alias, shaped to match its (scope, field, text, num, id)
+    index: text equality pins value_num to NULL, a number range pins value_text to NULL."""
     f = schema.resolve(mf.field, mf.field)
     if f is None:
         raise Invalid(f"unknown metadata field {mf.field!r}")
@@ -127,29 +145,42 @@ def _join_metadata(
         raise Invalid(f"unknown filter {mf.op!r}; expected one of {', '.join(OPS)}")
     if f.kind == "embedding":
         raise Invalid("embedding fields cannot be filtered on")
-    m = data_row_metadata.alias(alias)
-    column = m.c.value_num if f.kind in ("number", "datetime") else m.c.value_text
+    field = m.c.field_id == f.id
     if mf.op == "contains":
         if f.kind != "string":
             raise Invalid(f"'contains' works on string fields; {f.name!r} is a {f.kind}")
-        cond = column.contains(str(mf.value), autoescape=True)
-    else:
-        if mf.op != "eq" and f.kind in ("string", "enum"):
-            raise Invalid(f"{mf.op!r} needs a number or datetime field; {f.name!r} is {f.kind}")
-        try:
-            _json, text, number = coerce(f, mf.value)
-        except ValueError as exc:
-            raise Invalid(f"filter on {f.name!r}: {exc}") from None
-        value = number if f.kind in ("number", "datetime") else text
-        cond = {
-            "eq": column == value,
-            "gt": column > value,
-            "gte": column >= value,
-            "lt": column < value,
-            "lte": column <= value,
-        }[mf.op]
-    return query.join(
-        m, and_(m.c.data_row_id == data_rows.c.id, m.c.org_id == org_id, m.c.field_id == f.id, cond)
+        values = _values_containing(conn, org_id, f.id, str(mf.value))
+        if not values:
+            raise _Empty()
+        return [field, m.c.value_text.in_(values), m.c.value_num.is_(None)]
+    if mf.op != "eq" and f.kind in ("string", "enum"):
+        raise Invalid(f"{mf.op!r} needs a number or datetime field; {f.name!r} is a {f.kind}")
+    try:
+        _json, text, number = coerce(f, mf.value)
+    except ValueError as exc:
+        raise Invalid(f"filter on {f.name!r}: {exc}") from None
+    if f.kind in ("string", "enum"):
+        return [field, m.c.value_text == text, m.c.value_num.is_(None)]
+    column = m.c.value_num
+    compare = {
+        "eq": column == number,
+        "gt": column > number,
+        "gte": column >= number,
+        "lt": column < number,
+        "lte": column <= number,
+    }[mf.op]
+    return [field, m.c.value_text.is_(None), compare]
+
+
+def _values_containing(conn: Connection, org_id: int, field_id: str, part: str) -> list[str]:
+    return list(
+        conn.execute(
+            select(metadata_values.c.value_text).where(
+                metadata_values.c.org_id == org_id,
+                metadata_values.c.field_id == field_id,
+                metadata_values.c.value_text.contains(part, autoescape=True),
+            )
+        ).scalars()
     )
 
 
@@ -158,13 +189,40 @@ def page(
 ) -> tuple[list[dict[str, Any]], int | None]:
     """One page in creation order; the second value is the cursor of the next page."""
     limit = max(1, min(limit, MAX_PAGE))
-    query = _query(load_schema(conn, org_id), org_id, flt)
+    try:
+        query, key = _query(conn, org_id, flt)
+    except _Empty:
+        return [], None
     if after is not None:
-        query = query.where(data_rows.c.id > after)
-    rows = conn.execute(query.order_by(data_rows.c.id).limit(limit + 1)).all()
+        query = query.where(key > after)
+    rows = conn.execute(query.order_by(key).limit(limit + 1)).all()
     more = len(rows) > limit
     rows = rows[:limit]
     return [to_public(r) for r in rows], (rows[-1].id if more else None)
+
+
+def count(conn: Connection, org_id: int, flt: RowFilter) -> tuple[int, bool]:
+    """How many rows match, and whether that is exact. PostgreSQL answers with the planner's
+    estimate when an exact count would take longer than COUNT_BUDGET_MS."""
+    try:
+        query, _key = _query(conn, org_id, flt)
+    except _Empty:
+        return 0, True
+    counting = select(func.count()).select_from(query.with_only_columns(data_rows.c.id).subquery())
+    if conn.dialect.name != "postgresql":
+        return int(conn.execute(counting).scalar_one()), True
+    try:
+        with conn.begin_nested():
+            conn.execute(text(f"SET LOCAL statement_timeout = {COUNT_BUDGET_MS}"))
+            exact = int(conn.execute(counting).scalar_one())
+        conn.execute(text("SET LOCAL statement_timeout = 0"))
+        return exact, True
+    except OperationalError:
+        compiled = query.with_only_columns(data_rows.c.id).compile(dialect=conn.dialect)
+        plan = conn.exec_driver_sql(
+            "EXPLAIN (FORMAT JSON) " + str(compiled), compiled.params
+        ).scalar_one()
+        return int(plan[0]["Plan"]["Plan Rows"]), False
 
 
 def iterate(
@@ -238,6 +296,7 @@ def write_update(
         )
     )
     conn.execute(delete(data_row_metadata).where(data_row_metadata.c.data_row_id == row_id))
+    record_text_values(conn, org_id, norm.metadata_values)
     if norm.metadata_values:
         conn.execute(
             insert(data_row_metadata),
@@ -253,6 +312,18 @@ def write_update(
                 for fid, text, num in norm.metadata_values
             ],
         )
+
+
+def record_text_values(
+    conn: Connection, org_id: int, values: list[tuple[str, str | None, float | None]]
+) -> None:
+    """Remember each field's distinct text values (what "contains" filters search)."""
+    distinct = {(field_id, text) for field_id, text, _num in values if text is not None}
+    insert_ignoring_duplicates(
+        conn,
+        metadata_values,
+        [{"org_id": org_id, "field_id": f, "value_text": t} for f, t in sorted(distinct)],
+    )
 
 
 def delete_many(

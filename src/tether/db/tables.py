@@ -112,6 +112,7 @@ data_rows = Table(
     UniqueConstraint("org_id", "global_key", name="uq_data_rows_org_global_key"),
     Index("ix_data_rows_dataset_id_id", "dataset_id", "id"),
     Index("ix_data_rows_org_external_id", "org_id", "external_id"),
+    Index("ix_data_rows_dataset_media_type_id", "dataset_id", "media_type", "id"),
 )
 
 metadata_fields = Table(
@@ -127,6 +128,10 @@ metadata_fields = Table(
     UniqueConstraint("org_id", "name", name="uq_metadata_fields_org_name"),
 )
 
+# One row per (data row, field). A value is in value_text (strings, enums) or value_num
+# (numbers, datetimes as epoch seconds), never both; so one index per scope serves equality
+# on text ((scope, field, text) then data_row_id in order) and ranges on numbers ((scope,
+# field, NULL) then a value_num range).
 data_row_metadata = Table(
     "data_row_metadata",
     metadata,
@@ -134,10 +139,29 @@ data_row_metadata = Table(
     Column("field_id", String(40), primary_key=True),
     Column("org_id", Integer, nullable=False),
     Column("dataset_id", Integer, nullable=False),
-    Column("value_text", Text),  # string and enum values
-    Column("value_num", Float),  # numbers, and datetimes as epoch seconds
-    Index("ix_data_row_metadata_text", "org_id", "field_id", "value_text", "data_row_id"),
-    Index("ix_data_row_metadata_num", "org_id", "field_id", "value_num", "data_row_id"),
+    Column("value_text", Text),
+    Column("value_num", Float),
+    Index(
+        "ix_data_row_metadata_dataset",
+        "dataset_id",
+        "field_id",
+        "value_text",
+        "value_num",
+        "data_row_id",
+    ),
+    Index(
+        "ix_data_row_metadata_org", "org_id", "field_id", "value_text", "value_num", "data_row_id"
+    ),
+)
+
+# The distinct text values of each field, so "contains" filters look through a field's few
+# values instead of every row's (rows are then found by equality on those values).
+metadata_values = Table(
+    "metadata_values",
+    metadata,
+    Column("org_id", Integer, primary_key=True),
+    Column("field_id", String(40), primary_key=True),
+    Column("value_text", Text, primary_key=True),
 )
 
 jobs = Table(

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
-from tether.catalog.data_rows import write_update
+from tether.catalog.data_rows import record_text_values, write_update
 from tether.catalog.rows import NormalRow
 from tether.db.tables import data_row_metadata, data_rows
 from tether.jobs.service import ItemError
@@ -60,6 +60,7 @@ def write_chunk(
     for (_index, row), row_id in existing_ids:
         write_update(conn, target.org_id, target.dataset_id, row_id, row, now)
         result.updated += 1
+    record_text_values(conn, target.org_id, [v for _i, r in rows for v in r.metadata_values])
     return result
 
 

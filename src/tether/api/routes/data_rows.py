@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from tether.api.deps import CallerDep, ConnDep
 from tether.api.models import (
@@ -13,6 +13,7 @@ from tether.api.models import (
     DeleteRows,
     GlobalKeys,
     ItemResults,
+    RowCount,
 )
 from tether.catalog import data_rows
 from tether.catalog.data_rows import MetadataFilter, RowFilter
@@ -38,10 +39,7 @@ def parse_metadata_filters(specs: list[str], tag_contains: str | None) -> list[M
     return out
 
 
-@router.get("", response_model=DataRowPage)
-def list_data_rows(
-    caller: CallerDep,
-    conn: ConnDep,
+def row_filter(
     dataset_id: int | None = None,
     media_type: str | None = None,
     external_id: str | None = None,
@@ -50,12 +48,10 @@ def list_data_rows(
     created_after: datetime | None = None,
     created_before: datetime | None = None,
     metadata: Annotated[list[str], Query(description=METADATA_HELP)] = [],  # noqa: B006
-    tag_contains: str | None = None,
-    after: Annotated[int | None, Query(description="next_cursor of the previous page")] = None,
-    limit: Annotated[int, Query(ge=1, le=data_rows.MAX_PAGE)] = 100,
-) -> dict[str, Any]:
-    """Rows in creation order, one keyset page at a time."""
-    flt = RowFilter(
+    tag_contains: Annotated[str | None, Query(description="tag holds this text")] = None,
+) -> RowFilter:
+    """The filters data row listing and counting share."""
+    return RowFilter(
         dataset_id,
         media_type,
         external_id,
@@ -65,8 +61,30 @@ def list_data_rows(
         created_before,
         parse_metadata_filters(metadata, tag_contains),
     )
+
+
+FilterDep = Annotated[RowFilter, Depends(row_filter)]
+
+
+@router.get("", response_model=DataRowPage)
+def list_data_rows(
+    caller: CallerDep,
+    conn: ConnDep,
+    flt: FilterDep,
+    after: Annotated[int | None, Query(description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=data_rows.MAX_PAGE)] = 100,
+) -> dict[str, Any]:
+    """Rows in creation order, one keyset page at a time (no count unless asked for)."""
     items, cursor = data_rows.page(conn, caller.org_id, flt, after, limit)
     return {"items": items, "next_cursor": cursor}
+
+
+@router.get("/count", response_model=RowCount)
+def count_data_rows(caller: CallerDep, conn: ConnDep, flt: FilterDep) -> dict[str, Any]:
+    """How many rows match the list's filters; `exact` is false when PostgreSQL answered with
+    its planner's estimate because an exact count would be slow."""
+    total, exact = data_rows.count(conn, caller.org_id, flt)
+    return {"count": total, "exact": exact}
 
 
 @router.get("/{row_id}")

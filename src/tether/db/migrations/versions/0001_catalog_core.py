@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 16:02:13.743671
+Create Date: 2026-11-23 16:11:47.198150
 """
 
 import sqlalchemy as sa
@@ -20,6 +20,15 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("next_id", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_id_blocks")),
+    )
+    op.create_table(
+        "metadata_values",
+        sa.Column("org_id", sa.Integer(), nullable=False),
+        sa.Column("field_id", sa.String(length=40), nullable=False),
+        sa.Column("value_text", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "org_id", "field_id", "value_text", name=op.f("pk_metadata_values")
+        ),
     )
     op.bulk_insert(
         sa.table("id_blocks", sa.column("name", sa.String), sa.column("next_id", sa.BigInteger)),
@@ -176,6 +185,9 @@ def upgrade() -> None:
     with op.batch_alter_table("data_rows", schema=None) as batch_op:
         batch_op.create_index("ix_data_rows_dataset_id_id", ["dataset_id", "id"], unique=False)
         batch_op.create_index(
+            "ix_data_rows_dataset_media_type_id", ["dataset_id", "media_type", "id"], unique=False
+        )
+        batch_op.create_index(
             "ix_data_rows_org_external_id", ["org_id", "external_id"], unique=False
         )
 
@@ -214,21 +226,21 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("data_row_metadata", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_data_row_metadata_num",
-            ["org_id", "field_id", "value_num", "data_row_id"],
+            "ix_data_row_metadata_dataset",
+            ["dataset_id", "field_id", "value_text", "value_num", "data_row_id"],
             unique=False,
         )
         batch_op.create_index(
-            "ix_data_row_metadata_text",
-            ["org_id", "field_id", "value_text", "data_row_id"],
+            "ix_data_row_metadata_org",
+            ["org_id", "field_id", "value_text", "value_num", "data_row_id"],
             unique=False,
         )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("data_row_metadata", schema=None) as batch_op:
-        batch_op.drop_index("ix_data_row_metadata_text")
-        batch_op.drop_index("ix_data_row_metadata_num")
+        batch_op.drop_index("ix_data_row_metadata_org")
+        batch_op.drop_index("ix_data_row_metadata_dataset")
 
     op.drop_table("data_row_metadata")
     with op.batch_alter_table("job_errors", schema=None) as batch_op:
@@ -237,6 +249,7 @@ def downgrade() -> None:
     op.drop_table("job_errors")
     with op.batch_alter_table("data_rows", schema=None) as batch_op:
         batch_op.drop_index("ix_data_rows_org_external_id")
+        batch_op.drop_index("ix_data_rows_dataset_media_type_id")
         batch_op.drop_index("ix_data_rows_dataset_id_id")
 
     op.drop_table("data_rows")
@@ -255,4 +268,5 @@ def downgrade() -> None:
     op.drop_table("jobs")
     op.drop_table("datasets")
     op.drop_table("organizations")
+    op.drop_table("metadata_values")
     op.drop_table("id_blocks")
