@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Select, and_, delete, func, insert, select, t
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from tether.catalog import datasets
-from tether.catalog.metadata_schema import Schema, coerce, load_schema
+from tether.catalog.metadata_schema import Field, coerce, load_schema
 from tether.catalog.rows import MAX_GLOBAL_KEY, NormalRow, RowError, normalize
 from tether.db.dml import insert_ignoring_duplicates
 from tether.db.tables import data_row_metadata, data_rows, metadata_values
@@ -120,56 +120,67 @@ def _query(conn: Connection, org_id: int, flt: RowFilter) -> tuple[Select[Any], 
     if flt.created_before:
         query = query.where(data_rows.c.created_at < flt.created_before)
     key = data_rows.c.id
-    schema = load_schema(conn, org_id) if flt.metadata else None
-    for i, mf in enumerate(flt.metadata):
+    for i, (f, filters) in enumerate(_by_field(conn, org_id, flt.metadata)):
         m = data_row_metadata.alias(f"m{i}")
         scope = (
             m.c.dataset_id == flt.dataset_id if flt.dataset_id is not None else m.c.org_id == org_id
         )
-        cond = _metadata_condition(conn, schema, org_id, mf, m)  # type: ignore[arg-type]
-        query = query.join(m, and_(m.c.data_row_id == data_rows.c.id, scope, *cond))
+        # Pin the other value column to NULL so the (scope, field, text, num, id) index
+        # serves text equality in id order and number ranges after one seek.
+        pin = m.c.value_num.is_(None) if f.kind in ("string", "enum") else m.c.value_text.is_(None)
+        conds = [_metadata_condition(conn, org_id, f, mf, m) for mf in filters]
+        query = query.join(
+            m, and_(m.c.data_row_id == data_rows.c.id, scope, m.c.field_id == f.id, pin, *conds)
+        )
         if i == 0:
             key = m.c.data_row_id
     return query, key
 
 
-def _metadata_condition(
-    conn: Connection, schema: Schema, org_id: int, mf: MetadataFilter, m: Any
-) -> list[Any]:
-    """Conditions on one metadata alias, shaped to match its (scope, field, text, num, id)
-    index: text equality pins value_num to NULL, a number range pins value_text to NULL."""
-    f = schema.resolve(mf.field, mf.field)
-    if f is None:
-        raise Invalid(f"unknown metadata field {mf.field!r}")
+def _by_field(
+    conn: Connection, org_id: int, filters: list[MetadataFilter]
+) -> list[tuple[Field, list[MetadataFilter]]]:
+    """Filters grouped by field (a range's two ends share one join)."""
+    if not filters:
+        return []
+    schema = load_schema(conn, org_id)
+    groups: dict[str, tuple[Field, list[MetadataFilter]]] = {}
+    for mf in filters:
+        f = schema.resolve(mf.field, mf.field)
+        if f is None:
+            raise Invalid(f"unknown metadata field {mf.field!r}")
+        if f.kind == "embedding":
+            raise Invalid("embedding fields cannot be filtered on")
+        groups.setdefault(f.id, (f, []))[1].append(mf)
+    return list(groups.values())
+
+
+def _metadata_condition(conn: Connection, org_id: int, f: Field, mf: MetadataFilter, m: Any) -> Any:
     if mf.op not in OPS:
         raise Invalid(f"unknown filter {mf.op!r}; expected one of {', '.join(OPS)}")
-    if f.kind == "embedding":
-        raise Invalid("embedding fields cannot be filtered on")
-    field = m.c.field_id == f.id
     if mf.op == "contains":
         if f.kind != "string":
             raise Invalid(f"'contains' works on string fields; {f.name!r} is a {f.kind}")
         values = _values_containing(conn, org_id, f.id, str(mf.value))
         if not values:
             raise _Empty()
-        return [field, m.c.value_text.in_(values), m.c.value_num.is_(None)]
+        return m.c.value_text.in_(values)
     if mf.op != "eq" and f.kind in ("string", "enum"):
         raise Invalid(f"{mf.op!r} needs a number or datetime field; {f.name!r} is a {f.kind}")
     try:
-        _json, text, number = coerce(f, mf.value)
+        _json, value_text, number = coerce(f, mf.value)
     except ValueError as exc:
         raise Invalid(f"filter on {f.name!r}: {exc}") from None
     if f.kind in ("string", "enum"):
-        return [field, m.c.value_text == text, m.c.value_num.is_(None)]
+        return m.c.value_text == value_text
     column = m.c.value_num
-    compare = {
+    return {
         "eq": column == number,
         "gt": column > number,
         "gte": column >= number,
         "lt": column < number,
         "lte": column <= number,
     }[mf.op]
-    return [field, m.c.value_text.is_(None), compare]
 
 
 def _values_containing(conn: Connection, org_id: int, field_id: str, part: str) -> list[str]:
