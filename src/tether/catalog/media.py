@@ -35,12 +35,32 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _LS_KEY_HINTS = {
     "image": "IMAGE",
     "img": "IMAGE",
+    "ocr": "IMAGE",
     "video": "VIDEO",
     "audio": "AUDIO",
     "pdf": "PDF",
     "html": "HTML",
-    "text": "TEXT",
+    "hypertext": "HTML",
     "dialogue": "CONVERSATIONAL",
+    "paragraphs": "CONVERSATIONAL",
+    "text": "TEXT",
+}
+
+# A media type given for a URI whose extension says otherwise is a contradiction, except for
+# these neighbours (a GeoTIFF shown as tiled imagery, the sound track of a video, a text-like
+# file read as text, HTML, JSON or a conversation).
+_TEXTUAL = frozenset({"TEXT", "HTML", "JSON", "CONVERSATIONAL"})
+_COMPATIBLE = {
+    "IMAGE": frozenset({"IMAGE", "TMS_GEO"}),
+    "VIDEO": frozenset({"VIDEO", "AUDIO"}),
+    "AUDIO": frozenset({"AUDIO", "VIDEO"}),
+    "PDF": frozenset({"PDF"}),
+    "DICOM": frozenset({"DICOM"}),
+    "TMS_GEO": frozenset({"TMS_GEO"}),
+    "CONVERSATIONAL": frozenset({"CONVERSATIONAL"}),
+    "TEXT": _TEXTUAL,
+    "HTML": _TEXTUAL,
+    "JSON": _TEXTUAL,
 }
 
 
@@ -63,28 +83,51 @@ def media_type_of_uri(uri: str) -> str | None:
     return _BY_EXTENSION.get(extension_of(uri))
 
 
+def is_tile_template(value: str) -> bool:
+    """A slippy-map tile URL such as ``https://t.example/{z}/{x}/{y}.png``."""
+    return "{z}" in value and "{x}" in value and ("{y}" in value or "{-y}" in value)
+
+
 def infer_for_string(value: str) -> str | None:
-    """IMAGE for ``s3://b/x.JPG``, TEXT for inline text, None for a URI we cannot place."""
+    """IMAGE for ``s3://b/x.JPG``, TMS_GEO for a ``{z}/{x}/{y}`` tile URL, TEXT for inline
+    text, None for a URI we cannot place."""
     if is_uri(value):
+        if "{" in value and is_tile_template(value):
+            return "TMS_GEO"
         return media_type_of_uri(value)
     return "TEXT"
 
 
-def infer_for_task(data: dict[str, Any]) -> str:
-    """A Label Studio task's media type: from its URI-valued fields, else by key name.
+def compatible(inferred: str, chosen: str) -> bool:
+    """Whether ``chosen`` may stand for an asset whose form says ``inferred``."""
+    return chosen in _COMPATIBLE.get(inferred, (chosen,))
 
-    The first string value that is a URI with a known extension decides; failing that, the
-    first key named like a Label Studio tag (``image``, ``audio`` ...); a task with only
-    inline text is TEXT, and anything else is JSON.
+
+def infer_for_task(data: dict[str, Any]) -> str:
+    """A Label Studio task's media type (the rule README.md documents).
+
+    1. the first string value (in key order) that is a URI with a known extension;
+    2. else a key named after a Label Studio tag (``image``, ``video``, ``audio``, ``pdf``,
+       ``html``, ``dialogue`` ...), a media key winning over ``text``;
+    3. else TEXT when every value is a string (or null) and none is a URI;
+    4. else JSON.
     """
-    strings = [(k, v) for k, v in data.items() if isinstance(v, str)]
-    for _key, value in strings:
-        if is_uri(value) and (kind := media_type_of_uri(value)):
-            return kind
-    for key, _value in data.items():
-        hint = _LS_KEY_HINTS.get(str(key).lower())
-        if hint:
+    textual = True
+    for value in data.values():
+        if isinstance(value, str):
+            if is_uri(value):
+                textual = False
+                kind = media_type_of_uri(value)
+                if kind:
+                    return kind
+        elif value is not None:
+            textual = False
+    hinted = None
+    for key in data:
+        hint = _LS_KEY_HINTS.get(key.lower()) if isinstance(key, str) else None
+        if hint is not None and hint != "TEXT":
             return hint
-    if strings and all(not is_uri(v) for _k, v in strings):
+        hinted = hinted or hint
+    if hinted or textual:
         return "TEXT"
     return "JSON"

@@ -113,6 +113,8 @@ def coerce(f: Field, value: Any) -> tuple[Any, str | None, float | None]:
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise ValueError(f"expected a string, got {_type_name(value)}")
         text = value if isinstance(value, str) else _number_text(value)
+        if "\x00" in text:
+            raise ValueError("holds a NUL character")
         if len(text) > MAX_STRING:
             raise ValueError(f"is longer than {MAX_STRING} characters")
         return text, text, None

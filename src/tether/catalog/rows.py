@@ -9,7 +9,14 @@ from typing import Any
 
 import orjson
 
-from tether.catalog.media import MEDIA_TYPES, infer_for_string, infer_for_task, is_uri
+from tether.catalog.media import (
+    MEDIA_TYPES,
+    compatible,
+    infer_for_task,
+    is_tile_template,
+    is_uri,
+    media_type_of_uri,
+)
 from tether.catalog.metadata_schema import Schema, coerce
 
 MAX_GLOBAL_KEY = 200
@@ -36,12 +43,18 @@ NUMERIC_ATTRIBUTES = (
     "sampleRate",
 )
 
-# Composite row_data, in Labelbox's camelCase and in snake_case.
+# Composite row_data, in snake_case and in Labelbox's camelCase (either spelling, not both).
 PDF_KEYS = ("pdf_url", "pdfUrl")
 TEXT_LAYER_KEYS = ("text_layer_url", "textLayerUrl")
 TILE_KEYS = ("tile_layer_url", "tileLayerUrl")
-ZOOM_KEYS = ("min_zoom", "minZoom", "max_zoom", "maxZoom")
+MIN_ZOOM_KEYS = ("min_zoom", "minZoom")
+MAX_ZOOM_KEYS = ("max_zoom", "maxZoom")
+MAX_NATIVE_ZOOM_KEYS = ("max_native_zoom", "maxNativeZoom")
+TILE_SIZE_KEYS = ("tile_size", "tileSize")
+ALTERNATIVE_LAYER_KEYS = ("alternative_layers", "alternativeLayers")
 CONVERSATION_KEYS = ("conversationalData", "messages")
+EPSG_CODES = ("EPSG4326", "EPSG3857", "SIMPLEPIXEL")
+MAX_ZOOM = 30
 
 
 class RowError(Exception):
@@ -64,8 +77,13 @@ class NormalRow:
     extra: str | None
 
 
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
+def _dumps(value: Any, what: str = "row") -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError as exc:  # a lone surrogate, an integer beyond 64 bits ...
+        raise RowError(
+            "invalid_value", f"{what} holds a value tether cannot store: {exc}"
+        ) from None
 
 
 def normalize(item: dict[str, Any], schema: Schema, media_type: str | None = None) -> NormalRow:
@@ -80,7 +98,7 @@ def normalize(item: dict[str, Any], schema: Schema, media_type: str | None = Non
         global_key,
         external_id,
         kind,
-        _dumps(row_data),
+        _dumps(row_data, "row_data"),
         _media_attributes(item.get("media_attributes")),
         meta_json,
         meta_values,
@@ -93,13 +111,23 @@ def _media_type(given: Any, row_data: Any) -> str:
     if row_data is None or (isinstance(row_data, str) and not row_data.strip()):
         raise RowError("missing_row_data", "row_data is missing or empty")
     if isinstance(row_data, str):
-        if is_uri(row_data) and row_data.split("?", 1)[0].endswith("/"):
-            raise RowError("invalid_row_data", f"row_data {row_data!r} is a folder, not a file")
-        inferred = infer_for_string(row_data)
+        uri = is_uri(row_data)
+        if row_data.endswith("/") or "/?" in row_data:
+            _check_folder(row_data, uri)
+        if uri:
+            inferred = (
+                "TMS_GEO"
+                if "{" in row_data and is_tile_template(row_data)
+                else media_type_of_uri(row_data)
+            )
+            strict = inferred is not None  # a URI whose extension names its kind
+        else:
+            inferred, strict = "TEXT", False  # inline text, or a path we cannot place
     elif isinstance(row_data, dict):
         if not row_data:
             raise RowError("missing_row_data", "row_data is an empty object")
         inferred = _composite_kind(row_data)
+        strict = inferred in ("PDF", "TMS_GEO", "CONVERSATIONAL")
     else:
         raise RowError(
             "invalid_row_data",
@@ -113,68 +141,142 @@ def _media_type(given: Any, row_data: Any) -> str:
                 f"cannot tell the media type of {row_data!r} from its extension; give media_type",
             )
         return inferred
-    if not isinstance(given, str) or given.strip().upper() not in MEDIA_TYPES:
+    if not isinstance(given, str) or (chosen := given.strip().upper()) not in MEDIA_TYPES:
         raise RowError(
             "invalid_media_type",
             f"unknown media_type {given!r}; expected one of " + ", ".join(MEDIA_TYPES),
         )
-    chosen = given.strip().upper()
-    if (
-        isinstance(row_data, dict)
-        and inferred in ("PDF", "TMS_GEO", "CONVERSATIONAL")
-        and chosen != inferred
-    ):
+    if strict and inferred is not None and not compatible(inferred, chosen):
+        what = "an object" if isinstance(row_data, dict) else "a URI"
         raise RowError(
-            "invalid_media_type",
-            f"media_type {chosen} contradicts row_data, which is a {inferred} object",
+            "media_type_mismatch",
+            f"media_type {chosen} contradicts row_data, which is {what} of a {inferred} asset",
         )
     return chosen
 
 
+def _check_folder(value: str, uri: bool) -> None:
+    """``gs://bucket/videos/`` or ``images/`` name folders (an http(s) URL ending in / is a
+    web page, which may be a row of its own)."""
+    path = value.split("?", 1)[0]
+    if not path.endswith("/") or path[:8].lower().startswith(("http://", "https://")):
+        return
+    if uri or not any(ch in value for ch in " \t\n"):
+        raise RowError(
+            "invalid_row_data",
+            f"row_data {value!r} is a folder (it ends with /), not a file; "
+            "list the files in it instead",
+        )
+
+
 def _composite_kind(data: dict[str, Any]) -> str:
-    if _first(data, PDF_KEYS) is not None:
+    if _one(data, PDF_KEYS) is not None:
         _require_url(data, PDF_KEYS)
-        if _first(data, TEXT_LAYER_KEYS) is not None:
+        if _one(data, TEXT_LAYER_KEYS) is not None:
             _require_url(data, TEXT_LAYER_KEYS)
         return "PDF"
-    if _first(data, TILE_KEYS) is not None:
+    if _one(data, TILE_KEYS) is not None:
         _check_tiles(data)
         return "TMS_GEO"
-    if _first(data, CONVERSATION_KEYS) is not None:
-        if not isinstance(_first(data, CONVERSATION_KEYS), list):
-            raise RowError("invalid_row_data", "conversationalData must be a list of messages")
+    messages = _one(data, CONVERSATION_KEYS)
+    if messages is not None:
+        if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+            raise RowError(
+                "invalid_row_data", "conversationalData must be a list of message objects"
+            )
         return "CONVERSATIONAL"
     return infer_for_task(data)
 
 
-def _first(data: dict[str, Any], keys: tuple[str, ...]) -> Any:
-    return next((data[k] for k in keys if data.get(k) is not None), None)
+def _one(data: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    """The value under one of the spellings ``keys``; both given is an error."""
+    first = data.get(keys[0])
+    second = data.get(keys[1]) if len(keys) > 1 else None
+    if first is not None and second is not None:
+        raise RowError(
+            "duplicate_field",
+            f"row_data gives {keys[0]} twice (as {keys[0]} and {keys[1]}); keep one",
+        )
+    return second if first is None else first
 
 
-def _require_url(data: dict[str, Any], keys: tuple[str, ...]) -> None:
-    value = _first(data, keys)
+def _require_url(data: dict[str, Any], keys: tuple[str, ...], where: str = "row_data") -> None:
+    value = _one(data, keys)
     if not isinstance(value, str) or not value.strip():
-        raise RowError("invalid_row_data", f"row_data.{keys[0]} must be a non-empty URL")
+        raise RowError("invalid_row_data", f"{where}.{keys[0]} must be a non-empty URL")
 
 
 def _check_tiles(data: dict[str, Any]) -> None:
     _require_url(data, TILE_KEYS)
+    epsg = data.get("epsg")
+    code = None
+    if epsg is not None:
+        code = epsg.replace(":", "").upper() if isinstance(epsg, str) else None
+        if code not in EPSG_CODES:
+            raise RowError(
+                "invalid_row_data",
+                f"row_data.epsg {epsg!r} is not one of " + ", ".join(EPSG_CODES),
+            )
     bounds = data.get("bounds")
-    if bounds is not None and not (
+    if bounds is not None:
+        _check_bounds(bounds, code)
+    zooms = []
+    for keys in (MIN_ZOOM_KEYS, MAX_ZOOM_KEYS, MAX_NATIVE_ZOOM_KEYS):
+        zoom = _one(data, keys)
+        if zoom is not None and not (_is_int(zoom) and 0 <= zoom <= MAX_ZOOM):
+            raise RowError(
+                "invalid_row_data", f"row_data.{keys[0]} must be a whole number 0-{MAX_ZOOM}"
+            )
+        zooms.append(zoom)
+    if zooms[0] is not None and zooms[1] is not None and zooms[0] > zooms[1]:
+        raise RowError(
+            "invalid_row_data",
+            f"row_data.min_zoom {zooms[0]} is larger than row_data.max_zoom {zooms[1]}",
+        )
+    size = _one(data, TILE_SIZE_KEYS)
+    if size is not None and not (_is_int(size) and size > 0):
+        raise RowError("invalid_row_data", "row_data.tile_size must be a positive whole number")
+    layers = _one(data, ALTERNATIVE_LAYER_KEYS)
+    if layers is not None:
+        if not isinstance(layers, list):
+            raise RowError(
+                "invalid_row_data",
+                "row_data.alternative_layers must be a list of {tile_layer_url, name}",
+            )
+        for i, layer in enumerate(layers):
+            where = f"row_data.alternative_layers[{i}]"
+            if not isinstance(layer, dict):
+                raise RowError("invalid_row_data", f"{where} must be an object")
+            _require_url(layer, TILE_KEYS, where)
+            if layer.get("name") is not None and not isinstance(layer["name"], str):
+                raise RowError("invalid_row_data", f"{where}.name must be a string")
+
+
+def _check_bounds(bounds: Any, epsg: str | None) -> None:
+    if not (
         isinstance(bounds, list)
         and len(bounds) == 2
         and all(isinstance(p, list) and len(p) == 2 and all(_is_num(c) for c in p) for p in bounds)
     ):
         raise RowError("invalid_row_data", "row_data.bounds must be [[lat, lng], [lat, lng]]")
-    for key in ZOOM_KEYS:
-        zoom = data.get(key)
-        if zoom is not None and not (
-            isinstance(zoom, int) and not isinstance(zoom, bool) and 0 <= zoom <= 30
-        ):
-            raise RowError("invalid_row_data", f"row_data.{key} must be a whole number 0-30")
-    epsg = data.get("epsg")
-    if epsg is not None and not isinstance(epsg, str):
-        raise RowError("invalid_row_data", "row_data.epsg must be a string such as EPSG4326")
+    (a0, a1), (b0, b1) = bounds
+    if a0 == b0 or a1 == b1:
+        raise RowError(
+            "invalid_row_data", f"row_data.bounds {bounds} are equal on one axis; no area is left"
+        )
+    if epsg in (None, "EPSG4326") and not (
+        all(-90 <= p[0] <= 90 and -180 <= p[1] <= 180 for p in bounds)  # [lat, lng]
+        or all(-180 <= p[0] <= 180 and -90 <= p[1] <= 90 for p in bounds)  # [lng, lat]
+    ):
+        raise RowError(
+            "invalid_row_data",
+            f"row_data.bounds {bounds} are not degrees: [[lat, lng], [lat, lng]] with lat "
+            "-90..90 and lng -180..180 (EPSG4326)",
+        )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_num(value: Any) -> bool:
@@ -187,6 +289,8 @@ def _key(value: Any, name: str, limit: int) -> str | None:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise RowError(f"invalid_{name}", f"{name} must be a string, not {type(value).__name__}")
     text = str(value)
+    if "\x00" in text:
+        raise RowError(f"invalid_{name}", f"{name} holds a NUL character")
     if len(text) > limit:
         raise RowError(
             f"invalid_{name}", f"{name} is {len(text)} characters long; the limit is {limit}"
@@ -210,8 +314,10 @@ def _metadata(fields: Any, schema: Schema) -> tuple[str | None, list[Any]]:
                 "invalid_metadata",
                 f"metadata entry {entry!r} needs a name or schema_id and a value",
             )
-        f = schema.resolve(entry.get("schema_id") or entry.get("schemaId"), entry.get("name"))
-        label = entry.get("name") or entry.get("schema_id") or entry.get("schemaId")
+        name = entry.get("name") or entry.get("schema_name")
+        schema_id = entry.get("schema_id") or entry.get("schemaId")
+        f = schema.resolve(schema_id, name)
+        label = name or schema_id
         if f is None:
             raise RowError("invalid_metadata", f"unknown metadata field {label!r}")
         if f.id in seen:

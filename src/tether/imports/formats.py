@@ -18,28 +18,81 @@ from typing import IO, Any
 import ijson
 import orjson
 
-from tether.catalog.media import is_uri
+from tether.catalog.media import is_uri, media_type_of_uri
 from tether.catalog.rows import RowError
 
-CONTAINERS = ("json", "ndjson", "csv", "tsv", "txt")
+CONTAINERS_ONLY = ("json", "ndjson", "csv", "tsv", "txt")
+FLAVORS = ("labelbox", "label_studio")
+# Every value the ``format`` option takes: a container, a flavor (the container is then
+# detected), or both as ``container/flavor`` (``csv/labelbox``). The API checks against it.
+CONTAINERS = (
+    *CONTAINERS_ONLY,
+    *FLAVORS,
+    *(f"{c}/{f}" for c in CONTAINERS_ONLY if c != "txt" for f in FLAVORS),
+)
 BOM = codecs.BOM_UTF8
+# Spellings of one Labelbox field (snake_case first); giving two of them is an error.
+ROW_DATA_NAMES = ("row_data", "rowData", "imageUrl")
+GLOBAL_KEY_NAMES = ("global_key", "globalKey")
+EXTERNAL_ID_NAMES = ("external_id", "externalId")
+MEDIA_TYPE_NAMES = ("media_type", "mediaType")
+MEDIA_ATTRIBUTE_NAMES = ("media_attributes", "mediaAttributes")
+METADATA_NAMES = ("metadata_fields", "metadataFields", "metadata")
 LABELBOX_KEYS = frozenset(
     {
-        "row_data",
-        "global_key",
-        "external_id",
-        "externalId",
-        "metadata_fields",
-        "metadata",
+        *ROW_DATA_NAMES,
+        *GLOBAL_KEY_NAMES,
+        *EXTERNAL_ID_NAMES,
+        *MEDIA_TYPE_NAMES,
+        *MEDIA_ATTRIBUTE_NAMES,
+        *METADATA_NAMES,
         "attachments",
-        "media_type",
-        "imageUrl",
         "conversationalData",
     }
 )
+# What tether's own export adds to a row; dropped when such a row comes back.
 SERVER_FIELDS = frozenset({"id", "dataset_id", "created_by", "created_at", "updated_at"})
+# The keys of an exported row: a source's own key of one of these names is kept as
+# ``source_<name>`` (a Label Studio task's ``id`` is ``source_id``).
+PUBLIC_FIELDS = frozenset(
+    {
+        *SERVER_FIELDS,
+        "global_key",
+        "external_id",
+        "media_type",
+        "row_data",
+        "media_attributes",
+        "metadata_fields",
+        "attachments",
+    }
+)
 CSV_LABELBOX_COLUMNS = {"row_data", "data url", "global_key", "external_id", "external id"}
+_CSV_COLUMN_TARGETS = {
+    "row_data": "row_data",
+    "data url": "row_data",
+    "global_key": "global_key",
+    "global key": "global_key",
+    "globalkey": "global_key",
+    "external_id": "external_id",
+    "external id": "external_id",
+    "externalid": "external_id",
+    "media_type": "media_type",
+    "media type": "media_type",
+    "mediatype": "media_type",
+}
 csv.field_size_limit(64 * 1024 * 1024)
+
+
+def parse_format(value: str | None) -> tuple[str | None, str | None]:
+    """``csv/labelbox`` → (``csv``, ``labelbox``); ``label_studio`` → (None, ``label_studio``)."""
+    if not value:
+        return None, None
+    if value not in CONTAINERS:
+        raise FileError(f"unknown format {value!r}; expected one of {', '.join(CONTAINERS)}")
+    if value in FLAVORS:
+        return None, value
+    container, _, flavor = value.partition("/")
+    return container, flavor or None
 
 
 class FileError(Exception):
@@ -55,6 +108,7 @@ class Item:
 
 
 def detect(path: Path, filename: str | None = None) -> str:
+    """The container of a file, from its first bytes and its name (extension in any case)."""
     head = _head(path)
     stripped = head.lstrip()
     if not stripped:
@@ -74,10 +128,23 @@ def detect(path: Path, filename: str | None = None) -> str:
         return suffix
     if suffix in ("ndjson", "jsonl"):
         return "ndjson"
-    first_line = stripped.split("\n", 1)[0]
+    first_line = stripped.split("\n", 1)[0].rstrip("\r")
     if "\t" in first_line:
         return "tsv"
-    return "csv" if "," in first_line else "txt"
+    if "," not in first_line:
+        return "txt"
+    # A URI with a comma in it (``s3://b/a,b.jpg``) is a line of a text file, not two cells.
+    if (
+        is_uri(first_line)
+        and media_type_of_uri(first_line)
+        and not is_uri_with_kind(first_line.split(",", 1)[0])
+    ):
+        return "txt"
+    return "csv"
+
+
+def is_uri_with_kind(value: str) -> bool:
+    return is_uri(value) and media_type_of_uri(value) is not None
 
 
 def _head(path: Path, size: int = 65536) -> str:
@@ -97,7 +164,7 @@ def _head(path: Path, size: int = 65536) -> str:
         ) from None
 
 
-def count_items(path: Path, container: str) -> int | None:
+def count_items(path: Path, container: str, flavor: str | None = None) -> int | None:
     """How many items the file holds, counted cheaply (lines), or None when only a full
     parse would tell (JSON arrays)."""
     if container in ("ndjson", "txt"):
@@ -113,20 +180,34 @@ def count_items(path: Path, container: str) -> int | None:
                 rows = sum(1 for r in _csv_reader(f, container) if any(c.strip() for c in r))
         except (csv.Error, UnicodeDecodeError):
             return None
-        return max(rows - (1 if _has_header(path, container) else 0), 0)
+        return max(rows - (1 if _has_header(path, container, flavor) else 0), 0)
     return None
 
 
-def read(path: Path, container: str, field_names: frozenset[str] = frozenset()) -> Iterator[Item]:
+def read(
+    path: Path,
+    container: str,
+    field_names: frozenset[str] = frozenset(),
+    flavor: str | None = None,
+) -> Iterator[Item]:
     """Items in file order; a bad item is an ``Item`` with an error, never an exception.
     A file that breaks off midway ends with one error item saying where. ``field_names`` are
-    the metadata fields a Labelbox CSV column may name."""
-    if container not in CONTAINERS:
-        raise FileError(f"unknown format {container!r}; expected one of {', '.join(CONTAINERS)}")
+    the metadata fields a Labelbox CSV column may name; ``flavor`` (``labelbox`` or
+    ``label_studio``) forces how items are read instead of telling them apart."""
+    if container not in CONTAINERS_ONLY:
+        raise FileError(
+            f"unknown format {container!r}; expected one of {', '.join(CONTAINERS_ONLY)}"
+        )
+    if flavor is not None and flavor not in FLAVORS:
+        raise FileError(f"unknown flavor {flavor!r}; expected one of {', '.join(FLAVORS)}")
     if container in ("csv", "tsv"):
-        yield from _read_csv(path, container, field_names)
+        yield from _read_csv(path, container, field_names, flavor)
+    elif container == "txt":
+        if flavor is not None:
+            raise FileError("a text file is one URI a line; it takes no labelbox/label_studio")
+        yield from _read_txt(path)
     else:
-        yield from {"json": _read_json, "ndjson": _read_ndjson, "txt": _read_txt}[container](path)
+        yield from (_read_json if container == "json" else _read_ndjson)(path, flavor)
 
 
 def _text(path: Path) -> IO[str]:
@@ -164,7 +245,8 @@ class _SkipBom(io.RawIOBase):
         return len(data)
 
 
-def _read_json(path: Path) -> Iterator[Item]:
+def _read_json(path: Path, flavor: str | None = None) -> Iterator[Item]:
+    """An array of items, or one item (a single task object imports as one task)."""
     index = 0
     with path.open("rb") as raw:
         f = _SkipBom(raw)
@@ -172,7 +254,7 @@ def _read_json(path: Path) -> Iterator[Item]:
         items = ijson.items(f, "item" if first == "[" else "", use_float=True)
         try:
             for value in items:
-                yield _item(index, value)
+                yield _item(index, value, flavor)
                 index += 1
         except ijson.JSONError as exc:
             yield Item(
@@ -188,7 +270,7 @@ def _short(exc: Exception) -> str:
     return " ".join(str(exc).split())[:300]
 
 
-def _read_ndjson(path: Path) -> Iterator[Item]:
+def _read_ndjson(path: Path, flavor: str | None = None) -> Iterator[Item]:
     index = 0
     with path.open("rb") as f:
         for line_no, line in enumerate(f, start=1):
@@ -205,7 +287,7 @@ def _read_ndjson(path: Path) -> Iterator[Item]:
                     RowError("malformed_json", f"line {line_no}: malformed JSON ({_short(exc)})"),
                 )
             else:
-                yield _item(index, value)
+                yield _item(index, value, flavor)
             index += 1
 
 
@@ -213,20 +295,30 @@ def _read_ndjson(path: Path) -> Iterator[Item]:
 
 
 def _csv_reader(f: IO[str], container: str) -> Iterator[list[str]]:
+    """CSV by RFC 4180 (quoted fields may hold commas, doubled quotes and line breaks);
+    TSV splits on tabs only, quotes being ordinary characters."""
     if container == "tsv":
         return csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
     return csv.reader(f)
 
 
-def _has_header(path: Path, container: str) -> bool:
+def _is_header(cells: list[str], flavor: str | None) -> bool:
+    """A Label Studio CSV always starts with its header; otherwise a first line whose first
+    cell is not a URI is a header."""
+    return flavor == "label_studio" or not is_uri(cells[0].strip())
+
+
+def _has_header(path: Path, container: str, flavor: str | None = None) -> bool:
     with _text(path) as f:
         first = next((r for r in _csv_reader(f, container) if any(c.strip() for c in r)), None)
-    return bool(first) and not is_uri(first[0].strip())  # type: ignore[index]
+    return first is not None and _is_header(first, flavor)
 
 
-def _read_csv(path: Path, container: str, field_names: frozenset[str]) -> Iterator[Item]:
-    header: list[str] | None = None
-    labelbox = True
+def _read_csv(
+    path: Path, container: str, field_names: frozenset[str], flavor: str | None = None
+) -> Iterator[Item]:
+    table: _Table | None = None
+    started = False
     index = 0
     line_no = 0
     with _text(path) as f:
@@ -236,11 +328,15 @@ def _read_csv(path: Path, container: str, field_names: frozenset[str]) -> Iterat
                 line_no = reader.line_num  # type: ignore[attr-defined]
                 if not any(c.strip() for c in cells):
                     continue
-                if index == 0 and header is None and not is_uri(cells[0].strip()):
-                    header = [c.strip() for c in cells]
-                    labelbox = bool({h.lower() for h in header} & CSV_LABELBOX_COLUMNS)
-                    continue
-                yield _csv_item(index, cells, header, labelbox, line_no, field_names)
+                if not started:
+                    started = True
+                    if _is_header(cells, flavor):
+                        table = _Table(cells, flavor, field_names)
+                        continue
+                if table is None:
+                    yield Item(index, _positional_row(cells), flavor="labelbox")
+                else:
+                    yield table.item(index, cells, line_no)
                 index += 1
         except csv.Error as exc:
             yield Item(index, None, RowError("malformed_file", f"line {line_no + 1}: {exc}"))
@@ -248,63 +344,133 @@ def _read_csv(path: Path, container: str, field_names: frozenset[str]) -> Iterat
             yield _decode_error(index, exc, f"after line {line_no}")
 
 
-def _csv_item(
-    index: int,
-    cells: list[str],
-    header: list[str] | None,
-    labelbox: bool,
-    line_no: int,
-    field_names: frozenset[str],
-) -> Item:
-    if header is None:
-        row: dict[str, Any] = {"row_data": cells[0].strip()}
-        if len(cells) > 1 and cells[1].strip():
-            row["external_id"] = cells[1].strip()
-        return Item(index, row, flavor="labelbox")
-    if len(cells) > len(header):
-        return Item(
-            index,
-            None,
-            RowError(
-                "malformed_row",
-                f"line {line_no}: {len(cells)} cells but the header names {len(header)} columns",
-            ),
-        )
-    pairs = list(zip(header, cells, strict=False))
-    if not labelbox:
-        return Item(index, {"row_data": dict(pairs)}, flavor="label_studio")
-    return Item(index, _labelbox_csv_row(pairs, field_names), flavor="labelbox")
-
-
-def _labelbox_csv_row(pairs: list[tuple[str, str]], field_names: frozenset[str]) -> dict[str, Any]:
-    """Columns by name: the URL, keys, metadata (by field name or ``metadata///kind///name``);
-    any other column is kept with the row under its own name."""
-    names = {h.lower(): h for h, _ in pairs}
-    url_column = names.get("row_data") or names.get("data url") or pairs[0][0]
-    row: dict[str, Any] = {"row_data": None, "metadata_fields": [], "extra": {}}
-    for name, cell in pairs:
-        value = cell.strip()
-        key = name.lower()
-        if name == url_column:
-            row["row_data"] = value or None
-        elif not value:
-            continue
-        elif key == "global_key":
-            row["global_key"] = value
-        elif key in ("external_id", "external id", "externalid"):
-            row["external_id"] = value
-        elif key in ("media_type", "media type"):
-            row["media_type"] = value
-        elif name.startswith("metadata///"):
-            row["metadata_fields"].append({"name": name.rsplit("///", 1)[-1], "value": value})
-        elif name in field_names:
-            row["metadata_fields"].append({"name": name, "value": value})
-        else:
-            row["extra"][name] = value
+def _positional_row(cells: list[str]) -> dict[str, Any]:
+    """A headerless line: the URL, then the external ID; further cells are kept as
+    ``column_3`` ..."""
+    row: dict[str, Any] = {"row_data": cells[0].strip()}
+    if len(cells) > 1 and cells[1].strip():
+        row["external_id"] = cells[1].strip()
+    if len(cells) > 2:
+        extra = {f"column_{i}": c for i, c in enumerate(cells[2:], start=3) if c.strip()}
+        row["extra"] = extra or None
     return row
 
 
+class _Table:
+    """How the columns of a CSV/TSV with a header turn into a row, worked out once."""
+
+    def __init__(self, header: list[str], flavor: str | None, field_names: frozenset[str]):
+        self.names = [h.strip() for h in header]
+        lowered = {n.lower() for n in self.names}
+        self.labelbox = flavor == "labelbox" or (
+            flavor is None and bool(lowered & CSV_LABELBOX_COLUMNS)
+        )
+        self.flavor = "labelbox" if self.labelbox else "label_studio"
+        self.problem: str | None = None
+        if self.labelbox:
+            self.plan = self._labelbox_plan(field_names)
+        else:
+            named = [n for n in self.names if n]
+            twice = sorted({n for n in named if named.count(n) > 1})
+            if twice:
+                self.problem = (
+                    f"the header names column {twice[0]!r} twice, so a task would hold two "
+                    f"values for data key {twice[0]!r}; rename one"
+                )
+
+    def _labelbox_plan(self, field_names: frozenset[str]) -> list[tuple[str, str]]:
+        """One (target, name) per column: ``row_data``, ``global_key``, ``external_id``,
+        ``media_type``, ``metadata`` (name = the field), ``extra`` (name = the key kept), or
+        ``unnamed``."""
+        plan: list[tuple[str, str]] = []
+        for name in self.names:
+            key = name.lower()
+            if not name:
+                plan.append(("unnamed", ""))
+            elif key in _CSV_COLUMN_TARGETS:
+                plan.append((_CSV_COLUMN_TARGETS[key], name))
+            elif key.startswith("metadata///"):
+                plan.append(("metadata", name.rsplit("///", 1)[-1]))
+            elif name in field_names:
+                plan.append(("metadata", name))
+            else:
+                plan.append(("extra", "source_" + name if name in PUBLIC_FIELDS else name))
+        if not any(target == "row_data" for target, _ in plan):
+            # No URL column named: the first column that is not a key or metadata.
+            for i, (target, _name) in enumerate(plan):
+                if target == "extra":
+                    plan[i] = ("row_data", self.names[i])
+                    break
+        return plan
+
+    def item(self, index: int, cells: list[str], line_no: int) -> Item:
+        if len(cells) > len(self.names):
+            return self._error(
+                index,
+                f"line {line_no}: {len(cells)} cells but the header names "
+                f"{len(self.names)} columns",
+            )
+        if self.problem:
+            return self._error(index, f"line {line_no}: {self.problem}")
+        if not self.labelbox:
+            return self._task(index, cells, line_no)
+        try:
+            return Item(index, self._labelbox_row(cells, line_no), flavor="labelbox")
+        except RowError as exc:
+            return Item(index, None, exc, flavor="labelbox")
+
+    def _error(self, index: int, message: str) -> Item:
+        return Item(index, None, RowError("malformed_row", message), flavor=self.flavor)
+
+    def _task(self, index: int, cells: list[str], line_no: int) -> Item:
+        data: dict[str, Any] = {}
+        for name, cell in zip(self.names, cells, strict=False):
+            if name:
+                data[name] = cell
+            elif cell.strip():
+                return self._unnamed(index, line_no, cell)
+        for name in self.names[len(cells) :]:
+            if name:
+                data[name] = ""  # a short line: the missing cells are empty
+        return Item(index, {"row_data": data}, flavor="label_studio")
+
+    def _unnamed(self, index: int, line_no: int, cell: str) -> Item:
+        return self._error(
+            index, f"line {line_no}: value {cell[:80]!r} is in a column the header does not name"
+        )
+
+    def _labelbox_row(self, cells: list[str], line_no: int) -> dict[str, Any]:
+        row: dict[str, Any] = {}
+        metadata: list[dict[str, Any]] = []
+        extra: dict[str, Any] = {}
+        for (target, name), cell in zip(self.plan, cells, strict=False):
+            value = cell.strip()
+            if not value:
+                continue
+            if target == "metadata":
+                metadata.append({"name": name, "value": value})
+                continue
+            if target == "unnamed":
+                raise RowError(
+                    "malformed_row",
+                    f"line {line_no}: value {value[:80]!r} is in a column the header does not name",
+                )
+            slot = extra if target == "extra" else row
+            key = name if target == "extra" else target
+            if key in slot:
+                raise RowError(
+                    "duplicate_field",
+                    f"line {line_no}: {key} is given twice (two columns hold it); keep one",
+                )
+            slot[key] = value
+        row.setdefault("row_data", None)
+        row["metadata_fields"] = metadata
+        row["extra"] = extra or None
+        return row
+
+
 def _read_txt(path: Path) -> Iterator[Item]:
+    """One URI a line, kept as written (spaces, parentheses, query strings ...)."""
     index = 0
     with path.open("rb") as f:
         for line_no, raw in enumerate(f, start=1):
@@ -324,52 +490,80 @@ def _read_txt(path: Path) -> Iterator[Item]:
 # --- telling a Labelbox row from a Label Studio task -----------------------------------------
 
 
-def _item(index: int, value: Any) -> Item:
+def _item(index: int, value: Any, flavor: str | None = None) -> Item:
     try:
-        row = canonical(value)
+        row, found = _canonical(value, flavor)
     except RowError as exc:
-        return Item(index, None, exc)
-    is_task = isinstance(value, dict) and not value.keys() & LABELBOX_KEYS
-    return Item(index, row, flavor="label_studio" if is_task else "labelbox")
+        return Item(index, None, exc, flavor=flavor)
+    return Item(index, row, flavor=found)
 
 
-def canonical(value: Any) -> dict[str, Any]:
+def canonical(value: Any, flavor: str | None = None) -> dict[str, Any]:
     """One JSON item as a Labelbox-shaped row.
 
     An item with ``row_data`` or any Labelbox key is a Labelbox row; any other object is a
     Label Studio task, whose ``data`` dict (or, for a flat task, the whole object) becomes
     ``row_data`` and whose other keys (annotations, predictions, drafts, meta ...) are kept.
-    A bare string is a URI (or inline text).
+    A bare string is a URI (or inline text). ``flavor`` forces one reading.
     """
+    return _canonical(value, flavor)[0]
+
+
+def _canonical(value: Any, flavor: str | None) -> tuple[dict[str, Any], str]:
+    if isinstance(value, dict):
+        if flavor == "labelbox" or (flavor is None and not LABELBOX_KEYS.isdisjoint(value)):
+            return _labelbox_row(value), "labelbox"
+        return _label_studio_task(value), "label_studio"
     if isinstance(value, str):
-        return {"row_data": value}
-    if not isinstance(value, dict):
-        raise RowError(
-            "malformed_item",
-            f"each item must be a JSON object (or a URI string), not {type(value).__name__}",
-        )
-    if value.keys() & LABELBOX_KEYS:
-        return _labelbox_row(value)
-    return _label_studio_task(value)
+        return {"row_data": value}, flavor or "labelbox"
+    raise RowError(
+        "malformed_item",
+        f"each item must be a JSON object (or a URI string), not {_json_type(value)}",
+    )
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "a list" if isinstance(value, list) else type(value).__name__
+
+
+def _take(rest: dict[str, Any], names: tuple[str, ...]) -> Any:
+    """Pop every spelling of one field; a field given under two spellings is an error."""
+    found = None
+    given: str | None = None
+    for name in names:
+        if name in rest:
+            value = rest.pop(name)
+            if value is None:
+                continue
+            if given is not None:
+                raise RowError(
+                    "duplicate_field",
+                    f"{names[0]} is given twice (as {given} and as {name}); keep one",
+                )
+            found, given = value, name
+    return found
 
 
 def _labelbox_row(item: dict[str, Any]) -> dict[str, Any]:
     rest = dict(item)
     row: dict[str, Any] = {
-        "row_data": rest.pop("row_data", None),
-        "global_key": rest.pop("global_key", rest.pop("globalKey", None)),
-        "external_id": rest.pop("external_id", rest.pop("externalId", None)),
-        "media_type": rest.pop("media_type", rest.pop("mediaType", None)),
-        "media_attributes": rest.pop("media_attributes", rest.pop("mediaAttributes", None)),
+        "row_data": _take(rest, ROW_DATA_NAMES),
+        "global_key": _take(rest, GLOBAL_KEY_NAMES),
+        "external_id": _take(rest, EXTERNAL_ID_NAMES),
+        "media_type": _take(rest, MEDIA_TYPE_NAMES),
+        "media_attributes": _take(rest, MEDIA_ATTRIBUTE_NAMES),
+        "metadata_fields": _take(rest, METADATA_NAMES),
         "attachments": rest.pop("attachments", None),
     }
-    fields = rest.pop("metadata_fields", None)
-    legacy = rest.pop("metadata", None)
-    row["metadata_fields"] = fields if fields is not None else legacy
-    image_url = rest.pop("imageUrl", None)
-    if row["row_data"] is None and image_url is not None:
-        row["row_data"] = image_url
     if row["row_data"] is None and "conversationalData" in rest:
+        # Labelbox's legacy conversational row: the messages (with type and version) are
+        # the row's data.
         row["row_data"] = {
             k: rest.pop(k) for k in ("conversationalData", "type", "version") if k in rest
         }
@@ -382,8 +576,19 @@ def _labelbox_row(item: dict[str, Any]) -> dict[str, Any]:
 def _label_studio_task(task: dict[str, Any]) -> dict[str, Any]:
     data = task.get("data")
     if not isinstance(data, dict):
-        return {"row_data": task}
-    extra = {k: v for k, v in task.items() if k != "data"}
-    if "id" in extra:
-        extra["source_id"] = extra.pop("id")
+        return {"row_data": task}  # a flat task: the object is the data
+    extra: dict[str, Any] = {}
+    for key, value in task.items():
+        if key == "data":
+            continue
+        if key in PUBLIC_FIELDS:
+            renamed = "source_" + key
+            if renamed in task:
+                raise RowError(
+                    "duplicate_field",
+                    f"the task has both {key} and {renamed}; tether keeps a task's own {key} "
+                    f"as {renamed}",
+                )
+            key = renamed
+        extra[key] = value
     return {"row_data": data, "extra": extra or None}

@@ -49,20 +49,23 @@ def run_import(engine: Engine, job_id: str, chunk_rows: int = 5000) -> None:
 
 
 def _run(engine: Engine, job: Any, params: dict[str, Any], upload: Path, chunk_rows: int) -> None:
-    container = params.get("format") or formats.detect(upload, params.get("filename"))
-    total = formats.count_items(upload, container)
+    container, flavor = formats.parse_format(params.get("format"))
+    container = container or formats.detect(upload, params.get("filename"))
+    total = formats.count_items(upload, container, flavor)
     with engine.connect() as conn:
         schema = load_schema(conn, job.org_id)
-    items = formats.read(upload, container, frozenset(f.name for f in schema.fields))
+    items = formats.read(upload, container, frozenset(f.name for f in schema.fields), flavor)
     items = _skip(items, job.done)
-    first = next(items, None)
-    flavor = first.flavor if first else None
+    # The format recorded on the job: the container and how its items read (the forced
+    # flavor, else the first item's that tells).
+    head = list(islice(items, chunk_rows))
+    flavor = flavor or next((i.flavor for i in head if i.flavor), None)
     with engine.begin() as conn:
         jobs.set_source(conn, job.id, f"{container}/{flavor}" if flavor else container, total)
-    if first is None:
+    if not head:
         return
     target = ImportTarget(job.org_id, job.dataset_id, job.created_by, bool(params.get("upsert")))
-    stream = _chain(first, items)
+    stream = _chain(head, items)
     while chunk := list(islice(stream, chunk_rows)):
         if not _write(engine, job.id, target, schema, chunk, params.get("media_type")):
             return  # canceled
@@ -72,8 +75,8 @@ def _skip(items: Iterator[formats.Item], done: int) -> Iterator[formats.Item]:
     return (item for item in items if item.index >= done)
 
 
-def _chain(first: formats.Item, rest: Iterator[formats.Item]) -> Iterator[formats.Item]:
-    yield first
+def _chain(head: list[formats.Item], rest: Iterator[formats.Item]) -> Iterator[formats.Item]:
+    yield from head
     yield from rest
 
 
