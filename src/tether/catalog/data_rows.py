@@ -212,9 +212,11 @@ def page(
     return [to_public(r) for r in rows], (rows[-1].id if more else None)
 
 
-def count(conn: Connection, org_id: int, flt: RowFilter) -> tuple[int, bool]:
+def count(
+    conn: Connection, org_id: int, flt: RowFilter, budget_ms: int = COUNT_BUDGET_MS
+) -> tuple[int, bool]:
     """How many rows match, and whether that is exact. PostgreSQL answers with the planner's
-    estimate when an exact count would take longer than COUNT_BUDGET_MS."""
+    estimate when an exact count would take longer than ``budget_ms``."""
     try:
         query, _key = _query(conn, org_id, flt)
     except _Empty:
@@ -224,7 +226,7 @@ def count(conn: Connection, org_id: int, flt: RowFilter) -> tuple[int, bool]:
         return int(conn.execute(counting).scalar_one()), True
     try:
         with conn.begin_nested():
-            conn.execute(text(f"SET LOCAL statement_timeout = {COUNT_BUDGET_MS}"))
+            conn.execute(text(f"SET LOCAL statement_timeout = {int(budget_ms)}"))
             exact = int(conn.execute(counting).scalar_one())
         conn.execute(text("SET LOCAL statement_timeout = 0"))
         return exact, True
