@@ -126,8 +126,7 @@ def _media_type(given: Any, row_data: Any) -> str:
     elif isinstance(row_data, dict):
         if not row_data:
             raise RowError("missing_row_data", "row_data is an empty object")
-        inferred = _composite_kind(row_data)
-        strict = inferred in ("PDF", "TMS_GEO", "CONVERSATIONAL")
+        inferred, strict = _composite_kind(row_data)
     else:
         raise RowError(
             "invalid_row_data",
@@ -169,23 +168,25 @@ def _check_folder(value: str, uri: bool) -> None:
         )
 
 
-def _composite_kind(data: dict[str, Any]) -> str:
+def _composite_kind(data: dict[str, Any]) -> tuple[str, bool]:
+    """The media type of an object, and whether it is certain: a PDF, tiled imagery or a
+    conversation object is nothing else; a Label Studio data dict may be shown as anything."""
     if _one(data, PDF_KEYS) is not None:
         _require_url(data, PDF_KEYS)
         if _one(data, TEXT_LAYER_KEYS) is not None:
             _require_url(data, TEXT_LAYER_KEYS)
-        return "PDF"
+        return "PDF", True
     if _one(data, TILE_KEYS) is not None:
         _check_tiles(data)
-        return "TMS_GEO"
+        return "TMS_GEO", True
     messages = _one(data, CONVERSATION_KEYS)
     if messages is not None:
         if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
             raise RowError(
                 "invalid_row_data", "conversationalData must be a list of message objects"
             )
-        return "CONVERSATIONAL"
-    return infer_for_task(data)
+        return "CONVERSATIONAL", True
+    return infer_for_task(data), False
 
 
 def _one(data: dict[str, Any], keys: tuple[str, ...]) -> Any:

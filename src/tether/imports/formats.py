@@ -238,9 +238,11 @@ class _SkipBom(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         data = self._f.read(len(buffer))
-        if self._first:
+        if self._first and data:  # (ijson reads 0 bytes first, to learn bytes from text)
             self._first = False
             data = data.removeprefix(BOM)
+            if not data:  # the read held the BOM only
+                data = self._f.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
 
@@ -561,7 +563,7 @@ def _labelbox_row(item: dict[str, Any]) -> dict[str, Any]:
         "metadata_fields": _take(rest, METADATA_NAMES),
         "attachments": rest.pop("attachments", None),
     }
-    if row["row_data"] is None and "conversationalData" in rest:
+    if row["row_data"] is None and rest.get("conversationalData") is not None:
         # Labelbox's legacy conversational row: the messages (with type and version) are
         # the row's data.
         row["row_data"] = {
