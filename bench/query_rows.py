@@ -316,12 +316,11 @@ def _sql_time_and_plan(
     """The SQL the service runs for this query, timed directly, and its plan's index use."""
     with engine.connect() as conn:
         flt = _row_filter(params)
-        query, key = rows_service._query(conn, org_id, flt)
         if kind == "count":
-            query = select(text("count(*)")).select_from(
-                query.with_only_columns(data_rows.c.id).subquery()
-            )
+            counted = rows_service._counted(conn, org_id, flt)
+            query = select(text("count(*)")).select_from(counted.subquery())
         else:
+            query, key = rows_service._query(conn, org_id, flt)
             if params.get("after"):
                 query = query.where(key > params["after"])
             query = query.order_by(key).limit(101)

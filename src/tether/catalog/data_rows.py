@@ -99,42 +99,66 @@ class _Empty(Exception):
     """A filter that no row can match (a "contains" no stored value has)."""
 
 
-def _query(conn: Connection, org_id: int, flt: RowFilter) -> tuple[Select[Any], Any]:
-    """The filtered SELECT, and the id column to keyset on (the driving index's)."""
-    query = select(data_rows).where(data_rows.c.org_id == org_id)
-    if flt.dataset_id is not None:
-        query = query.where(data_rows.c.dataset_id == flt.dataset_id)
+def _row_conditions(org_id: int, flt: RowFilter) -> list[Any]:
+    """Conditions on data_rows' own columns, beyond its organization and dataset."""
+    conds: list[Any] = []
     if flt.media_type:
-        query = query.where(data_rows.c.media_type == flt.media_type.upper())
+        conds.append(data_rows.c.media_type == flt.media_type.upper())
     if flt.external_id is not None:
-        query = query.where(data_rows.c.external_id == flt.external_id)
+        conds.append(data_rows.c.external_id == flt.external_id)
     if flt.global_key is not None:
-        query = query.where(data_rows.c.global_key == flt.global_key)
+        conds.append(data_rows.c.global_key == flt.global_key)
     if flt.global_key_prefix:
         prefix = flt.global_key_prefix
-        query = query.where(
-            data_rows.c.global_key >= prefix, data_rows.c.global_key < prefix + "\U0010ffff"
-        )
+        conds += [data_rows.c.global_key >= prefix, data_rows.c.global_key < prefix + "\U0010ffff"]
     if flt.created_after:
-        query = query.where(data_rows.c.created_at >= flt.created_after)
+        conds.append(data_rows.c.created_at >= flt.created_after)
     if flt.created_before:
-        query = query.where(data_rows.c.created_at < flt.created_before)
-    key = data_rows.c.id
+        conds.append(data_rows.c.created_at < flt.created_before)
+    return conds
+
+
+def _metadata_joins(conn: Connection, org_id: int, flt: RowFilter) -> list[tuple[Any, Any]]:
+    """One (alias, condition) per filtered field, each shaped to its (scope, field, text,
+    num, id) index: the unused value column is pinned to NULL so text equality reads in id
+    order and a number range is one seek."""
+    joins = []
     for i, (f, filters) in enumerate(_by_field(conn, org_id, flt.metadata)):
         m = data_row_metadata.alias(f"m{i}")
         scope = (
             m.c.dataset_id == flt.dataset_id if flt.dataset_id is not None else m.c.org_id == org_id
         )
-        # Pin the other value column to NULL so the (scope, field, text, num, id) index
-        # serves text equality in id order and number ranges after one seek.
         pin = m.c.value_num.is_(None) if f.kind in ("string", "enum") else m.c.value_text.is_(None)
         conds = [_metadata_condition(conn, org_id, f, mf, m) for mf in filters]
-        query = query.join(
-            m, and_(m.c.data_row_id == data_rows.c.id, scope, m.c.field_id == f.id, pin, *conds)
-        )
+        joins.append((m, and_(scope, m.c.field_id == f.id, pin, *conds)))
+    return joins
+
+
+def _query(conn: Connection, org_id: int, flt: RowFilter) -> tuple[Select[Any], Any]:
+    """The filtered SELECT, and the id column to keyset on (the driving index's)."""
+    query = select(data_rows).where(data_rows.c.org_id == org_id, *_row_conditions(org_id, flt))
+    if flt.dataset_id is not None:
+        query = query.where(data_rows.c.dataset_id == flt.dataset_id)
+    key = data_rows.c.id
+    for i, (m, cond) in enumerate(_metadata_joins(conn, org_id, flt)):
+        query = query.join(m, and_(m.c.data_row_id == data_rows.c.id, cond))
         if i == 0:
             key = m.c.data_row_id
     return query, key
+
+
+def _counted(conn: Connection, org_id: int, flt: RowFilter) -> Select[Any]:
+    """The ids to count. Metadata-only filters are counted on the metadata index alone (it
+    holds organization and dataset), without touching data_rows."""
+    joins = _metadata_joins(conn, org_id, flt)
+    if joins and not _row_conditions(org_id, flt):
+        (first, first_cond), rest = joins[0], joins[1:]
+        source: Any = first
+        for m, cond in rest:
+            source = source.join(m, and_(m.c.data_row_id == first.c.data_row_id, cond))
+        return select(first.c.data_row_id).select_from(source).where(first_cond)
+    query, _key = _query(conn, org_id, flt)
+    return query.with_only_columns(data_rows.c.id)
 
 
 def _by_field(
@@ -218,10 +242,10 @@ def count(
     """How many rows match, and whether that is exact. PostgreSQL answers with the planner's
     estimate when an exact count would take longer than ``budget_ms``."""
     try:
-        query, _key = _query(conn, org_id, flt)
+        counted = _counted(conn, org_id, flt)
     except _Empty:
         return 0, True
-    counting = select(func.count()).select_from(query.with_only_columns(data_rows.c.id).subquery())
+    counting = select(func.count()).select_from(counted.subquery())
     if conn.dialect.name != "postgresql":
         return int(conn.execute(counting).scalar_one()), True
     try:
@@ -231,7 +255,7 @@ def count(
         conn.execute(text("SET LOCAL statement_timeout = 0"))
         return exact, True
     except OperationalError:
-        compiled = query.with_only_columns(data_rows.c.id).compile(dialect=conn.dialect)
+        compiled = counted.compile(dialect=conn.dialect)
         plan = conn.exec_driver_sql(
             "EXPLAIN (FORMAT JSON) " + str(compiled), compiled.params
         ).scalar_one()
