@@ -51,3 +51,14 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def is_sqlite(engine_or_conn: Any) -> bool:
     return bool(engine_or_conn.dialect.name == "sqlite")
+
+
+def refresh_statistics(engine: Engine) -> None:
+    """Let the query planner see the data's new shape after a bulk write. SQLite samples a
+    few hundred rows per index (cheap at any size); PostgreSQL's autovacuum does this itself."""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA analysis_limit=400")
+        conn.exec_driver_sql("ANALYZE")
+        conn.commit()

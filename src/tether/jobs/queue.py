@@ -12,6 +12,7 @@ from huey.consumer import Consumer
 from sqlalchemy import Engine
 
 from tether.config import Settings
+from tether.db.engine import refresh_statistics
 from tether.jobs import service as jobs
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class JobQueue:
             job = jobs.load(conn, job_id)
         if job is not None and job.kind == "import":
             run_import(self.engine, job_id, self.settings.import_chunk_rows)
+            refresh_statistics(self.engine)
 
     def enqueue(self, job_id: str) -> None:
         self._task(job_id)
