@@ -211,6 +211,18 @@ def test_tsv_splits_on_tabs_only(tmp_path: Path) -> None:
     ]
 
 
+def test_tsv_with_a_labelbox_header(tmp_path: Path) -> None:
+    data = b'Data URL\tExternal ID\tnote\ns3://b/a b.jpg\t"e-1"\tsays "hi", twice\n'
+    got = items_of(tmp_path, data, "tsv")
+    assert got[0].flavor == "labelbox"
+    assert got[0].value == {
+        "row_data": "s3://b/a b.jpg",
+        "external_id": '"e-1"',
+        "metadata_fields": [],
+        "extra": {"note": 'says "hi", twice'},
+    }
+
+
 def test_txt_is_one_uri_a_line_kept_as_written(tmp_path: Path) -> None:
     data = (
         BOM + b"gs://b/1 (1).JPG\r\n\r\n"

@@ -137,13 +137,13 @@ def detect(path: Path, filename: str | None = None) -> str:
     if (
         is_uri(first_line)
         and media_type_of_uri(first_line)
-        and not is_uri_with_kind(first_line.split(",", 1)[0])
+        and not _is_uri_with_kind(first_line.split(",", 1)[0])
     ):
         return "txt"
     return "csv"
 
 
-def is_uri_with_kind(value: str) -> bool:
+def _is_uri_with_kind(value: str) -> bool:
     return is_uri(value) and media_type_of_uri(value) is not None
 
 
