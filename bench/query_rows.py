@@ -39,7 +39,7 @@ from tether.catalog import metadata_schema
 from tether.catalog.data_rows import MetadataFilter, RowFilter
 from tether.db.engine import make_engine
 from tether.db.migrate import upgrade
-from tether.db.tables import data_rows
+from tether.db.tables import data_row_metadata, data_rows
 from tether.sdk import Client
 
 ORGS, DATASETS_PER_ORG, TAGS = 2, 5, 1000
@@ -126,10 +126,19 @@ def _load(engine: Engine, n: int) -> dict[str, Any]:
     per_dataset = n // (ORGS * DATASETS_PER_ORG)
     next_id = 1
     rng = random.Random(7)
+    indexes = _bulk_indexes()
+    with engine.begin() as conn:  # loading without secondary indexes, then building them,
+        for index in indexes:  # is what a bulk load into any database wants
+            index.drop(conn)
     for org in setup["orgs"]:
         for dataset_id in org["datasets"]:
             _insert_rows(engine, org, dataset_id, next_id, per_dataset, rng)
             next_id += per_dataset
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SET LOCAL maintenance_work_mem = '1GB'"))
+        for index in indexes:
+            index.create(conn)
     with engine.begin() as conn:
         conn.execute(
             text("UPDATE id_blocks SET next_id = :n WHERE name = 'data_rows'"), {"n": next_id}
@@ -146,6 +155,10 @@ def _load(engine: Engine, n: int) -> dict[str, Any]:
         conn.commit()
     setup["per_dataset"] = per_dataset
     return setup
+
+
+def _bulk_indexes() -> list[Any]:
+    return [i for t in (data_rows, data_row_metadata) for i in t.indexes]
 
 
 def _tag(i: int) -> str:
