@@ -6,15 +6,18 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Connection, Engine
+from starlette.exceptions import HTTPException
 
 from tether import accounts
 from tether.accounts import Caller
 from tether.config import Settings
-from tether.errors import Unauthorized
+from tether.errors import TetherError, Unauthorized
 from tether.jobs.queue import JobQueue
 
+EXPECTED = (TetherError, HTTPException, RequestValidationError)
 _bearer = HTTPBearer(auto_error=False, description="An API key: `tether keys create EMAIL`.")
 
 
@@ -31,8 +34,18 @@ def queue(request: Request) -> JobQueue:
 
 
 def connection(request: Request) -> Iterator[Connection]:
-    with request.app.state.engine.begin() as conn:
-        yield conn
+    with request.app.state.engine.connect() as conn:
+        try:
+            with conn.begin():
+                yield conn
+        except EXPECTED:
+            raise
+        except BaseException:
+            # An error in the middle of reading a result leaves its cursor open; on SQLite
+            # that pins the connection's snapshot even after rollback, so a pooled connection
+            # would serve stale reads (a new API key refused, deleted rows still there).
+            conn.invalidate()
+            raise
 
 
 def caller(

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -57,10 +57,18 @@ def row_filter(
         external_id,
         global_key,
         global_key_prefix,
-        created_after,
-        created_before,
+        _utc(created_after),
+        _utc(created_before),
         parse_metadata_filters(metadata, tag_contains),
     )
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """Aware UTC: a naive time means UTC, an offset is converted (SQLite stores UTC wall-clock
+    text and would otherwise compare another offset's wall clock with it)."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 FilterDep = Annotated[RowFilter, Depends(row_filter)]
