@@ -5,6 +5,7 @@ enqueue, in the caller's thread: for tests and scripts)."""
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from huey import MemoryHuey, RedisHuey, SqliteHuey
 from huey.api import Huey
@@ -46,10 +47,10 @@ class JobQueue:
     def enqueue(self, job_id: str) -> None:
         self._task(job_id)
 
-    def recover(self) -> list[str]:
+    def recover(self, stale_after: timedelta = jobs.STALE_AFTER) -> list[str]:
         """Queue again the running jobs whose worker died."""
         with self.engine.connect() as conn:
-            stale = jobs.abandoned(conn)
+            stale = jobs.abandoned(conn, stale_after)
         for job_id in stale:
             log.warning("job %s lost its worker; resuming it", job_id)
             self.enqueue(job_id)
@@ -72,7 +73,9 @@ class JobQueue:
             return
         self._consumer = self.consumer(self.settings.workers, embedded=True)
         self._consumer.start()
-        self.recover()
+        # With the embedded queue this process is the only worker: a job still marked running
+        # was cut off when the server last stopped, so it resumes at once.
+        self.recover(timedelta(0) if self.settings.queue_url is None else jobs.STALE_AFTER)
 
     def stop_embedded(self) -> None:
         if self._consumer is not None:

@@ -40,11 +40,16 @@ class ItemError:
         return {
             "job_id": job_id,
             "item_index": self.index,
-            "global_key": self.global_key,
-            "external_id": self.external_id,
+            "global_key": _storable(self.global_key),
+            "external_id": _storable(self.external_id),
             "code": self.code,
-            "message": self.message,
+            "message": _storable(self.message),
         }
+
+
+def _storable(text: str | None) -> str | None:
+    """The text of a bad item as PostgreSQL can store it (it refuses NUL characters)."""
+    return None if text is None else text.replace("\x00", "\\x00")
 
 
 def create(
@@ -233,9 +238,9 @@ def finish(conn: Connection, job_id: str, message: str | None = None, failed: bo
     )
 
 
-def abandoned(conn: Connection) -> list[str]:
-    """Running jobs whose worker is gone (no heartbeat for a while): run them again."""
-    cutoff = datetime.now(UTC) - STALE_AFTER
+def abandoned(conn: Connection, stale_after: timedelta = STALE_AFTER) -> list[str]:
+    """Running jobs whose worker is gone (no heartbeat for ``stale_after``): run them again."""
+    cutoff = datetime.now(UTC) - stale_after
     rows = conn.execute(
         select(jobs.c.id, jobs.c.heartbeat_at).where(jobs.c.status == RUNNING)
     ).all()
