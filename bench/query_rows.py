@@ -330,13 +330,9 @@ def _sql_time_and_plan(
     with engine.connect() as conn:
         flt = _row_filter(params)
         if kind == "count":
-            counted = rows_service._counted(conn, org_id, flt)
-            query = select(text("count(*)")).select_from(counted.subquery())
+            query = rows_service.count_query(conn, org_id, flt)[0]
         else:
-            query, key = rows_service._query(conn, org_id, flt)
-            if params.get("after"):
-                query = query.where(key > params["after"])
-            query = query.order_by(key).limit(101)
+            query = rows_service.page_query(conn, org_id, flt, params.get("after"), 101)
         compiled = query.compile(
             dialect=engine.dialect, compile_kwargs={"render_postcompile": True}
         )

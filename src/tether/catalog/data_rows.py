@@ -16,6 +16,7 @@ from tether.catalog.metadata_schema import Field, coerce, load_schema
 from tether.catalog.rows import MAX_GLOBAL_KEY, NormalRow, RowError, normalize
 from tether.db.dml import insert_ignoring_duplicates
 from tether.db.tables import data_row_metadata, data_rows, metadata_values
+from tether.db.tables import datasets as datasets_table
 from tether.errors import Invalid, NotFound
 from tether.timeutil import iso
 
@@ -134,31 +135,44 @@ def _metadata_joins(conn: Connection, org_id: int, flt: RowFilter) -> list[tuple
     return joins
 
 
-def _query(conn: Connection, org_id: int, flt: RowFilter) -> tuple[Select[Any], Any]:
-    """The filtered SELECT, and the id column to keyset on (the driving index's)."""
-    query = select(data_rows).where(data_rows.c.org_id == org_id, *_row_conditions(org_id, flt))
-    if flt.dataset_id is not None:
-        query = query.where(data_rows.c.dataset_id == flt.dataset_id)
-    key = data_rows.c.id
-    for i, (m, cond) in enumerate(_metadata_joins(conn, org_id, flt)):
-        query = query.join(m, and_(m.c.data_row_id == data_rows.c.id, cond))
-        if i == 0:
-            key = m.c.data_row_id
-    return query, key
+def _matching_ids(conn: Connection, org_id: int, flt: RowFilter) -> tuple[Select[Any], Any]:
+    """The ids of matching rows, and the column they are ordered and keyset by.
 
-
-def _counted(conn: Connection, org_id: int, flt: RowFilter) -> Select[Any]:
-    """The ids to count. Metadata-only filters are counted on the metadata index alone (it
-    holds organization and dataset), without touching data_rows."""
+    It reads only the index that drives the filter: ``data_rows (dataset_id, id)`` for a
+    dataset, the metadata index for metadata filters (joining data_rows only when a row
+    column is filtered too). Rows are fetched by id afterwards, so no planner can choose to
+    walk the whole table in id order instead.
+    """
     joins = _metadata_joins(conn, org_id, flt)
-    if joins and not _row_conditions(org_id, flt):
-        (first, first_cond), rest = joins[0], joins[1:]
-        source: Any = first
-        for m, cond in rest:
-            source = source.join(m, and_(m.c.data_row_id == first.c.data_row_id, cond))
-        return select(first.c.data_row_id).select_from(source).where(first_cond)
-    query, _key = _query(conn, org_id, flt)
-    return query.with_only_columns(data_rows.c.id)
+    row_conds = _row_conditions(org_id, flt)
+    if flt.dataset_id is not None:
+        _require_dataset(conn, org_id, flt.dataset_id)
+    if not joins:
+        scope = (
+            data_rows.c.dataset_id == flt.dataset_id
+            if flt.dataset_id is not None
+            else data_rows.c.org_id == org_id
+        )
+        return select(data_rows.c.id).where(scope, *row_conds), data_rows.c.id
+    (first, first_cond), rest = joins[0], joins[1:]
+    source: Any = first
+    for m, cond in rest:
+        source = source.join(m, and_(m.c.data_row_id == first.c.data_row_id, cond))
+    if row_conds:
+        source = source.join(data_rows, and_(data_rows.c.id == first.c.data_row_id, *row_conds))
+    ids = select(first.c.data_row_id).select_from(source).where(first_cond)
+    return ids, first.c.data_row_id
+
+
+def _require_dataset(conn: Connection, org_id: int, dataset_id: int) -> None:
+    """A dataset filter names one of the caller's datasets, or matches nothing."""
+    found = conn.execute(
+        select(datasets_table.c.id).where(
+            datasets_table.c.id == dataset_id, datasets_table.c.org_id == org_id
+        )
+    ).first()
+    if found is None:
+        raise _Empty()
 
 
 def _by_field(
@@ -219,18 +233,34 @@ def _values_containing(conn: Connection, org_id: int, field_id: str, part: str) 
     )
 
 
+def page_query(
+    conn: Connection, org_id: int, flt: RowFilter, after: int | None, limit: int
+) -> Select[Any]:
+    """The statement behind one page (the query benchmark runs it directly)."""
+    ids, key = _matching_ids(conn, org_id, flt)
+    if after is not None:
+        ids = ids.where(key > after)
+    ids = ids.order_by(key).limit(limit)
+    query = select(data_rows).where(data_rows.c.org_id == org_id, data_rows.c.id.in_(ids))
+    return query.order_by(data_rows.c.id)
+
+
+def count_query(conn: Connection, org_id: int, flt: RowFilter) -> tuple[Select[Any], Select[Any]]:
+    """The count statement, and the statement whose rows it counts."""
+    counted, _key = _matching_ids(conn, org_id, flt)
+    return select(func.count()).select_from(counted.subquery()), counted
+
+
 def page(
     conn: Connection, org_id: int, flt: RowFilter, after: int | None = None, limit: int = 100
 ) -> tuple[list[dict[str, Any]], int | None]:
     """One page in creation order; the second value is the cursor of the next page."""
     limit = max(1, min(limit, MAX_PAGE))
     try:
-        query, key = _query(conn, org_id, flt)
+        query = page_query(conn, org_id, flt, after, limit + 1)
     except _Empty:
         return [], None
-    if after is not None:
-        query = query.where(key > after)
-    rows = conn.execute(query.order_by(key).limit(limit + 1)).all()
+    rows = conn.execute(query).all()
     more = len(rows) > limit
     rows = rows[:limit]
     return [to_public(r) for r in rows], (rows[-1].id if more else None)
@@ -242,10 +272,9 @@ def count(
     """How many rows match, and whether that is exact. PostgreSQL answers with the planner's
     estimate when an exact count would take longer than ``budget_ms``."""
     try:
-        counted = _counted(conn, org_id, flt)
+        counting, counted = count_query(conn, org_id, flt)
     except _Empty:
         return 0, True
-    counting = select(func.count()).select_from(counted.subquery())
     if conn.dialect.name != "postgresql":
         return int(conn.execute(counting).scalar_one()), True
     try:
