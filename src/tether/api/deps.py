@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from tether import accounts
 from tether.accounts import Caller
 from tether.config import Settings
-from tether.errors import TetherError, Unauthorized
+from tether.errors import Invalid, TetherError, Unauthorized
 from tether.jobs.queue import JobQueue
 
 EXPECTED = (TetherError, HTTPException, RequestValidationError)
@@ -54,7 +54,12 @@ def caller(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("send an API key as 'Authorization: Bearer <key>'")
     with request.app.state.engine.begin() as conn:
-        return accounts.authenticate(conn, credentials.credentials)
+        found = accounts.authenticate(conn, credentials.credentials)
+    if "\x00" in request.scope["path"] or any(
+        "\x00" in k or "\x00" in v for k, v in request.query_params.multi_items()
+    ):
+        raise Invalid("the path and query must not contain NUL (%00) characters")
+    return found
 
 
 EngineDep = Annotated[Engine, Depends(engine)]

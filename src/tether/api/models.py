@@ -2,13 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# The id columns' ranges (BIGINT data row ids, INTEGER dataset and error ids): larger numbers
+# name nothing, and the databases refuse to compare with them.
+MAX_BIGINT = 2**63 - 1
+MAX_INT = 2**31 - 1
+RowId = Annotated[int, Field(ge=-MAX_BIGINT - 1, le=MAX_BIGINT)]
+
+
+def has_nul(value: Any) -> bool:
+    """Whether a string anywhere in ``value`` holds a NUL character (PostgreSQL refuses them
+    in text)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(has_nul(v) for v in value)
+    if isinstance(value, BaseModel):
+        return has_nul(value.__dict__)
+    return False
 
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _no_nul(self) -> Body:
+        if has_nul(self.__dict__):
+            raise ValueError("text must not contain NUL (\\u0000) characters")
+        return self
 
 
 class DatasetIn(Body):
@@ -105,13 +131,20 @@ class GlobalKeys(Body):
 
 
 class DeleteRows(Body):
-    ids: list[int] = Field(default_factory=list, max_length=10_000)
+    ids: list[RowId] = Field(default_factory=list, max_length=10_000)
     global_keys: list[str] = Field(default_factory=list, max_length=10_000)
 
 
 class Assignment(BaseModel):
     data_row_id: Any = None
     global_key: Any = None
+
+    @field_validator("data_row_id")
+    @classmethod
+    def _in_range(cls, value: Any) -> Any:
+        if isinstance(value, int) and not -MAX_BIGINT - 1 <= value <= MAX_BIGINT:
+            raise ValueError(f"{value} is not a data row id")
+        return value
 
 
 class Assignments(Body):

@@ -12,6 +12,7 @@ from tether.db.tables import data_row_metadata, data_rows, datasets
 from tether.errors import Conflict, Invalid, NotFound
 from tether.timeutil import iso
 
+MAX_ID = 2**31 - 1  # the id column is an INTEGER
 COLUMNS = (
     datasets.c.id,
     datasets.c.name,
@@ -75,9 +76,9 @@ def get(
     row = None
     if isinstance(id_or_name, str):
         row = conn.execute(query.where(datasets.c.name == id_or_name)).mappings().first()
-        if row is None and id_or_name.isdigit():
+        if row is None and id_or_name.isascii() and id_or_name.isdigit():
             id_or_name = int(id_or_name)
-    if row is None and isinstance(id_or_name, int):
+    if row is None and isinstance(id_or_name, int) and 0 < id_or_name <= MAX_ID:
         row = conn.execute(query.where(datasets.c.id == id_or_name)).mappings().first()
     if row is None:
         raise NotFound(f"no dataset {id_or_name!r}")

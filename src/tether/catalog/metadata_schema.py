@@ -21,6 +21,7 @@ from tether.errors import Conflict, Invalid, NotFound
 
 KINDS = ("string", "number", "datetime", "enum", "embedding")
 MAX_STRING = 4096
+MAX_INT = 2**63 - 1
 DATETIME_HINT = "an ISO 8601 datetime such as 2024-05-01T12:30:00Z"
 
 
@@ -155,6 +156,8 @@ def _to_number(value: Any) -> int | float:
         raise ValueError(f"expected a number, got {_type_name(value)}")
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError("must be a finite number")
+    if isinstance(value, int) and not -MAX_INT - 1 <= value <= MAX_INT:
+        raise ValueError(f"{value} is out of range; whole numbers need to fit in 64 bits")
     return value
 
 
@@ -165,7 +168,12 @@ def _to_datetime(value: Any) -> datetime:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:
         raise ValueError(f"{value!r} is not ISO 8601; expected {DATETIME_HINT}") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    try:
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        moment.timestamp()
+    except (OverflowError, ValueError):
+        raise ValueError(f"{value!r} is out of the range of datetimes") from None
+    return moment
 
 
 def _to_vector(value: Any, dimension: int | None) -> list[float]:

@@ -3,10 +3,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 
 from tether.api.deps import CallerDep, ConnDep
 from tether.api.models import (
+    MAX_BIGINT,
+    MAX_INT,
     Assignments,
     DataRowPage,
     DataRowPatch,
@@ -39,8 +41,11 @@ def parse_metadata_filters(specs: list[str], tag_contains: str | None) -> list[M
     return out
 
 
+RowIdPath = Annotated[int, Path(ge=1, le=MAX_BIGINT, description="a data row id")]
+
+
 def row_filter(
-    dataset_id: int | None = None,
+    dataset_id: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
     media_type: str | None = None,
     external_id: str | None = None,
     global_key: str | None = None,
@@ -68,7 +73,10 @@ def _utc(moment: datetime | None) -> datetime | None:
     text and would otherwise compare another offset's wall clock with it)."""
     if moment is None:
         return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:
+        raise Invalid(f"{moment.isoformat()} is out of the range of datetimes") from None
 
 
 FilterDep = Annotated[RowFilter, Depends(row_filter)]
@@ -79,12 +87,17 @@ def list_data_rows(
     caller: CallerDep,
     conn: ConnDep,
     flt: FilterDep,
-    after: Annotated[int | None, Query(description="next_cursor of the previous page")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_BIGINT, description="next_cursor of the previous page")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=data_rows.MAX_PAGE)] = 100,
-) -> dict[str, Any]:
+) -> Response:
     """Rows in creation order, one keyset page at a time (no count unless asked for)."""
     items, cursor = data_rows.page(conn, caller.org_id, flt, after, limit)
-    return {"items": items, "next_cursor": cursor}
+    # Rows are plain JSON already: skip re-validating them against the response model.
+    return Response(
+        orjson.dumps({"items": items, "next_cursor": cursor}), media_type="application/json"
+    )
 
 
 @router.get("/count", response_model=RowCount)
@@ -96,20 +109,20 @@ def count_data_rows(caller: CallerDep, conn: ConnDep, flt: FilterDep) -> dict[st
 
 
 @router.get("/{row_id}")
-def get_data_row(row_id: int, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
+def get_data_row(row_id: RowIdPath, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
     return data_rows.get(conn, caller.org_id, row_id)
 
 
 @router.patch("/{row_id}")
 def update_data_row(
-    row_id: int, body: DataRowPatch, caller: CallerDep, conn: ConnDep
+    row_id: RowIdPath, body: DataRowPatch, caller: CallerDep, conn: ConnDep
 ) -> dict[str, Any]:
     """Change the given fields; the row is checked again as a whole."""
     return data_rows.update_row(conn, caller.org_id, row_id, body.model_dump(exclude_unset=True))
 
 
 @router.delete("/{row_id}", status_code=204)
-def delete_data_row(row_id: int, caller: CallerDep, conn: ConnDep) -> None:
+def delete_data_row(row_id: RowIdPath, caller: CallerDep, conn: ConnDep) -> None:
     data_rows.get(conn, caller.org_id, row_id)
     data_rows.delete_many(conn, caller.org_id, ids=[row_id])
 

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from tether.api.deps import CallerDep, ConnDep
-from tether.api.models import Job, JobErrorPage, JobList
+from tether.api.models import MAX_INT, Job, JobErrorPage, JobList
 from tether.jobs import service as jobs
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -28,7 +28,7 @@ def job_errors(
     job_id: str,
     caller: CallerDep,
     conn: ConnDep,
-    after: int | None = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_INT)] = None,
     limit: Annotated[int, Query(ge=1, le=jobs.MAX_ERRORS_PAGE)] = 100,
 ) -> dict[str, Any]:
     """Per-item errors in item order, a page at a time."""
