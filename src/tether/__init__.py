@@ -1,6 +1,7 @@
 """tether: label data where it lives.
 
-The Python SDK is the public surface of this package: ``from tether import Client``.
+The Python SDK is the public surface of this package: ``from tether import Client``. Names
+are loaded on first use, so importing ``tether`` stays light (no server code).
 """
 
 from typing import TYPE_CHECKING, Any
@@ -8,9 +9,32 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from tether.sdk import Client, Dataset, Job, TetherAPIError
+    from tether.sdk import (
+        AuthenticationError,
+        Client,
+        ConflictError,
+        Dataset,
+        InvalidError,
+        Job,
+        JobTimeoutError,
+        NotFoundError,
+        TetherAPIError,
+        TooLargeError,
+    )
 
-__all__ = ["Client", "Dataset", "Job", "TetherAPIError", "__version__"]
+__all__ = [
+    "AuthenticationError",
+    "Client",
+    "ConflictError",
+    "Dataset",
+    "InvalidError",
+    "Job",
+    "JobTimeoutError",
+    "NotFoundError",
+    "TetherAPIError",
+    "TooLargeError",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -18,4 +42,8 @@ def __getattr__(name: str) -> Any:
         from tether import sdk
 
         return getattr(sdk, name)
-    raise AttributeError(name)
+    raise AttributeError(f"module 'tether' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

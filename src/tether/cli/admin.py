@@ -1,20 +1,23 @@
-"""Commands that act on the local configuration (database, data dir) directly."""
+"""Commands that act on the local configuration (database, data dir) directly.
+
+The server side (settings, SQLAlchemy, Alembic) is imported inside each command, so the data
+commands, which only talk HTTP, start quickly.
+"""
 
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 
-from tether import accounts
-from tether.config import get_settings
-from tether.db.engine import make_oneoff_engine
-from tether.db.migrate import upgrade
 from tether.errors import TetherError
 
-console = Console(stderr=True)
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+console = Console(stderr=True, soft_wrap=True)
 users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 
@@ -27,13 +30,19 @@ def register(app: typer.Typer) -> None:
     app.add_typer(keys_app, name="keys")
 
 
-def _engine():
-    engine = make_oneoff_engine(get_settings().sqlalchemy_url)
+def _engine() -> Engine:
+    from tether.config import get_settings
+    from tether.db.engine import make_engine
+    from tether.db.migrate import upgrade
+
+    # A pooled engine: make_oneoff_engine's NullPool clashes with make_engine's pool sizes on
+    # PostgreSQL. A command ends with its process, and the pool with it.
+    engine = make_engine(get_settings().sqlalchemy_url)
     upgrade(engine)
     return engine
 
 
-def _fail(exc: TetherError) -> None:
+def _fail(exc: TetherError) -> NoReturn:
     console.print(f"[red]error:[/red] {exc.message}")
     raise typer.Exit(1)
 
@@ -53,6 +62,7 @@ def serve(
     import uvicorn
 
     from tether.api.app import create_app
+    from tether.config import get_settings
     from tether.demo import ensure_demo
 
     settings = get_settings()
@@ -74,6 +84,7 @@ def worker(
     workers: Annotated[int | None, typer.Option(help="worker threads (TETHER_WORKERS)")] = None,
 ) -> None:
     """Run job workers only (with TETHER_QUEUE_URL=redis://... on as many machines as needed)."""
+    from tether.config import get_settings
     from tether.jobs.queue import JobQueue
 
     settings = get_settings()
@@ -94,6 +105,8 @@ def users_create(
     ] = False,
 ) -> None:
     """Create a user in an organization."""
+    from tether import accounts
+
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -115,6 +128,8 @@ def keys_create(
     name: Annotated[str, typer.Option(help="a name to recognise the key by")] = "default",
 ) -> None:
     """Print a new API key for the user (on stdout, nothing else)."""
+    from tether import accounts
+
     try:
         with _engine().begin() as conn:
             key = accounts.create_api_key(conn, email, name)
@@ -126,18 +141,26 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(email: str) -> None:
     """The user's keys: id, name, first characters, created, last used, revoked."""
-    with _engine().begin() as conn:
-        for k in accounts.list_api_keys(conn, email):
-            typer.echo(
-                f"{k['id']}\t{k['name']}\t{k['hint']}…\tcreated {k['created_at']}\t"
-                f"last used {k['last_used_at'] or '-'}\t"
-                f"{'revoked' if k['revoked_at'] else 'active'}"
-            )
+    from tether import accounts
+
+    try:
+        with _engine().begin() as conn:
+            keys = accounts.list_api_keys(conn, email)
+    except TetherError as exc:
+        _fail(exc)
+    for k in keys:
+        typer.echo(
+            f"{k['id']}\t{k['name']}\t{k['hint']}…\tcreated {k['created_at']}\t"
+            f"last used {k['last_used_at'] or '-'}\t"
+            f"{'revoked' if k['revoked_at'] else 'active'}"
+        )
 
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: int) -> None:
     """Revoke a key by its id (see `tether keys list`)."""
+    from tether import accounts
+
     try:
         with _engine().begin() as conn:
             accounts.revoke_api_key(conn, key_id)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import orjson
 import typer
 from rich.console import Console
@@ -15,8 +17,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tether.sdk import Client, Job, NotFoundError, TetherAPIError
+from tether.sdk._client import DEFAULT_URL
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 out = Console()
 datasets_app = typer.Typer(help="List, create, rename and delete datasets.", no_args_is_help=True)
 rows_app = typer.Typer(help="Find, show and delete data rows.", no_args_is_help=True)
@@ -44,9 +47,13 @@ def _client() -> Iterator[Client]:
     except ValueError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-    except OSError as exc:
-        console.print(f"[red]error:[/red] cannot reach the server: {exc}")
+    except (OSError, httpx.TransportError) as exc:
+        console.print(f"[red]error:[/red] cannot reach the server at {_url()}: {exc}")
         raise typer.Exit(1) from None
+
+
+def _url() -> str:
+    return os.environ.get("TETHER_URL") or DEFAULT_URL
 
 
 def _json(value: Any) -> None:
@@ -139,7 +146,7 @@ def import_file(
             console.print(f"created dataset {target.name}")
         job = _run_import(target, file, upsert, format, media_type)
         _summary(job, errors_file)
-        if job.status == "failed":
+        if job.status in ("failed", "canceled"):
             raise typer.Exit(1)
 
 
@@ -186,22 +193,21 @@ def _summary(job: Job, errors_file: Path | None) -> None:
     )
     if job.message:
         console.print(f"[red]{job.message}[/red]")
-    if not counts["failed"]:
-        return
+    handle = errors_file.open("wb") if errors_file else None  # never leave a stale file
     written = 0
-    handle = errors_file.open("wb") if errors_file else None
     try:
-        for i, err in enumerate(job.iter_errors()):
-            if i < FIRST_ERRORS:
-                where = f"item {err['index']}" + (
-                    f" ({err['global_key']})" if err["global_key"] else ""
-                )
-                console.print(f"  {where}: [bold]{err['code']}[/bold] {err['message']}")
-            if handle is None and i >= FIRST_ERRORS:
-                break
-            if handle is not None:
-                handle.write(orjson.dumps(err) + b"\n")
-                written += 1
+        if counts["failed"]:
+            for i, err in enumerate(job.iter_errors()):
+                if i < FIRST_ERRORS:
+                    where = f"item {err['index']}" + (
+                        f" ({err['global_key']})" if err["global_key"] else ""
+                    )
+                    console.print(f"  {where}: [bold]{err['code']}[/bold] {err['message']}")
+                if handle is None and i >= FIRST_ERRORS:
+                    break
+                if handle is not None:
+                    handle.write(orjson.dumps(err, option=orjson.OPT_APPEND_NEWLINE))
+                    written += 1
     finally:
         if handle is not None:
             handle.close()

@@ -13,7 +13,7 @@ from urllib.parse import quote
 import httpx
 import orjson
 
-from tether.sdk._errors import JobTimeoutError, TetherAPIError, raise_for_answer
+from tether.sdk._errors import InvalidError, JobTimeoutError, TetherAPIError, raise_for_answer
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 FINISHED = ("completed", "completed_with_errors", "failed", "canceled")
@@ -135,6 +135,9 @@ class Client:
             json=changes,
         )
 
+    def delete_data_row(self, data_row_id: int) -> None:
+        self.request("DELETE", f"/data-rows/{int(data_row_id)}")
+
     def delete_data_rows(
         self, ids: list[int] | None = None, global_keys: list[str] | None = None
     ) -> list[dict[str, Any]]:
@@ -229,15 +232,25 @@ class Dataset:
             params["filename"] = path.name
             factory: Callable[[], Any] = lambda: _file_chunks(path, on_upload)  # noqa: E731
         else:
-            factory = _replayable_ndjson(rows_or_path)
+            factory = _NdjsonBody(rows_or_path)
             headers["Content-Type"] = "application/x-ndjson"
-        response = self.client.request(
-            "POST",
-            f"/datasets/{self.id}/data-rows",
-            body_factory=factory,
-            params=params,
-            headers=headers,
-        )
+        try:
+            response = self.client.request(
+                "POST",
+                f"/datasets/{self.id}/data-rows",
+                body_factory=factory,
+                params=params,
+                headers=headers,
+            )
+        except InvalidError:
+            if isinstance(factory, _NdjsonBody) and factory.resent_empty:
+                raise TetherAPIError(
+                    0,
+                    "not_retryable",
+                    "the upload failed before the server made a job, and its rows came from "
+                    "a one-shot iterator; pass a list or a file to retry",
+                ) from None
+            raise
         return Job(self.client, response.json())
 
     def data_rows(self, page_size: int = 1000, **filters: Any) -> Iterator[dict[str, Any]]:
@@ -269,6 +282,8 @@ class Job:
         self._data = data
 
     id = property(lambda self: self._data["id"])
+    kind = property(lambda self: self._data["kind"])
+    dataset_id = property(lambda self: self._data["dataset_id"])
     status = property(lambda self: self._data["status"])
     counts = property(lambda self: self._data["counts"])
     progress = property(lambda self: self._data["progress"])
@@ -297,9 +312,10 @@ class Job:
         while not self.done:
             if on_progress:
                 on_progress(self)
-            if deadline is not None and time.monotonic() > deadline:
+            if deadline is not None and time.monotonic() >= deadline:
                 raise JobTimeoutError(f"job {self.id} still {self.status} after {timeout}s")
-            time.sleep(poll)
+            pause = poll if deadline is None else min(poll, max(deadline - time.monotonic(), 0))
+            time.sleep(pause)
             self.refresh()
         if on_progress:
             on_progress(self)
@@ -339,24 +355,30 @@ def _file_chunks(path: Path, on_upload: Callable[[int], None] | None) -> Iterato
             yield chunk
 
 
-def _replayable_ndjson(rows: Iterable[dict[str, Any]]) -> Callable[[], Iterator[bytes]]:
-    """Lists can be sent again on a retry; a one-shot iterator cannot, so it is sent once."""
-    used = False
+class _NdjsonBody:
+    """Rows as NDJSON chunks, made afresh for each try. A list is sent again on a retry; a
+    one-shot iterator cannot be, so a retry sends an empty body with the same idempotency key:
+    the server answers with the job the first try made, or refuses the empty upload."""
 
-    def body() -> Iterator[bytes]:
-        nonlocal used
-        if used and iter(rows) is rows:
-            raise TetherAPIError(
-                0,
-                "not_retryable",
-                "the upload failed and its rows came "
-                "from a one-shot iterator; pass a list or a file to retry",
-            )
-        used = True
+    def __init__(self, rows: Iterable[dict[str, Any]]) -> None:
+        self.rows = rows
+        self.one_shot = iter(rows) is rows
+        self.used = False
+        self.resent_empty = False
+
+    def __call__(self) -> Iterator[bytes]:
+        if self.used and self.one_shot:
+            self.resent_empty = True
+            return iter(())
+        self.used = True
+        return self._chunks()
+
+    def _chunks(self) -> Iterator[bytes]:
+        dumps = orjson.dumps
         buffer: list[bytes] = []
         size = 0
-        for row in rows:
-            line = orjson.dumps(row) + b"\n"
+        for row in self.rows:
+            line = dumps(row, option=orjson.OPT_APPEND_NEWLINE)
             buffer.append(line)
             size += len(line)
             if size >= UPLOAD_CHUNK:
@@ -364,8 +386,6 @@ def _replayable_ndjson(rows: Iterable[dict[str, Any]]) -> Callable[[], Iterator[
                 buffer, size = [], 0
         if buffer:
             yield b"".join(buffer)
-
-    return body
 
 
 def _filter_params(filters: dict[str, Any]) -> dict[str, Any]:
