@@ -2,7 +2,10 @@
 
 Containers (detected from the first bytes and the file name; ``format`` overrides):
 ``json`` (an array, or one object), ``ndjson``, ``csv``, ``tsv``, ``txt`` (one URI a line).
-Each item is then told apart as a Labelbox row or a Label Studio task (see ``canonical``).
+Each item is then told apart as a Labelbox row or a Label Studio task (see ``canonical``;
+``format`` may force one: ``csv/labelbox``, ``label_studio``). Every item comes out in the
+Labelbox shape that ``catalog.rows.normalize`` validates, with whatever tether has no field
+for under ``extra``.
 """
 
 from __future__ import annotations
