@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -182,3 +183,15 @@ def test_another_organizations_dataset_is_404(tenant: Tenant, other_tenant: Tena
     still = other_tenant.get(f"/datasets/{theirs['id']}", params={"with_count": True}).json()
     assert still["name"] == theirs["name"]
     assert still["row_count"] == 1
+
+
+def test_concurrent_creates_of_one_name_make_one_dataset(tenant: Tenant) -> None:
+    name = _name("race")
+
+    def attempt(_: int) -> int:
+        return int(tenant.post("/datasets", json={"name": name}).status_code)
+
+    with ThreadPoolExecutor(6) as pool:
+        codes = sorted(pool.map(attempt, range(6)))
+    assert codes == [201, 409, 409, 409, 409, 409], codes
+    assert [d["name"] for d in tenant.get("/datasets").json()["items"]] == [name]

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from tether.db.tables import data_row_metadata, metadata_fields
 from tether.errors import Conflict, Invalid, NotFound
@@ -221,17 +222,21 @@ def create_field(
     ).first():
         raise Conflict(f"a metadata field named {name!r} exists already")
     field_id = "cmf" + secrets.token_hex(11)
-    conn.execute(
-        insert(metadata_fields).values(
-            id=field_id,
-            org_id=org_id,
-            name=name,
-            kind=kind,
-            options=orjson.dumps(opts).decode(),
-            dimension=dimension if kind == "embedding" else None,
-            created_at=datetime.now(UTC),
-        )
-    )
+    try:
+        with conn.begin_nested():  # a concurrent create of the same name loses here
+            conn.execute(
+                insert(metadata_fields).values(
+                    id=field_id,
+                    org_id=org_id,
+                    name=name,
+                    kind=kind,
+                    options=orjson.dumps(opts).decode(),
+                    dimension=dimension if kind == "embedding" else None,
+                    created_at=datetime.now(UTC),
+                )
+            )
+    except IntegrityError:
+        raise Conflict(f"a metadata field named {name!r} exists already") from None
     return get_field(conn, org_id, field_id)
 
 
@@ -272,7 +277,14 @@ def update_field(
         fresh = _new_options([o for o in add_options if o not in {n for _i, n in f.options}])
         values["options"] = orjson.dumps(existing + fresh).decode()
     if values:
-        conn.execute(update(metadata_fields).where(metadata_fields.c.id == f.id).values(**values))
+        try:
+            with conn.begin_nested():
+                conn.execute(
+                    update(metadata_fields).where(metadata_fields.c.id == f.id).values(**values)
+                )
+        except IntegrityError:
+            taken = values.get("name")
+            raise Conflict(f"a metadata field named {taken!r} exists already") from None
     return get_field(conn, org_id, f.id)
 
 
