@@ -59,11 +59,14 @@ def to_public(row: Any) -> dict[str, Any]:
         "metadata_fields": orjson.loads(row.metadata) if row.metadata else [],
         "attachments": orjson.loads(row.attachments) if row.attachments else [],
     }
-    if row.extra:
-        out.update(orjson.loads(row.extra))
-    out["created_by"] = row.created_by
-    out["created_at"] = iso(row.created_at)
-    out["updated_at"] = iso(row.updated_at)
+    tail = {
+        "created_by": row.created_by,
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.updated_at),
+    }
+    if row.extra:  # what the source file had besides tether's fields; never shadows them
+        out.update((k, v) for k, v in orjson.loads(row.extra).items() if k not in out | tail)
+    out.update(tail)
     return out
 
 
