@@ -65,7 +65,8 @@ def to_public(row: Any) -> dict[str, Any]:
         "updated_at": iso(row.updated_at),
     }
     if row.extra:  # what the source file had besides tether's fields; never shadows them
-        out.update((k, v) for k, v in orjson.loads(row.extra).items() if k not in out | tail)
+        own = out.keys() | tail.keys()
+        out.update((k, v) for k, v in orjson.loads(row.extra).items() if k not in own)
     out.update(tail)
     return out
 
