@@ -82,7 +82,7 @@ def test_every_route_needs_a_key(http: Any, method: str, path: str) -> None:
     "authorization",
     ["Bearer tth_not-a-real-key", "Bearer ", "Basic dXNlcjpwYXNz", "tth_no-scheme", "Bearer"],
 )
-def test_a_bad_key_is_401(http: Any, tenant: Tenant, authorization: str) -> None:
+def test_a_bad_key_is_401(http: Any, authorization: str) -> None:
     r = http.get("/api/v1/datasets", headers={"Authorization": authorization})
     assert r.status_code == 401
     body = r.json()

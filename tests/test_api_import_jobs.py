@@ -547,3 +547,30 @@ def test_an_oversized_upload_is_413_and_creates_nothing(small_limits: Tenant) ->
     assert 300 < len(small) <= 400
     job = tenant.import_rows(ds["id"], small)
     assert job["counts"]["created"] == 10
+
+
+def test_an_oversized_multipart_upload_is_refused_before_it_is_read(
+    small_limits: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The form parser would spool any size of body to disk: the limit applies first."""
+    from tether.api import uploads
+
+    saved: list[int] = []
+    real = uploads._save_body
+
+    async def watching(request: Any, path: Any, limit: int) -> Any:
+        saved.append(limit)
+        return await real(request, path, limit)
+
+    monkeypatch.setattr(uploads, "_save_body", watching)
+    tenant = small_limits
+    ds = tenant.dataset()
+    big = b"s3://bucket/x.jpg\n" * 100
+    r = tenant.post(f"/datasets/{ds['id']}/data-rows", files={"file": ("rows.txt", big)})
+    assert r.status_code == 413
+    assert r.json()["error"]["message"] == "the upload is larger than the limit of 400 bytes"
+    assert saved == []
+    r = tenant.post(f"/datasets/{ds['id']}/data-rows", files={"file": ("rows.txt", big[:180])})
+    assert r.status_code == 202
+    assert r.json()["counts"]["created"] == 10
+    assert saved == [400]

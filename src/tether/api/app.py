@@ -46,7 +46,9 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
     )
     app.state.settings, app.state.engine, app.state.queue = settings, engine, queue
     errors.install(app)
-    app.add_middleware(BodyLimit, limit=settings.max_json_bytes)
+    app.add_middleware(
+        BodyLimit, limit=settings.max_json_bytes, upload_limit=settings.max_upload_bytes
+    )
     api = APIRouter(prefix=API)
     for module in (health, datasets, data_rows, jobs, metadata_schema):
         api.include_router(module.router)

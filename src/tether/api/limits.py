@@ -10,34 +10,46 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tether.api.errors import error_response
 
-# Bulk import bodies have their own (larger) limit, enforced where they are written to disk.
+# Bulk import bodies have their own (larger) limit; multipart uploads are bounded here too,
+# since the form parser would otherwise spool a body of any size to disk before the route
+# sees it.
 UPLOAD_PATH = re.compile(r"^/api/v1/datasets/[^/]+/data-rows$")
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, upload_limit: int | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.upload_limit = upload_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or UPLOAD_PATH.match(scope["path"]):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        upload = bool(UPLOAD_PATH.match(scope["path"]))
+        limit = self.upload_limit if upload else self.limit
+        if limit is None:
+            await self.app(scope, receive, send)
+            return
+        message = self._message(upload, limit)
         declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared and declared.isdigit() and int(declared) > self.limit:
-            await error_response(413, "too_large", self._message())(scope, receive, send)
+        if declared and declared.isdigit() and int(declared) > limit:
+            await error_response(413, "too_large", message)(scope, receive, send)
             return
         seen = 0
 
         async def limited() -> Message:
             nonlocal seen
-            message: Any = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise HTTPException(413, self._message())
-            return message
+            received: Any = await receive()
+            seen += len(received.get("body", b""))
+            if seen > limit:
+                raise HTTPException(413, message)
+            return received
 
         await self.app(scope, limited, send)
 
-    def _message(self) -> str:
-        return f"request body is larger than the limit of {self.limit} bytes"
+    @staticmethod
+    def _message(upload: bool, limit: int) -> str:
+        if upload:
+            return f"the upload is larger than the limit of {limit} bytes"
+        return f"request body is larger than the limit of {limit} bytes"
