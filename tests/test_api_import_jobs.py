@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
@@ -27,6 +28,11 @@ def rows_of(tenant: Tenant, dataset_id: int) -> list[Row]:
     r = tenant.get("/data-rows", params={"dataset_id": dataset_id, "limit": 1000})
     assert r.status_code == 200 and r.json()["next_cursor"] is None
     return r.json()["items"]  # type: ignore[no-any-return]
+
+
+def uploads(settings: Settings) -> set[str]:
+    folder = settings.uploads_dir
+    return {p.name for p in folder.iterdir()} if folder.exists() else set()
 
 
 def jobs_of(tenant: Tenant) -> list[Row]:
@@ -306,9 +312,10 @@ def test_global_keys_are_unique_per_organization_only(tenant: Tenant, other_tena
 
 
 def test_a_repeated_idempotency_key_returns_the_first_job(
-    tenant: Tenant, other_tenant: Tenant
+    tenant: Tenant, other_tenant: Tenant, settings: Settings
 ) -> None:
     ds = tenant.dataset()
+    staged = uploads(settings)
     body = ndjson([{"row_data": f"s3://b/{i}.jpg", "global_key": f"i{i}"} for i in range(3)])
     headers = {"Idempotency-Key": "retry-me-1"}
     first = tenant.post(f"/datasets/{ds['id']}/data-rows", content=body, headers=headers)
@@ -332,6 +339,7 @@ def test_a_repeated_idempotency_key_returns_the_first_job(
     )
     assert r.json()["id"] != first.json()["id"]
     assert r.json()["counts"] == {"created": 0, "updated": 0, "failed": 3}
+    assert uploads(settings) == staged, "finished or repeated imports leave files behind"
 
 
 def test_an_over_long_idempotency_key_is_422(tenant: Tenant) -> None:
@@ -403,9 +411,13 @@ def test_format_and_media_type_parameters(tenant: Tenant) -> None:
         ("[]".encode("utf-16"), "UTF-16"),
     ],
 )
-def test_unreadable_bodies_are_422_and_make_no_job(tenant: Tenant, body: bytes, words: str) -> None:
+def test_unreadable_bodies_are_422_and_make_no_job(
+    tenant: Tenant, settings: Settings, body: bytes, words: str
+) -> None:
     ds = tenant.dataset()
+    staged = uploads(settings)
     r = tenant.post(f"/datasets/{ds['id']}/data-rows", content=body)
+    assert uploads(settings) == staged, "the refused upload stays on disk"
     assert r.status_code == 422, r.text
     error = r.json()["error"]
     assert error["code"] == "invalid"
@@ -574,3 +586,23 @@ def test_an_oversized_multipart_upload_is_refused_before_it_is_read(
     assert r.status_code == 202
     assert r.json()["counts"]["created"] == 10
     assert saved == [400]
+
+
+def test_concurrent_retries_with_one_idempotency_key_make_one_job(tenant: Tenant) -> None:
+    ds = tenant.dataset()
+    body = ndjson([{"row_data": f"s3://b/{i}.jpg", "global_key": f"c{i}"} for i in range(5)])
+
+    def attempt(_: int) -> Any:
+        r = tenant.post(
+            f"/datasets/{ds['id']}/data-rows", content=body, headers={"Idempotency-Key": "same"}
+        )
+        assert r.status_code == 202, r.text
+        return r.json()["id"]
+
+    with ThreadPoolExecutor(6) as pool:
+        ids = set(pool.map(attempt, range(6)))
+    assert len(ids) == 1
+    [job] = jobs_of(tenant)
+    assert job["id"] in ids
+    assert job["counts"] == {"created": 5, "updated": 0, "failed": 0}
+    assert len(rows_of(tenant, ds["id"])) == 5
