@@ -635,3 +635,32 @@ def test_an_import_whose_dataset_was_deleted_says_so(
     assert not [e for e in errors if e["code"] == "global_key_exists"], errors
     said = [done["message"] or ""] + [e["message"] for e in errors]
     assert any("dataset" in text for text in said), (done, errors)
+
+
+def test_a_job_that_breaks_midway_fails_and_keeps_its_committed_chunks(
+    tenant: Tenant, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tether.imports import runner
+
+    real = runner.write_chunk
+    calls: list[int] = []
+
+    def second_chunk_breaks(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("disk on fire")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "write_chunk", second_chunk_breaks)
+    ds = tenant.dataset()
+    size = settings.import_chunk_rows
+    body = "".join(f"s3://b/{i}.jpg\n" for i in range(size * 2 + 5))
+    r = tenant.post(f"/datasets/{ds['id']}/data-rows", content=body)
+    assert r.status_code == 202
+    job = r.json()
+    assert job["status"] == "failed"
+    assert job["message"] == "internal error: RuntimeError"
+    assert job["counts"] == {"created": size, "updated": 0, "failed": 0}
+    assert job["progress"] == {"done": size, "total": size * 2 + 5}
+    assert job["finished_at"] is not None
+    assert len(rows_of(tenant, ds["id"])) == size
