@@ -664,3 +664,14 @@ def test_a_job_that_breaks_midway_fails_and_keeps_its_committed_chunks(
     assert job["progress"] == {"done": size, "total": size * 2 + 5}
     assert job["finished_at"] is not None
     assert len(rows_of(tenant, ds["id"])) == size
+
+
+def test_a_malformed_csv_row_says_its_line(tenant: Tenant) -> None:
+    ds = tenant.dataset()
+    body = "Data URL,External ID\ns3://b/1.jpg,one\ns3://b/2.jpg,two,extra\n\ns3://b/3.jpg,three\n"
+    job = tenant.import_rows(ds["id"], body)
+    assert job["counts"] == {"created": 2, "updated": 0, "failed": 1}
+    [error] = tenant.errors(job["id"])
+    assert error["index"] == 1
+    assert error["message"].startswith("line 3:"), error
+    assert [r["external_id"] for r in rows_of(tenant, ds["id"])] == ["one", "three"]
