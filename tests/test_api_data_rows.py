@@ -16,10 +16,6 @@ from sqlalchemy import Engine
 from tests.conftest import Tenant, make_tenant
 
 Row = dict[str, Any]
-# catalog/data_rows.py calls Result.tuples(), deprecated in SQLAlchemy 2.1; with the suite's
-# warnings-as-errors it fails lookup, delete and clear. That bug is pinned by an xfail test in
-# test_api_errors.py; here it must not hide what these tests check.
-pytestmark = pytest.mark.filterwarnings("ignore:The Result.tuples:DeprecationWarning")
 
 
 def ndjson(rows: list[Row]) -> bytes:
@@ -324,15 +320,6 @@ def test_tag_contains_is_case_sensitive(
     catalog: dict[str, Any], backend: str, request: pytest.FixtureRequest
 ) -> None:
     """'contains' matches exactly as Python's ``in`` does, on both databases."""
-    if backend == "sqlite":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="catalog/data_rows.py: 'contains' uses LIKE, which SQLite compares "
-                "case-insensitively for ASCII, so tag_contains=Sunny also matches 'sunny' "
-                "(PostgreSQL is case-sensitive)",
-            )
-        )
     tenant = catalog["tenant"]
     rows = catalog["rows"]
     got = [r["id"] for r in list_all(tenant, tag_contains="Sunny")]
@@ -552,14 +539,7 @@ def test_patch_another_organizations_row_is_404(tenant: Tenant, other_tenant: Te
 
 # --- delete -----------------------------------------------------------------------------
 
-DELETE_BUG = (
-    "catalog/data_rows.py delete_many: dict(conn.execute(...).tuples()) raises TypeError "
-    "on SQLAlchemy 2.1 (a Result has keys(), so dict() reads it as a mapping): every delete "
-    "by id or global key answers 500"
-)
 
-
-@pytest.mark.xfail(strict=True, reason=DELETE_BUG)
 def test_delete_one(tenant: Tenant, other_tenant: Tenant) -> None:
     row = _one_row(tenant, global_key="del-one", metadata_fields=[{"name": "tag", "value": "x"}])
     keep = _one_row(tenant)
@@ -577,7 +557,6 @@ def test_delete_one(tenant: Tenant, other_tenant: Tenant) -> None:
     assert _one_row(tenant, global_key="del-one")["global_key"] == "del-one"
 
 
-@pytest.mark.xfail(strict=True, reason=DELETE_BUG)
 def test_delete_many_reports_each_item(tenant: Tenant, other_tenant: Tenant) -> None:
     ds = tenant.dataset()
     tenant.import_rows(

@@ -186,12 +186,6 @@ def test_a_failed_request_leaves_no_stale_connection(
     assert len(tenant.get("/datasets").json()["items"]) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="catalog/data_rows.py calls Result.tuples() (ids_for_global_keys, delete_many), "
-    "deprecated in SQLAlchemy 2.1: under the suite's warnings-as-errors every global key "
-    "lookup answers 500",
-)
 def test_global_key_lookup_raises_no_deprecation_warning(tenant: Tenant) -> None:
     r = tenant.post("/data-rows/lookup", json={"global_keys": ["k"]})
     assert r.json() == {"results": [{"global_key": "k", "data_row_id": None}]}

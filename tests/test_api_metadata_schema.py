@@ -205,11 +205,6 @@ def test_rename_keeps_values_filterable(tenant: Tenant) -> None:
     assert r.status_code == 422
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="catalog/data_rows.py to_public returns the field name stored with the row, so after "
-    "a rename rows (and their export) still say the old name, which no longer imports",
-)
 def test_rows_show_a_renamed_fields_new_name(tenant: Tenant) -> None:
     create(tenant, name="score", kind="number")
     ds = tenant.dataset()

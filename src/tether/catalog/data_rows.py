@@ -46,8 +46,9 @@ class RowFilter:
     metadata: list[MetadataFilter] = field(default_factory=list)
 
 
-def to_public(row: Any) -> dict[str, Any]:
-    """A stored row as users see it, and as export writes it (import reads it back)."""
+def to_public(row: Any, names: dict[str, str] | None = None) -> dict[str, Any]:
+    """A stored row as users see it, and as export writes it (import reads it back).
+    ``names`` maps metadata schema ids to their current names (fields can be renamed)."""
     out: dict[str, Any] = {
         "id": row.id,
         "dataset_id": row.dataset_id,
@@ -56,7 +57,9 @@ def to_public(row: Any) -> dict[str, Any]:
         "media_type": row.media_type,
         "row_data": orjson.loads(row.row_data),
         "media_attributes": orjson.loads(row.media_attributes) if row.media_attributes else {},
-        "metadata_fields": orjson.loads(row.metadata) if row.metadata else [],
+        "metadata_fields": _current_names(orjson.loads(row.metadata), names)
+        if row.metadata
+        else [],
         "attachments": orjson.loads(row.attachments) if row.attachments else [],
     }
     tail = {
@@ -71,13 +74,24 @@ def to_public(row: Any) -> dict[str, Any]:
     return out
 
 
+def _current_names(fields: list[dict[str, Any]], names: dict[str, str] | None) -> Any:
+    if names:
+        for entry in fields:
+            entry["name"] = names.get(entry["schema_id"], entry["name"])
+    return fields
+
+
+def field_names(conn: Connection, org_id: int) -> dict[str, str]:
+    return {f.id: f.name for f in load_schema(conn, org_id).fields}
+
+
 def get(conn: Connection, org_id: int, row_id: int) -> dict[str, Any]:
     row = conn.execute(
         select(data_rows).where(data_rows.c.org_id == org_id, data_rows.c.id == row_id)
     ).first()
     if row is None:
         raise NotFound(f"no data row {row_id}")
-    return to_public(row)
+    return to_public(row, field_names(conn, org_id))
 
 
 def ids_for_global_keys(conn: Connection, org_id: int, keys: list[str]) -> list[dict[str, Any]]:
@@ -89,13 +103,12 @@ def ids_for_global_keys(conn: Connection, org_id: int, keys: list[str]) -> list[
     for start in range(0, len(wanted), 1000):
         chunk = wanted[start : start + 1000]
         found.update(
-            conn.execute(
+            (key, row_id)
+            for key, row_id in conn.execute(
                 select(data_rows.c.global_key, data_rows.c.id).where(
                     data_rows.c.org_id == org_id, data_rows.c.global_key.in_(chunk)
                 )
             )
-            .tuples()
-            .all()
         )
     return [{"global_key": k, "data_row_id": found.get(k)} for k in keys]
 
@@ -231,10 +244,18 @@ def _values_containing(conn: Connection, org_id: int, field_id: str, part: str) 
             select(metadata_values.c.value_text).where(
                 metadata_values.c.org_id == org_id,
                 metadata_values.c.field_id == field_id,
-                metadata_values.c.value_text.contains(part, autoescape=True),
+                _position(conn, metadata_values.c.value_text, part) > 0,
             )
         ).scalars()
     )
+
+
+def _position(conn: Connection, column: Any, part: str) -> Any:
+    """Where ``part`` starts in ``column`` (0: nowhere), case-sensitive on both databases
+    (SQLite's LIKE ignores ASCII case, PostgreSQL's does not)."""
+    if conn.dialect.name == "sqlite":
+        return func.instr(column, part)
+    return func.strpos(column, part)
 
 
 def page_query(
@@ -267,7 +288,8 @@ def page(
     rows = conn.execute(query).all()
     more = len(rows) > limit
     rows = rows[:limit]
-    return [to_public(r) for r in rows], (rows[-1].id if more else None)
+    names = field_names(conn, org_id) if any(r.metadata for r in rows) else None
+    return [to_public(r, names) for r in rows], (rows[-1].id if more else None)
 
 
 def count(
@@ -415,13 +437,14 @@ def delete_many(
     for i in ids or []:
         ok = _is_int(i) and int(i) in found_ids
         results.append({"data_row_id": i, "deleted": ok, "error": None if ok else "not found"})
-    key_rows = dict(
-        conn.execute(
+    key_rows = {
+        key: row_id
+        for key, row_id in conn.execute(
             select(data_rows.c.global_key, data_rows.c.id).where(
                 data_rows.c.org_id == org_id, data_rows.c.global_key.in_(global_keys or [])
             )
-        ).tuples()
-    )
+        )
+    }
     for k in global_keys or []:
         ok = k in key_rows
         results.append({"global_key": k, "deleted": ok, "error": None if ok else "not found"})
