@@ -139,7 +139,7 @@ def make_tenant(engine: Engine, http: Any) -> Tenant:
     tag = uuid.uuid4().hex[:10]
     email = f"user-{tag}@example.com"
     with engine.begin() as conn:
-        user_id = accounts.create_user(conn, email, f"org-{tag}", "pw")
+        user_id = accounts.create_user(conn, email, f"org-{tag}", None)  # no argon2: fast
         key = accounts.create_api_key(conn, email)
         caller = accounts.authenticate(conn, key)
     return Tenant(caller.org_id, user_id, email, key, http)
