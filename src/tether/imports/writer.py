@@ -1,19 +1,28 @@
 """Writing one chunk of validated rows: new rows in bulk, existing global keys as per-row
-errors (or updates with ``upsert``), all in the caller's transaction."""
+errors (or updates with ``upsert``), all in the caller's transaction.
+
+The two bulk INSERTs (data rows, their metadata values) are the import's hot path, so they
+skip SQLAlchemy's per-row parameter handling: rows become tuples in column order, written with
+the driver's ``executemany`` on SQLite and ``COPY`` on PostgreSQL. Values that are the same
+for the whole chunk (timestamps, organization, dataset, creator) go through the column
+types' bind processing once, so what lands is exactly what SQLAlchemy would have stored.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine, Table, select, text
 
 from tether.catalog.data_rows import record_text_values, write_update
 from tether.catalog.rows import NormalRow
 from tether.db.tables import data_row_metadata, data_rows
 from tether.jobs.service import ItemError
+
+LOOKUP_BATCH = 5000  # global keys per SELECT ... IN (well under every driver's bind limit)
 
 
 @dataclass
@@ -54,6 +63,7 @@ def write_chunk(
     now: datetime,
 ) -> ChunkResult:
     result = ChunkResult()
+    begin_writing(conn)
     fresh, existing_ids = _sort_out(conn, target, rows, result)
     if fresh:
         _insert_new(conn, target, fresh, first_id, now, result)
@@ -62,6 +72,22 @@ def write_chunk(
         result.updated += 1
     record_text_values(conn, target.org_id, [v for _i, r in rows for v in r.metadata_values])
     return result
+
+
+def begin_writing(conn: Connection) -> None:
+    """On SQLite, open the transaction as a writer at once (``BEGIN IMMEDIATE``).
+
+    The sqlite3 driver starts a transaction only at the first INSERT/UPDATE/DELETE, so
+    without this the chunk's SAVEPOINT would be the outermost one and its RELEASE would commit
+    the rows apart from the job's progress; and a transaction that reads first and writes
+    later fails at once ("database is locked") when another writer got in between. Holding
+    the write lock from the key lookup on also means no one can take a global key between
+    the lookup and the INSERT."""
+    if conn.dialect.name != "sqlite":
+        return
+    dbapi = conn.connection.dbapi_connection
+    if dbapi is not None and not dbapi.in_transaction:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _error(index: int, row: NormalRow, code: str, message: str) -> ItemError:
@@ -74,19 +100,21 @@ def _sort_out(
     """Split rows into new ones and updates; duplicates and taken keys become errors."""
     keys = [r.global_key for _i, r in rows if r.global_key is not None]
     taken: dict[str, tuple[int, int]] = {}
-    if keys:
+    for start in range(0, len(keys), LOOKUP_BATCH):
         found = conn.execute(
             select(data_rows.c.global_key, data_rows.c.id, data_rows.c.dataset_id).where(
-                data_rows.c.org_id == target.org_id, data_rows.c.global_key.in_(keys)
+                data_rows.c.org_id == target.org_id,
+                data_rows.c.global_key.in_(keys[start : start + LOOKUP_BATCH]),
             )
         )
-        taken = {k: (i, d) for k, i, d in found}
+        taken.update((k, (i, d)) for k, i, d in found)
     fresh, updates = [], []
+    seen = target.seen_keys
     for index, row in rows:
         key = row.global_key
         if key is not None:
             marker = hash(key)
-            if marker in target.seen_keys:
+            if marker in seen:
                 result.errors.append(
                     _error(
                         index,
@@ -96,7 +124,7 @@ def _sort_out(
                     )
                 )
                 continue
-            target.seen_keys.add(marker)
+            seen.add(marker)
             if key in taken:
                 row_id, dataset_id = taken[key]
                 if not target.upsert:
@@ -132,24 +160,25 @@ def _insert_new(
     now: datetime,
     result: ChunkResult,
 ) -> None:
-    records, values = _records(target, fresh, first_id, now)
+    records, values = _records(conn, target, fresh, first_id, now)
+    integrity_error = conn.dialect.dbapi.IntegrityError  # type: ignore[union-attr]
     try:
         with conn.begin_nested():
-            conn.execute(insert(data_rows), records)
-            if values:
-                conn.execute(insert(data_row_metadata), values)
+            bulk_insert(conn, data_rows, records)
+            bulk_insert(conn, data_row_metadata, values)
         result.created += len(records)
-    except IntegrityError:
+    except integrity_error:
         # Another writer took one of these global keys since we looked: go row by row.
+        by_row: dict[int, list[tuple[Any, ...]]] = {}
+        for value in values:
+            by_row.setdefault(value[0], []).append(value)
         for (index, row), record in zip(fresh, records, strict=True):
             try:
                 with conn.begin_nested():
-                    conn.execute(insert(data_rows), [record])
-                    mine = [v for v in values if v["data_row_id"] == record["id"]]
-                    if mine:
-                        conn.execute(insert(data_row_metadata), mine)
+                    bulk_insert(conn, data_rows, [record])
+                    bulk_insert(conn, data_row_metadata, by_row.get(record[0], []))
                 result.created += 1
-            except IntegrityError:
+            except integrity_error:
                 result.errors.append(
                     _error(
                         index,
@@ -160,40 +189,112 @@ def _insert_new(
                 )
 
 
+# Column order of the tuples ``_records`` makes.
+ROW_COLUMNS = (
+    "id",
+    "org_id",
+    "dataset_id",
+    "global_key",
+    "external_id",
+    "media_type",
+    "row_data",
+    "media_attributes",
+    "metadata",
+    "attachments",
+    "extra",
+    "created_by",
+    "created_at",
+    "updated_at",
+)
+VALUE_COLUMNS = ("data_row_id", "field_id", "org_id", "dataset_id", "value_text", "value_num")
+# Processed once per chunk (``_bound``); every other column's values go to the driver as they
+# are, which must be what SQLAlchemy would send too (``_check_plain``).
+CHUNK_CONSTANTS = frozenset({"org_id", "dataset_id", "created_by", "created_at", "updated_at"})
+# SQLite's Float processing makes numbers floats: ``coerce`` gives floats (or None) already.
+FLOATS_ALREADY = frozenset({"value_num"})
+
+
+def _processor(conn: Connection, table: Table, name: str) -> Callable[[Any], Any] | None:
+    dialect = conn.dialect
+    return table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+
+
+def _bound(conn: Connection, table: Table, name: str, value: Any) -> Any:
+    """``value`` as the driver gets it for ``table.name`` (SQLite keeps datetimes as text)."""
+    process = _processor(conn, table, name)
+    return value if process is None or value is None else process(value)
+
+
+def _check_plain(conn: Connection, table: Table, columns: Iterable[str]) -> None:
+    """The per-row columns must need no bind processing, or tuples would store other values
+    than SQLAlchemy does (a guard for schema changes)."""
+    for name in columns:
+        if name in CHUNK_CONSTANTS or name in FLOATS_ALREADY:
+            continue
+        if _processor(conn, table, name) is not None:
+            raise TypeError(f"{table.name}.{name} needs bind processing; extend _records")
+
+
 def _records(
-    target: ImportTarget, fresh: list[tuple[int, NormalRow]], first_id: int, now: datetime
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    records, values = [], []
-    org_id, dataset_id = target.org_id, target.dataset_id
-    for offset, (_index, row) in enumerate(fresh):
-        row_id = first_id + offset
-        records.append(
-            {
-                "id": row_id,
-                "org_id": org_id,
-                "dataset_id": dataset_id,
-                "global_key": row.global_key,
-                "external_id": row.external_id,
-                "media_type": row.media_type,
-                "row_data": row.row_data,
-                "media_attributes": row.media_attributes,
-                "metadata": row.metadata,
-                "attachments": row.attachments,
-                "extra": row.extra,
-                "created_by": target.user_id,
-                "created_at": now,
-                "updated_at": now,
-            }
+    conn: Connection,
+    target: ImportTarget,
+    fresh: list[tuple[int, NormalRow]],
+    first_id: int,
+    now: datetime,
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    _check_plain(conn, data_rows, ROW_COLUMNS)
+    _check_plain(conn, data_row_metadata, VALUE_COLUMNS)
+    org_id = _bound(conn, data_rows, "org_id", target.org_id)
+    dataset_id = _bound(conn, data_rows, "dataset_id", target.dataset_id)
+    user_id = _bound(conn, data_rows, "created_by", target.user_id)
+    stamp = _bound(conn, data_rows, "created_at", now)
+    records: list[tuple[Any, ...]] = []
+    values: list[tuple[Any, ...]] = []
+    add_record, add_value = records.append, values.append
+    row_id = first_id
+    for _index, row in fresh:
+        add_record(
+            (
+                row_id,
+                org_id,
+                dataset_id,
+                row.global_key,
+                row.external_id,
+                row.media_type,
+                row.row_data,
+                row.media_attributes,
+                row.metadata,
+                row.attachments,
+                row.extra,
+                user_id,
+                stamp,
+                stamp,
+            )
         )
         for field_id, value_text, value_num in row.metadata_values:
-            values.append(
-                {
-                    "data_row_id": row_id,
-                    "field_id": field_id,
-                    "org_id": org_id,
-                    "dataset_id": dataset_id,
-                    "value_text": value_text,
-                    "value_num": value_num,
-                }
-            )
+            add_value((row_id, field_id, org_id, dataset_id, value_text, value_num))
+        row_id += 1
     return records, values
+
+
+def bulk_insert(conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:
+    """INSERT tuples (in the column order of ``_records``) with the driver itself: COPY on
+    PostgreSQL, ``executemany`` elsewhere."""
+    if not rows:
+        return
+    columns = ROW_COLUMNS if table is data_rows else VALUE_COLUMNS
+    quote = conn.dialect.identifier_preparer.quote
+    names = ", ".join(quote(c) for c in columns)
+    cursor = conn.connection.cursor()
+    try:
+        if conn.dialect.name == "postgresql":
+            with cursor.copy(f"COPY {quote(table.name)} ({names}) FROM STDIN") as copy:
+                write_row: Callable[[Any], None] = copy.write_row
+                for row in rows:
+                    write_row(row)
+        else:
+            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+            marks = ", ".join([mark] * len(columns))
+            cursor.executemany(f"INSERT INTO {quote(table.name)} ({names}) VALUES ({marks})", rows)
+    finally:
+        cursor.close()

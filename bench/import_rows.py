@@ -1,0 +1,360 @@
+"""Bulk import benchmark (issue 2, section 13).
+
+    python bench/import_rows.py                      # 1,000,000 rows into SQLite
+    python bench/import_rows.py --rows 200000 --db postgresql
+
+Starts a real ``tether serve`` (fresh data dir; for PostgreSQL a fresh database), makes a user
+and an API key with the ``tether`` command, then streams N Labelbox-style rows (global_key,
+external_id, row_data URL, 3 metadata fields: split, tag, captureDateTime; 1 attachment)
+through the SDK's ``dataset.create_data_rows(generator)`` and waits for the job. It prints:
+
+- rows/s end to end (from the first byte sent to the job's completion),
+- the peak RSS of the server's process tree and of this client, sampled during the run,
+- the rows/s of a raw DBAPI ``executemany`` of the same rows (the data_rows columns, the
+  same stored content) into a fresh table of the same shape (constraints, indexes) in the
+  same kind of database, in the same run, and the ratio of the two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, suppress
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import psutil
+from sqlalchemy import create_engine, text
+
+from tether.sdk import Client
+
+TETHER = str(Path(sys.executable).parent / "tether")
+TARGET_ROWS_S, TARGET_RATIO, TARGET_RSS_MB = 100_000, 0.3, 500
+SPLITS = ("train", "valid", "test")
+BASELINE_BATCH = 10_000
+
+
+# --- the rows ----------------------------------------------------------------------------------
+
+
+def capture_time(i: int) -> str:
+    return f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:00Z"
+
+
+def rows(n: int) -> Iterator[dict[str, Any]]:
+    for i in range(n):
+        yield {
+            "row_data": f"https://storage.example.com/bench/images/{i:08d}.jpg",
+            "global_key": f"bench-{i:08d}",
+            "external_id": f"ext-{i:08d}",
+            "metadata_fields": [
+                {"name": "split", "value": SPLITS[i % 3]},
+                {"name": "tag", "value": f"tag-{i % 100}"},
+                {"name": "captureDateTime", "value": capture_time(i)},
+            ],
+            "attachments": [{"type": "RAW_TEXT", "value": f"camera {i % 8}"}],
+        }
+
+
+# --- processes ---------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def env_with(**config: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
+    env.update(config)
+    return env
+
+
+def cli(config: dict[str, str], *args: str, stdin: str | None = None) -> str:
+    result = subprocess.run(
+        [TETHER, *args], env=env_with(**config), input=stdin, capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        sys.exit(f"tether {' '.join(args)} failed:\n{result.stderr}")
+    return result.stdout
+
+
+@contextmanager
+def server(work: Path, config: dict[str, str]) -> Iterator[tuple[subprocess.Popen[Any], str]]:
+    port = free_port()
+    log = (work / "serve.log").open("wb")
+    proc = subprocess.Popen(
+        [TETHER, "serve", "--port", str(port)],
+        env=env_with(**config),
+        cwd=work,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                sys.exit(f"tether serve did not start:\n{(work / 'serve.log').read_text()}")
+            try:
+                if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        yield proc, url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+class PeakRss:
+    """Samples the RSS of processes (a process and its children) in a thread."""
+
+    def __init__(self, pid: int, tree: bool, every: float = 0.05) -> None:
+        self.proc = psutil.Process(pid)
+        self.tree = tree
+        self.every = every
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> int:
+        procs = [self.proc, *(self.proc.children(recursive=True) if self.tree else [])]
+        total = 0
+        for p in procs:
+            with suppress(psutil.Error):
+                total += p.memory_info().rss
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._sample())
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> PeakRss:
+        self.peak = self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._sample())
+
+
+# --- databases ---------------------------------------------------------------------------------
+
+
+def psycopg_url(url: str) -> str:
+    return "postgresql+psycopg://" + url.split("://", 1)[1]
+
+
+@contextmanager
+def pg_database(admin_url: str, keep: bool) -> Iterator[str]:
+    name = f"tether_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(psycopg_url(admin_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        if not keep:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def baseline(db: str, url: str | None, work: Path, n: int) -> float:
+    """Seconds a raw DBAPI executemany takes to insert the same n rows, as tether stores them
+    (same column values), into a fresh data_rows table of the same shape."""
+    from tether.db import tables
+
+    base = work / "baseline"
+    base.mkdir()
+    sa_url = f"sqlite:///{base / 'raw.db'}" if db == "sqlite" else psycopg_url(str(url))
+    engine = create_engine(sa_url)
+    tables.metadata.create_all(
+        engine, tables=[tables.organizations, tables.datasets, tables.data_rows]
+    )
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO organizations (id, name, created_at) VALUES (1, 'o', :t)"), {"t": now}
+        )
+        conn.execute(
+            text(
+                "INSERT INTO datasets (id, org_id, name, description, created_at, updated_at) "
+                "VALUES (1, 1, 'd', '', :t, :t)"
+            ),
+            {"t": now},
+        )
+    engine.dispose()
+    columns = [c.name for c in tables.data_rows.columns]
+    marks = "?" if db == "sqlite" else "%s"
+    sql = (
+        f"INSERT INTO data_rows ({', '.join(columns)}) VALUES ({', '.join([marks] * len(columns))})"
+    )
+    stamp: Any = now.isoformat(sep=" ") if db == "sqlite" else now
+    from tether.catalog.metadata_schema import RESERVED
+
+    field_ids = {f.name: f.id for f in RESERVED}
+
+    def stored(i: int, row: dict[str, Any]) -> tuple[Any, ...]:
+        meta = [
+            {"schema_id": field_ids[m["name"]], "name": m["name"], "value": m["value"]}
+            for m in row["metadata_fields"]
+        ]
+        return (
+            i + 1,
+            1,
+            1,
+            row["global_key"],
+            row["external_id"],
+            "IMAGE",
+            orjson.dumps(row["row_data"]).decode(),
+            None,
+            orjson.dumps(meta).decode(),
+            orjson.dumps(row["attachments"]).decode(),
+            None,
+            1,
+            stamp,
+            stamp,
+        )
+
+    if db == "sqlite":
+        import sqlite3
+
+        conn: Any = sqlite3.connect(base / "raw.db")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+    else:
+        import psycopg
+
+        conn = psycopg.connect(str(url))
+    spent = 0.0
+    source = enumerate(rows(n))
+    try:
+        while batch := [stored(i, r) for i, r in islice(source, BASELINE_BATCH)]:
+            started = time.perf_counter()
+            cur = conn.cursor()
+            cur.executemany(sql, batch)
+            conn.commit()
+            spent += time.perf_counter() - started
+    finally:
+        conn.close()
+    return spent
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument(
+        "--pg",
+        default=os.environ.get("TETHER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test"),
+        help="PostgreSQL server for --db postgresql (fresh databases are made there)",
+    )
+    parser.add_argument("--chunk-rows", type=int, help="TETHER_IMPORT_CHUNK_ROWS for the server")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the raw executemany")
+    parser.add_argument("--keep", action="store_true", help="keep the data dir and databases")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="tether-bench-import-"))
+    with ExitStack() as stack:
+        if not args.keep:
+            stack.callback(shutil.rmtree, work, True)
+        config = {"TETHER_DATA_DIR": str(work / "data")}
+        if args.db == "postgresql":
+            config["TETHER_DATABASE_URL"] = stack.enter_context(pg_database(args.pg, args.keep))
+        if args.chunk_rows:
+            config["TETHER_IMPORT_CHUNK_ROWS"] = str(args.chunk_rows)
+        with server(work, config) as (proc, url):
+            cli(
+                config,
+                "users",
+                "create",
+                "bench@example.com",
+                "--org",
+                "bench",
+                "--password-stdin",
+                stdin="pw\n",
+            )
+            key = cli(config, "keys", "create", "bench@example.com").strip()
+            with Client(url, api_key=key, timeout=600) as client:
+                dataset = client.create_dataset("bench")
+                with (
+                    PeakRss(proc.pid, tree=True) as server_rss,
+                    PeakRss(os.getpid(), tree=False) as client_rss,
+                ):
+                    started = time.perf_counter()
+                    job = dataset.create_data_rows(rows(args.rows))
+                    uploaded = time.perf_counter() - started
+                    job.wait_till_done(poll=0.05)
+                    total = time.perf_counter() - started
+        if job.status != "completed" or job.counts["created"] != args.rows:
+            sys.exit(f"the import did not complete as expected: {job!r} {job.message}")
+        raw = None
+        if not args.no_baseline:
+            raw_url = (
+                stack.enter_context(pg_database(args.pg, args.keep))
+                if args.db == "postgresql"
+                else None
+            )
+            raw = baseline(args.db, raw_url, work, args.rows)
+
+    rate = args.rows / total
+    mb = 1024 * 1024
+    print(f"tether import: {args.rows:,} rows into {args.db} through the SDK and `tether serve`")
+    _line(
+        "end to end",
+        f"{rate:,.0f} rows/s",
+        f"{total:.1f} s: upload {uploaded:.1f} s, job done {total - uploaded:.1f} s later",
+        f">= {TARGET_ROWS_S:,} rows/s (SQLite)",
+    )
+    if raw is not None:
+        raw_rate = args.rows / raw
+        _line(
+            "raw executemany",
+            f"{raw_rate:,.0f} rows/s",
+            f"{raw:.1f} s: same rows, data_rows columns, fresh table",
+            "",
+        )
+        _line(
+            "ratio", f"{rate / raw_rate:.2f}", "end to end / raw executemany", f">= {TARGET_RATIO}"
+        )
+    _line(
+        "server peak RSS",
+        f"{server_rss.peak / mb:,.0f} MB",
+        "process tree",
+        f"< {TARGET_RSS_MB} MB",
+    )
+    _line("client peak RSS", f"{client_rss.peak / mb:,.0f} MB", "this process", "")
+
+
+def _line(label: str, value: str, detail: str, target: str) -> None:
+    print(f"  {label:<16} {value:>15}   {detail:<52} {('target ' + target) if target else ''}")
+
+
+if __name__ == "__main__":
+    main()
