@@ -128,7 +128,11 @@ def import_file(
         ),
     ] = False,
     format: Annotated[
-        str | None, typer.Option(help="json, ndjson, csv, tsv or txt (detected when not given)")
+        str | None,
+        typer.Option(
+            help="json, ndjson, csv, tsv, txt, a kind (labelbox, label_studio) or both "
+            "(csv/labelbox); detected when not given"
+        ),
     ] = None,
     media_type: Annotated[str | None, typer.Option(help="media type for every row")] = None,
     errors_file: Annotated[

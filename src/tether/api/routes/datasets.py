@@ -59,7 +59,11 @@ async def create_data_rows(
     queue: QueueDep,
     upsert: bool = False,
     format: Annotated[
-        str | None, Query(description="json, ndjson, csv, tsv or txt; detected when not given")
+        str | None,
+        Query(
+            description="the file's container (json, ndjson, csv, tsv, txt), its kind "
+            "(labelbox, label_studio) or both (csv/labelbox); detected when not given"
+        ),
     ] = None,
     media_type: Annotated[str | None, Query(description="media type for every row")] = None,
     filename: str | None = None,
