@@ -14,7 +14,7 @@ SQLITE_PRAGMAS = (
     "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",
     "PRAGMA busy_timeout=30000",
-    "PRAGMA cache_size=-65536",
+    "PRAGMA cache_size=-16384",  # 16 MiB a connection: bounded by the pool size
     "PRAGMA temp_store=MEMORY",
 )
 
