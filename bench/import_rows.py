@@ -310,8 +310,12 @@ def main() -> None:
                     started = time.perf_counter()
                     job = dataset.create_data_rows(rows(args.rows))
                     uploaded = time.perf_counter() - started
-                    job.wait_till_done(poll=0.05)
+                    spy = _profile(proc.pid)
+                    job.wait_till_done(poll=0.2)
                     total = time.perf_counter() - started
+                    if spy is not None:
+                        spy.send_signal(2)
+                        spy.wait()
         if job.status != "completed" or job.counts["created"] != args.rows:
             sys.exit(f"the import did not complete as expected: {job!r} {job.message}")
         raw = None
@@ -350,6 +354,16 @@ def main() -> None:
         f"< {TARGET_RSS_MB} MB",
     )
     _line("client peak RSS", f"{client_rss.peak / mb:,.0f} MB", "this process", "")
+
+
+def _profile(pid: int) -> subprocess.Popen[Any] | None:
+    """With BENCH_PROFILE=out.svg (py-spy installed), record the server while the job runs."""
+    out = os.environ.get("BENCH_PROFILE")
+    if not out:
+        return None
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    fmt = {".json": "speedscope", ".txt": "raw"}.get(Path(out).suffix, "flamegraph")
+    return subprocess.Popen([spy, "record", "-p", str(pid), "-o", out, "-f", fmt, "-r", "50"])
 
 
 def _line(label: str, value: str, detail: str, target: str) -> None:

@@ -608,12 +608,6 @@ def test_concurrent_retries_with_one_idempotency_key_make_one_job(tenant: Tenant
     assert len(rows_of(tenant, ds["id"])) == 5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="imports/writer.py: when the dataset is deleted while its import is queued, every "
-    "insert fails on the foreign key and the row-by-row fallback reports each row as "
-    "global_key_exists ('global key None is already used')",
-)
 def test_an_import_whose_dataset_was_deleted_says_so(
     tenant: Tenant, engine: Any, settings: Settings
 ) -> None:

@@ -7,9 +7,9 @@ nothing: the job resumes after the last committed chunk.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime
-from itertools import islice
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +18,8 @@ from sqlalchemy import Engine
 
 from tether.catalog.metadata_schema import Schema, load_schema
 from tether.catalog.rows import NormalRow, RowError, normalize
-from tether.imports import formats
-from tether.imports.writer import ImportTarget, allocate_ids, write_chunk
+from tether.imports import formats, pipeline
+from tether.imports.writer import DatasetGone, ImportTarget, allocate_ids, write_chunk
 from tether.jobs import service as jobs
 from tether.jobs.service import ItemError
 
@@ -35,7 +35,7 @@ def run_import(engine: Engine, job_id: str, chunk_rows: int = 5000) -> None:
     upload = Path(params["_upload"])
     try:
         _run(engine, job, params, upload, chunk_rows)
-    except formats.FileError as exc:
+    except (formats.FileError, DatasetGone) as exc:
         with engine.begin() as conn:
             jobs.finish(conn, job_id, message=str(exc), failed=True)
     except Exception as exc:
@@ -54,40 +54,29 @@ def _run(engine: Engine, job: Any, params: dict[str, Any], upload: Path, chunk_r
     total = formats.count_items(upload, container, flavor)
     with engine.connect() as conn:
         schema = load_schema(conn, job.org_id)
-    items = formats.read(upload, container, frozenset(f.name for f in schema.fields), flavor)
-    items = _skip(items, job.done)
-    # The format recorded on the job: the container and how its items read (the forced
-    # flavor, else the first item's that tells).
-    head = list(islice(items, chunk_rows))
-    flavor = flavor or next((i.flavor for i in head if i.flavor), None)
-    with engine.begin() as conn:
-        jobs.set_source(conn, job.id, f"{container}/{flavor}" if flavor else container, total)
-    if not head:
-        return
-    target = ImportTarget(job.org_id, job.dataset_id, job.created_by, bool(params.get("upsert")))
-    stream = _chain(head, items)
-    while chunk := list(islice(stream, chunk_rows)):
-        if not _write(engine, job.id, target, schema, chunk, params.get("media_type")):
-            return  # canceled
+    names = frozenset(f.name for f in schema.fields)
+    source = pipeline.Source(upload, container, flavor, names, skip=job.done)
+    media_type = params.get("media_type")
+    with closing(pipeline.chunks(source, schema, media_type, chunk_rows, _validate)) as chunks:
+        # The format recorded on the job: the container and how its items read (the forced
+        # flavor, else the first item's that tells).
+        first = next(chunks, None)
+        flavor = flavor or (first.flavor if first else None)
+        with engine.begin() as conn:
+            jobs.set_source(conn, job.id, f"{container}/{flavor}" if flavor else container, total)
+        if first is None:
+            return
+        target = ImportTarget(
+            job.org_id, job.dataset_id, job.created_by, bool(params.get("upsert"))
+        )
+        for chunk in chain([first], chunks):
+            if not _store(engine, job.id, target, chunk.good, chunk.errors, chunk.done):
+                return  # canceled
 
 
-def _skip(items: Iterator[formats.Item], done: int) -> Iterator[formats.Item]:
-    return (item for item in items if item.index >= done)
-
-
-def _chain(head: list[formats.Item], rest: Iterator[formats.Item]) -> Iterator[formats.Item]:
-    yield from head
-    yield from rest
-
-
-def _write(
-    engine: Engine,
-    job_id: str,
-    target: ImportTarget,
-    schema: Schema,
-    chunk: list[formats.Item],
-    media_type: str | None,
-) -> bool:
+def _validate(
+    chunk: list[formats.Item], schema: Schema, media_type: str | None
+) -> tuple[list[tuple[int, NormalRow]], list[ItemError]]:
     good: list[tuple[int, NormalRow]] = []
     errors: list[ItemError] = []
     for item in chunk:
@@ -107,14 +96,24 @@ def _write(
                     _text(item.value.get("external_id")),
                 )
             )
+    return good, errors
+
+
+def _store(
+    engine: Engine,
+    job_id: str,
+    target: ImportTarget,
+    good: list[tuple[int, NormalRow]],
+    errors: list[ItemError],
+    done: int,
+) -> bool:
+    """Write one checked chunk with the job's progress; False if the job was canceled."""
     first_id = allocate_ids(engine, len(good)) if good else 0
     with engine.begin() as conn:
         result = write_chunk(conn, target, good, first_id, datetime.now(UTC))
         errors.extend(result.errors)
         errors.sort(key=lambda e: e.index or 0)
-        return jobs.record(
-            conn, job_id, chunk[-1].index + 1, result.created, result.updated, errors
-        )
+        return jobs.record(conn, job_id, done, result.created, result.updated, errors)
 
 
 def _text(value: Any) -> str | None:

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, select, text
+from sqlalchemy import Connection, Engine, Table, Text, any_, bindparam, select, text
+from sqlalchemy.dialects import postgresql
 
 from tether.catalog.data_rows import record_text_values, write_update
 from tether.catalog.rows import NormalRow
-from tether.db.tables import data_row_metadata, data_rows
+from tether.db.tables import data_row_metadata, data_rows, datasets
 from tether.jobs.service import ItemError
 
 LOOKUP_BATCH = 5000  # global keys per SELECT ... IN (well under every driver's bind limit)
@@ -64,6 +65,7 @@ def write_chunk(
 ) -> ChunkResult:
     result = ChunkResult()
     begin_writing(conn)
+    _check_dataset(conn, target)
     fresh, existing_ids = _sort_out(conn, target, rows, result)
     if fresh:
         _insert_new(conn, target, fresh, first_id, now, result)
@@ -90,6 +92,24 @@ def begin_writing(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+class DatasetGone(Exception):
+    """The import's dataset was deleted while the import was queued or running."""
+
+
+def _check_dataset(conn: Connection, target: ImportTarget) -> None:
+    """The dataset must still be there, and stay there until this chunk commits (on
+    PostgreSQL a key-share lock; on SQLite the write lock of ``begin_writing`` does it)."""
+    query = select(datasets.c.id).where(datasets.c.id == target.dataset_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(read=True, key_share=True)
+    if conn.execute(query).first() is None:
+        raise DatasetGone(f"dataset {target.dataset_id} was deleted; nothing more is imported")
+
+
+def _text_array(values: list[str]) -> Any:
+    return bindparam("keys", values, type_=postgresql.ARRAY(Text))
+
+
 def _error(index: int, row: NormalRow, code: str, message: str) -> ItemError:
     return ItemError(index, code, message, row.global_key, row.external_id)
 
@@ -100,14 +120,20 @@ def _sort_out(
     """Split rows into new ones and updates; duplicates and taken keys become errors."""
     keys = [r.global_key for _i, r in rows if r.global_key is not None]
     taken: dict[str, tuple[int, int]] = {}
-    for start in range(0, len(keys), LOOKUP_BATCH):
-        found = conn.execute(
-            select(data_rows.c.global_key, data_rows.c.id, data_rows.c.dataset_id).where(
-                data_rows.c.org_id == target.org_id,
-                data_rows.c.global_key.in_(keys[start : start + LOOKUP_BATCH]),
+    query = select(data_rows.c.global_key, data_rows.c.id, data_rows.c.dataset_id).where(
+        data_rows.c.org_id == target.org_id
+    )
+    if conn.dialect.name == "postgresql":
+        # One array parameter: an IN list of thousands of parameters is slow to send.
+        if keys:
+            found = conn.execute(query.where(data_rows.c.global_key == any_(_text_array(keys))))
+            taken.update((k, (i, d)) for k, i, d in found)
+    else:
+        for start in range(0, len(keys), LOOKUP_BATCH):
+            found = conn.execute(
+                query.where(data_rows.c.global_key.in_(keys[start : start + LOOKUP_BATCH]))
             )
-        )
-        taken.update((k, (i, d)) for k, i, d in found)
+            taken.update((k, (i, d)) for k, i, d in found)
     fresh, updates = [], []
     seen = target.seen_keys
     for index, row in rows:
@@ -152,6 +178,10 @@ def _sort_out(
     return fresh, updates
 
 
+def _index_order(value: tuple[Any, ...]) -> tuple[str, str, float]:
+    return value[1], value[4] or "", value[5] or 0.0
+
+
 def _insert_new(
     conn: Connection,
     target: ImportTarget,
@@ -161,6 +191,10 @@ def _insert_new(
     result: ChunkResult,
 ) -> None:
     records, values = _records(conn, target, fresh, first_id, now)
+    if conn.dialect.name == "postgresql":
+        # In the order of the metadata indexes: PostgreSQL then fills their pages in turn
+        # (about a sixth faster than in row order); SQLite does not care.
+        values.sort(key=_index_order)
     integrity_error = conn.dialect.dbapi.IntegrityError  # type: ignore[union-attr]
     try:
         with conn.begin_nested():
@@ -178,15 +212,21 @@ def _insert_new(
                     bulk_insert(conn, data_rows, [record])
                     bulk_insert(conn, data_row_metadata, by_row.get(record[0], []))
                 result.created += 1
-            except integrity_error:
-                result.errors.append(
-                    _error(
-                        index,
-                        row,
-                        "global_key_exists",
-                        f"global key {row.global_key!r} is already used",
+            except integrity_error as exc:
+                if row.global_key is None:
+                    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "refused"
+                    result.errors.append(
+                        _error(index, row, "not_stored", f"the database refused the row: {reason}")
                     )
-                )
+                else:
+                    result.errors.append(
+                        _error(
+                            index,
+                            row,
+                            "global_key_exists",
+                            f"global key {row.global_key!r} is already used",
+                        )
+                    )
 
 
 # Column order of the tuples ``_records`` makes.

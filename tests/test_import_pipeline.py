@@ -1,0 +1,88 @@
+"""Reading and checking an import's items: in the job's thread and in a child process the
+chunks are the same; failures and early stops behave the same way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.conftest import Tenant
+from tether.catalog.metadata_schema import RESERVED, Schema
+from tether.imports import formats, pipeline
+from tether.imports.runner import _validate
+
+SCHEMA = Schema(list(RESERVED))
+NAMES = frozenset(f.name for f in SCHEMA.fields)
+
+
+def _file(tmp_path: Path, lines: list[bytes]) -> Path:
+    path = tmp_path / "rows.ndjson"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def _rows(n: int) -> list[bytes]:
+    out = []
+    for i in range(n):
+        row: dict[str, Any] = {
+            "row_data": f"s3://b/{i}.jpg",
+            "global_key": f"k-{i}",
+            "metadata_fields": [{"name": "split", "value": "train" if i % 2 else "nope"}],
+        }
+        out.append(orjson.dumps(row))
+    return out
+
+
+def _collect(source: pipeline.Source, in_child: bool, chunk_rows: int = 3) -> list[Any]:
+    return [
+        (c.done, c.flavor, c.good, [vars(e) for e in c.errors])
+        for c in pipeline.chunks(source, SCHEMA, None, chunk_rows, _validate, in_child=in_child)
+    ]
+
+
+def test_the_child_yields_what_the_thread_does(tmp_path: Path) -> None:
+    lines = [*_rows(7), b'{"row_data": "s3://b/x.jpg", ', b'"just a string"', *_rows(2)]
+    source = pipeline.Source(_file(tmp_path, lines), "ndjson", None, NAMES)
+    here = _collect(source, in_child=False)
+    assert [done for done, *_ in here] == [3, 6, 9, 11]
+    assert sum(len(good) for _d, _f, good, _e in here) == 5
+    assert sum(len(errors) for *_x, errors in here) == 6
+    assert _collect(source, in_child=True) == here
+
+    resumed = pipeline.Source(source.path, "ndjson", None, NAMES, skip=6)
+    assert _collect(resumed, in_child=True) == _collect(resumed, in_child=False)
+    assert [done for done, *_ in _collect(resumed, in_child=True)] == [9, 11]
+
+
+def test_a_file_error_in_the_child_is_the_same_file_error(tmp_path: Path) -> None:
+    source = pipeline.Source(_file(tmp_path, _rows(2)), "yaml", None, NAMES)
+    for in_child in (False, True):
+        with pytest.raises(formats.FileError, match="unknown format"):
+            _collect(source, in_child=in_child)
+
+
+def test_closing_early_stops_the_child(tmp_path: Path) -> None:
+    source = pipeline.Source(_file(tmp_path, _rows(50)), "ndjson", None, NAMES)
+    chunks = pipeline.chunks(source, SCHEMA, None, 2, _validate, in_child=True)
+    assert next(chunks).done == 2
+    chunks.close()  # the child is killed and reaped; nothing hangs
+
+
+def test_a_large_import_through_the_child_on_each_database(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline, "CHILD_MIN_BYTES", 0)
+    ds = tenant.dataset()
+    body = b"\n".join(_rows(120)) + b"\n{oops\n"
+    job = tenant.import_rows(ds["id"], body)
+    assert job["status"] == "completed_with_errors", job
+    assert job["counts"] == {"created": 60, "updated": 0, "failed": 61}
+    assert job["format"] == "ndjson/labelbox"
+    errors = tenant.errors(job["id"])
+    assert [e["index"] for e in errors] == [*range(0, 120, 2), 120]
+    assert errors[-1]["code"] == "malformed_json"
+    rows = tenant.get("/data-rows", params={"dataset_id": ds["id"], "limit": 1000}).json()
+    assert [r["global_key"] for r in rows["items"]] == [f"k-{i}" for i in range(1, 120, 2)]
