@@ -137,18 +137,16 @@ def _row_conditions(org_id: int, flt: RowFilter) -> list[Any]:
 
 
 def _metadata_joins(conn: Connection, org_id: int, flt: RowFilter) -> list[tuple[Any, Any]]:
-    """One (alias, condition) per filtered field, each shaped to its (scope, field, text,
-    num, id) index: the unused value column is pinned to NULL so text equality reads in id
-    order and a number range is one seek."""
+    """One (alias, condition) per filtered field, each served by a (scope, field, value, id)
+    partial index: text equality reads in id order, a number range is one seek."""
     joins = []
     for i, (f, filters) in enumerate(_by_field(conn, org_id, flt.metadata)):
         m = data_row_metadata.alias(f"m{i}")
         scope = (
             m.c.dataset_id == flt.dataset_id if flt.dataset_id is not None else m.c.org_id == org_id
         )
-        pin = m.c.value_num.is_(None) if f.kind in ("string", "enum") else m.c.value_text.is_(None)
         conds = [_metadata_condition(conn, org_id, f, mf, m) for mf in filters]
-        joins.append((m, and_(scope, m.c.field_id == f.id, pin, *conds)))
+        joins.append((m, and_(scope, m.c.field_id == f.id, *conds)))
     return joins
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 NAMING = {
@@ -129,9 +130,11 @@ metadata_fields = Table(
 )
 
 # One row per (data row, field). A value is in value_text (strings, enums) or value_num
-# (numbers, datetimes as epoch seconds), never both; so one index per scope serves equality
-# on text ((scope, field, text) then data_row_id in order) and ranges on numbers ((scope,
-# field, NULL) then a value_num range).
+# (numbers, datetimes as epoch seconds), never both. Partial indexes per scope and value
+# column: text equality reads (scope, field, text) in data_row_id order, so a page stops
+# after its rows; a number range is one seek.
+_TEXT = text("value_text IS NOT NULL")
+_NUM = text("value_num IS NOT NULL")
 data_row_metadata = Table(
     "data_row_metadata",
     metadata,
@@ -141,16 +144,18 @@ data_row_metadata = Table(
     Column("dataset_id", Integer, nullable=False),
     Column("value_text", Text),
     Column("value_num", Float),
-    Index(
-        "ix_data_row_metadata_dataset",
-        "dataset_id",
-        "field_id",
-        "value_text",
-        "value_num",
-        "data_row_id",
-    ),
-    Index(
-        "ix_data_row_metadata_org", "org_id", "field_id", "value_text", "value_num", "data_row_id"
+    *(
+        Index(
+            f"ix_data_row_metadata_{scope}_{kind}",
+            f"{scope}_id",
+            "field_id",
+            column,
+            "data_row_id",
+            sqlite_where=where,
+            postgresql_where=where,
+        )
+        for scope in ("dataset", "org")
+        for kind, column, where in (("text", "value_text", _TEXT), ("num", "value_num", _NUM))
     ),
 )
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 16:11:47.198150
+Create Date: 2026-11-23 17:25:41.500433
 """
 
 import sqlalchemy as sa
@@ -226,21 +226,57 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("data_row_metadata", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_data_row_metadata_dataset",
-            ["dataset_id", "field_id", "value_text", "value_num", "data_row_id"],
+            "ix_data_row_metadata_dataset_num",
+            ["dataset_id", "field_id", "value_num", "data_row_id"],
             unique=False,
+            sqlite_where=sa.text("value_num IS NOT NULL"),
+            postgresql_where=sa.text("value_num IS NOT NULL"),
         )
         batch_op.create_index(
-            "ix_data_row_metadata_org",
-            ["org_id", "field_id", "value_text", "value_num", "data_row_id"],
+            "ix_data_row_metadata_dataset_text",
+            ["dataset_id", "field_id", "value_text", "data_row_id"],
             unique=False,
+            sqlite_where=sa.text("value_text IS NOT NULL"),
+            postgresql_where=sa.text("value_text IS NOT NULL"),
+        )
+        batch_op.create_index(
+            "ix_data_row_metadata_org_num",
+            ["org_id", "field_id", "value_num", "data_row_id"],
+            unique=False,
+            sqlite_where=sa.text("value_num IS NOT NULL"),
+            postgresql_where=sa.text("value_num IS NOT NULL"),
+        )
+        batch_op.create_index(
+            "ix_data_row_metadata_org_text",
+            ["org_id", "field_id", "value_text", "data_row_id"],
+            unique=False,
+            sqlite_where=sa.text("value_text IS NOT NULL"),
+            postgresql_where=sa.text("value_text IS NOT NULL"),
         )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("data_row_metadata", schema=None) as batch_op:
-        batch_op.drop_index("ix_data_row_metadata_org")
-        batch_op.drop_index("ix_data_row_metadata_dataset")
+        batch_op.drop_index(
+            "ix_data_row_metadata_org_text",
+            sqlite_where=sa.text("value_text IS NOT NULL"),
+            postgresql_where=sa.text("value_text IS NOT NULL"),
+        )
+        batch_op.drop_index(
+            "ix_data_row_metadata_org_num",
+            sqlite_where=sa.text("value_num IS NOT NULL"),
+            postgresql_where=sa.text("value_num IS NOT NULL"),
+        )
+        batch_op.drop_index(
+            "ix_data_row_metadata_dataset_text",
+            sqlite_where=sa.text("value_text IS NOT NULL"),
+            postgresql_where=sa.text("value_text IS NOT NULL"),
+        )
+        batch_op.drop_index(
+            "ix_data_row_metadata_dataset_num",
+            sqlite_where=sa.text("value_num IS NOT NULL"),
+            postgresql_where=sa.text("value_num IS NOT NULL"),
+        )
 
     op.drop_table("data_row_metadata")
     with op.batch_alter_table("job_errors", schema=None) as batch_op:
