@@ -65,5 +65,7 @@ def caller(
 EngineDep = Annotated[Engine, Depends(engine)]
 SettingsDep = Annotated[Settings, Depends(settings)]
 QueueDep = Annotated[JobQueue, Depends(queue)]
-ConnDep = Annotated[Connection, Depends(connection)]
+# scope="function": the transaction commits before the response leaves, so a client that
+# sees an answer and asks again reads what it wrote.
+ConnDep = Annotated[Connection, Depends(connection, scope="function")]
 CallerDep = Annotated[Caller, Depends(caller)]
