@@ -32,6 +32,7 @@ from tether.jobs.service import ItemError
 
 # Uploads at least this large are read in a child process.
 CHILD_MIN_BYTES = 16 * 1024 * 1024
+CHECK_BATCH = 1000  # items parsed and checked at a time
 _FRAME = struct.Struct("!Q")
 
 Validate = Callable[
@@ -87,10 +88,22 @@ def _here(
 ) -> Generator[Chunk, None, None]:
     items = formats.read(source.path, source.container, source.field_names, source.flavor)
     items = (item for item in items if item.index >= source.skip)
-    while chunk := list(islice(items, chunk_rows)):
-        good, errors = validate(chunk, schema, media_type)
-        flavor = next((item.flavor for item in chunk if item.flavor), None)
-        yield Chunk(good, errors, chunk[-1].index + 1, flavor)
+    # Items are checked a batch at a time as they are read, so a chunk's parsed items (much
+    # bigger than its checked rows) are never all in memory at once.
+    batch = min(chunk_rows, CHECK_BATCH)
+    while True:
+        good: list[tuple[int, NormalRow]] = []
+        errors: list[ItemError] = []
+        flavor, last, count = None, -1, 0
+        while count < chunk_rows and (part := list(islice(items, min(batch, chunk_rows - count)))):
+            checked, failed = validate(part, schema, media_type)
+            good += checked
+            errors += failed
+            flavor = flavor or next((item.flavor for item in part if item.flavor), None)
+            last, count = part[-1].index, count + len(part)
+        if not count:
+            return
+        yield Chunk(good, errors, last + 1, flavor)
 
 
 # --- the child process -----------------------------------------------------------------------
