@@ -15,9 +15,11 @@ from __future__ import annotations
 import copyreg
 import os
 import pickle
+import queue
 import struct
 import subprocess
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -134,11 +136,35 @@ def _from_child(*args: Any) -> Generator[Chunk, None, None]:
         stdout=subprocess.PIPE,
     )
     assert proc.stdin is not None and proc.stdout is not None
+    stdout = proc.stdout
+    # A thread receives (and unpickles) the next chunk while the job writes this one: on
+    # PostgreSQL the writing is mostly waiting for the server.
+    frames: queue.Queue[Any] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def receive() -> None:
+        message: Any = None
+        while not stop.is_set():
+            try:
+                message = _read_frame(stdout)
+            except BaseException as exc:  # a broken frame: hand the error over
+                message = _Failure(exc)
+            while not stop.is_set():
+                try:
+                    frames.put(message, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if not isinstance(message, Chunk):
+                return
+
+    receiver = threading.Thread(target=receive, name="tether-import-receiver", daemon=True)
     try:
         with proc.stdin:
             proc.stdin.write(pickle.dumps(args, protocol=pickle.HIGHEST_PROTOCOL))
+        receiver.start()
         while True:
-            message = _read_frame(proc.stdout)
+            message = frames.get()
             if message is None:
                 proc.wait()
                 raise RuntimeError(f"the import reader process ended early ({proc.returncode})")
@@ -148,9 +174,12 @@ def _from_child(*args: Any) -> Generator[Chunk, None, None]:
                 return
             yield message
     finally:
-        proc.stdout.close()
+        stop.set()
         if proc.poll() is None:
-            proc.kill()
+            proc.kill()  # the receiver's read ends at once
+        if receiver.is_alive():
+            receiver.join()
+        stdout.close()
         proc.wait()
 
 
