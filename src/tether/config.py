@@ -55,7 +55,7 @@ class Settings(BaseSettings):
         16 * 1024**2, description="TETHER_MAX_JSON_BYTES: largest body of any other request."
     )
     import_chunk_rows: int = Field(
-        5000, ge=1, description="TETHER_IMPORT_CHUNK_ROWS: rows per import transaction."
+        10_000, ge=1, description="TETHER_IMPORT_CHUNK_ROWS: rows per import transaction."
     )
 
     @field_validator("secret_key")
