@@ -30,6 +30,7 @@ from typing import IO, Any
 from tether.catalog.metadata_schema import Schema
 from tether.catalog.rows import NormalRow
 from tether.imports import formats
+from tether.imports.collector import collector_paused
 from tether.jobs.service import ItemError
 
 # Uploads at least this large are read in a child process.
@@ -97,12 +98,15 @@ def _here(
         good: list[tuple[int, NormalRow]] = []
         errors: list[ItemError] = []
         flavor, last, count = None, -1, 0
-        while count < chunk_rows and (part := list(islice(items, min(batch, chunk_rows - count)))):
-            checked, failed = validate(part, schema, media_type)
-            good += checked
-            errors += failed
-            flavor = flavor or next((item.flavor for item in part if item.flavor), None)
-            last, count = part[-1].index, count + len(part)
+        with collector_paused():
+            while count < chunk_rows and (
+                part := list(islice(items, min(batch, chunk_rows - count)))
+            ):
+                checked, failed = validate(part, schema, media_type)
+                good += checked
+                errors += failed
+                flavor = flavor or next((item.flavor for item in part if item.flavor), None)
+                last, count = part[-1].index, count + len(part)
         if not count:
             return
         yield Chunk(good, errors, last + 1, flavor)
@@ -191,7 +195,8 @@ def _read_frame(stream: IO[bytes]) -> Any:
     body = stream.read(size)
     if len(body) < size:
         return None
-    return pickle.loads(body)
+    with collector_paused():
+        return pickle.loads(body)
 
 
 def _write_frame(stream: IO[bytes], message: Any) -> None:

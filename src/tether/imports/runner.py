@@ -14,12 +14,21 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from tether.catalog.metadata_schema import Schema, load_schema
 from tether.catalog.rows import NormalRow, RowError, normalize
+from tether.db.engine import is_sqlite
+from tether.db.wal import Checkpointer, foreign_keys_unchecked
 from tether.imports import formats, pipeline
-from tether.imports.writer import DatasetGone, ImportTarget, allocate_ids, write_chunk
+from tether.imports.writer import (
+    DatasetGone,
+    ImportTarget,
+    allocate_ids,
+    begin_writing,
+    reserve_ids,
+    write_chunk,
+)
 from tether.jobs import service as jobs
 from tether.jobs.service import ItemError
 
@@ -69,9 +78,20 @@ def _run(engine: Engine, job: Any, params: dict[str, Any], upload: Path, chunk_r
         target = ImportTarget(
             job.org_id, job.dataset_id, job.created_by, bool(params.get("upsert"))
         )
-        for chunk in chain([first], chunks):
-            if not _store(engine, job.id, target, chunk.good, chunk.errors, chunk.done):
-                return  # canceled
+        # One connection writes every chunk. On SQLite it checks no foreign keys (a chunk's
+        # dataset is checked under the write lock, and its data rows are inserted before
+        # their metadata) and leaves checkpoints to a thread.
+        checkpointer = Checkpointer(engine)
+        with (
+            engine.connect() as conn,
+            foreign_keys_unchecked(conn),
+            checkpointer.writer(conn),
+        ):
+            for chunk in chain([first], chunks):
+                checkpointer.keep_up()
+                if not _store(engine, conn, job.id, target, chunk):
+                    return  # canceled
+                checkpointer.committed()
 
 
 def _validate(
@@ -100,20 +120,22 @@ def _validate(
 
 
 def _store(
-    engine: Engine,
-    job_id: str,
-    target: ImportTarget,
-    good: list[tuple[int, NormalRow]],
-    errors: list[ItemError],
-    done: int,
+    engine: Engine, conn: Connection, job_id: str, target: ImportTarget, chunk: pipeline.Chunk
 ) -> bool:
-    """Write one checked chunk with the job's progress; False if the job was canceled."""
-    first_id = allocate_ids(engine, len(good)) if good else 0
-    with engine.begin() as conn:
+    """Write one checked chunk with the job's progress, on ``conn``; False if the job was
+    canceled. Ids come from a transaction of their own on PostgreSQL, so imports running side
+    by side do not queue on ``id_blocks``; SQLite has one writer at a time anyway."""
+    good, errors = chunk.good, chunk.errors
+    sqlite = is_sqlite(conn)
+    first_id = allocate_ids(engine, len(good)) if good and not sqlite else 0
+    with conn.begin():
+        begin_writing(conn)
+        if good and sqlite:
+            first_id = reserve_ids(conn, len(good))
         result = write_chunk(conn, target, good, first_id, datetime.now(UTC))
         errors.extend(result.errors)
         errors.sort(key=lambda e: e.index or 0)
-        return jobs.record(conn, job_id, done, result.created, result.updated, errors)
+        return jobs.record(conn, job_id, chunk.done, result.created, result.updated, errors)
 
 
 def _text(value: Any) -> str | None:

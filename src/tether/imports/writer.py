@@ -10,22 +10,20 @@ types' bind processing once, so what lands is exactly what SQLAlchemy would have
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, Text, any_, bindparam, select, text
+import orjson
+from sqlalchemy import Connection, Engine, Table, Text, any_, bindparam, column, func, select, text
 from sqlalchemy.dialects import postgresql
 
 from tether.catalog.data_rows import record_text_values, write_update
 from tether.catalog.rows import NormalRow
 from tether.db.tables import data_row_metadata, data_rows, datasets
+from tether.imports.collector import collector_paused
 from tether.jobs.service import ItemError
-
-LOOKUP_BATCH = 5000  # global keys per SELECT ... IN (well under every driver's bind limit)
 
 
 @dataclass
@@ -48,14 +46,18 @@ def allocate_ids(engine: Engine, count: int) -> int:
     """Reserve ``count`` consecutive data row ids in a transaction of their own; returns the
     first. Unused ids leave gaps, which is fine."""
     with engine.begin() as conn:
-        end = conn.execute(
-            text(
-                "UPDATE id_blocks SET next_id = next_id + :n "
-                "WHERE name = 'data_rows' RETURNING next_id"
-            ),
-            {"n": count},
-        )
-        return int(end.scalar_one()) - count
+        return reserve_ids(conn, count)
+
+
+def reserve_ids(conn: Connection, count: int) -> int:
+    """``allocate_ids`` in the caller's transaction."""
+    end = conn.execute(
+        text(
+            "UPDATE id_blocks SET next_id = next_id + :n WHERE name = 'data_rows' RETURNING next_id"
+        ),
+        {"n": count},
+    )
+    return int(end.scalar_one()) - count
 
 
 def write_chunk(
@@ -78,23 +80,6 @@ def write_chunk(
         values = [v for _i, r in rows for v in r.metadata_values]
         record_text_values(conn, target.org_id, values)
     return result
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off while a chunk is written. A chunk makes hundreds
-    of thousands of objects (rows, tuples, lists), none in a reference cycle, and every full
-    pass of the collector would walk all of them: with it on, the import spends about a
-    quarter of its time there. Whoever turned it off turns it on again, so overlapping
-    chunks (two imports at once) leave it as it was; garbage made meanwhile elsewhere is
-    collected after the chunk."""
-    was_on = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_on:
-            gc.enable()
 
 
 def begin_writing(conn: Connection) -> None:
@@ -127,8 +112,12 @@ def _check_dataset(conn: Connection, target: ImportTarget) -> None:
         raise DatasetGone(f"dataset {target.dataset_id} was deleted; nothing more is imported")
 
 
-def _text_array(values: list[str]) -> Any:
-    return bindparam("keys", values, type_=postgresql.ARRAY(Text))
+def _key_in(conn: Connection, keys: list[str]) -> Any:
+    """``global_key IN keys`` with the keys bound as a single parameter."""
+    if conn.dialect.name == "postgresql":
+        return data_rows.c.global_key == any_(bindparam("keys", keys, type_=postgresql.ARRAY(Text)))
+    listed = func.json_each(bindparam("keys", orjson.dumps(keys).decode(), type_=Text))
+    return data_rows.c.global_key.in_(select(column("value")).select_from(listed))
 
 
 def _error(index: int, row: NormalRow, code: str, message: str) -> ItemError:
@@ -141,20 +130,13 @@ def _sort_out(
     """Split rows into new ones and updates; duplicates and taken keys become errors."""
     keys = [r.global_key for _i, r in rows if r.global_key is not None]
     taken: dict[str, tuple[int, int]] = {}
-    query = select(data_rows.c.global_key, data_rows.c.id, data_rows.c.dataset_id).where(
-        data_rows.c.org_id == target.org_id
-    )
-    if conn.dialect.name == "postgresql":
-        # One array parameter: an IN list of thousands of parameters is slow to send.
-        if keys:
-            found = conn.execute(query.where(data_rows.c.global_key == any_(_text_array(keys))))
-            taken.update((k, (i, d)) for k, i, d in found)
-    else:
-        for start in range(0, len(keys), LOOKUP_BATCH):
-            found = conn.execute(
-                query.where(data_rows.c.global_key.in_(keys[start : start + LOOKUP_BATCH]))
-            )
-            taken.update((k, (i, d)) for k, i, d in found)
+    if keys:
+        # The keys go as one parameter (an array, or a JSON list on SQLite): a statement with
+        # thousands of parameters costs more to build and send than the lookup itself.
+        query = select(data_rows.c.global_key, data_rows.c.id, data_rows.c.dataset_id).where(
+            data_rows.c.org_id == target.org_id, _key_in(conn, keys)
+        )
+        taken.update((k, (i, d)) for k, i, d in conn.execute(query))
     fresh, updates = [], []
     seen = target.seen_keys
     for index, row in rows:
