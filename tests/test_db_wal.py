@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, Engine, text
 
-from tether.db.engine import make_engine
-from tether.db.wal import Checkpointer, foreign_keys_unchecked
+from tether.db.engine import foreign_keys_unchecked, make_engine
+from tether.db.wal import Checkpointer
 
 BLOB = 64 * 1024  # bytes per row written: 16 pages of 4 KiB
 
@@ -63,9 +63,9 @@ def test_the_log_is_checkpointed_beside_the_writer_and_stays_bounded(
                 largest = max(largest, wal.stat().st_size)
         # Back to SQLite's own checkpoints once the import is done.
         assert _pragma(conn, "wal_autocheckpoint") == 1000
-    # Without checkpoints the log would have grown past 128 MB; the writer waits whenever a
-    # chunk finds more than the limit in it, so it never holds much more than that.
-    assert largest < limit + 3 * chunk_bytes
+    # Without checkpoints the log would have grown past 128 MB. The writer waits once the last
+    # checkpoint found more than the limit in it, which it learns a chunk or two late.
+    assert largest < limit + 6 * chunk_bytes
     with sqlite_engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM child").scalar_one() == 2000
         busy, frames, copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()

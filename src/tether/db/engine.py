@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
@@ -62,3 +64,20 @@ def refresh_statistics(engine: Engine) -> None:
         conn.exec_driver_sql("PRAGMA analysis_limit=400")
         conn.exec_driver_sql("ANALYZE")
         conn.commit()
+
+
+@contextmanager
+def foreign_keys_unchecked(conn: Connection) -> Iterator[None]:
+    """SQLite checks no foreign keys on ``conn`` while inside (it must be outside a
+    transaction): for migrations that rebuild tables (SQLite's own procedure), and for a bulk
+    writer that inserts the parents of what it writes itself, where each check is one more
+    index search per row. Cascading deletes are off too."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    dbapi: Any = conn.connection.dbapi_connection
+    dbapi.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        dbapi.execute("PRAGMA foreign_keys=ON")

@@ -1,12 +1,12 @@
-"""SQLite settings for a bulk writer's connection: WAL checkpoints beside it, not in it;
-no foreign key checks.
+"""Checkpointing SQLite's write-ahead log beside a bulk writer instead of inside it.
 
 By default the connection whose COMMIT pushes the log past 1,000 pages copies the log into the
 database file there and then, fsyncs included: for an import that is every chunk, and about a
 fifth of its time. During an import the writing connection leaves that to a thread of its own
 (SQLite releases the GIL while it copies), so chunk N is checkpointed while chunk N+1 is
 written. The log is only rewound when a checkpoint has caught up before a write begins, so
-once it holds more than ``wal_limit`` bytes the writer waits for the checkpoint in flight.
+once it holds more than ``wal_limit`` bytes, or the checkpoints fall behind, the writer waits
+for the one in flight.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine
 log = logging.getLogger(__name__)
 SQLITE_AUTOCHECKPOINT = 1000  # SQLite's default, in pages
 WAL_LIMIT = 256 * 1024 * 1024
+MAX_BEHIND = 2
 
 
 class Checkpointer:
@@ -33,6 +34,7 @@ class Checkpointer:
         self._idle.set()
         self._stop = False
         self._wal_bytes = 0  # in the log at the last checkpoint
+        self._behind = 0  # commits since a checkpoint pass began
         self._thread: threading.Thread | None = None
 
     @contextmanager
@@ -58,13 +60,17 @@ class Checkpointer:
     def committed(self) -> None:
         """A chunk is committed: checkpoint it in the background."""
         if self._thread is not None:
+            self._behind += 1
             self._idle.clear()
             self._wanted.set()
 
     def keep_up(self) -> None:
-        """Before a chunk: if the log has grown past the limit, let the checkpoint in flight
-        finish, so the write that follows starts the log over."""
-        if self._thread is not None and self._wal_bytes > self.wal_limit:
+        """Before a chunk: if the log has grown past the limit, or the checkpoints have fallen
+        behind by more than ``MAX_BEHIND`` commits, let them catch up, so the write that
+        follows starts the log over."""
+        if self._thread is None:
+            return
+        if self._wal_bytes > self.wal_limit or self._behind > MAX_BEHIND:
             self._idle.wait()
             self._wal_bytes = 0
 
@@ -76,6 +82,7 @@ class Checkpointer:
             while True:
                 self._wanted.wait()
                 self._wanted.clear()
+                self._behind = 0  # this pass covers every commit so far
                 if self._stop:
                     break
                 try:
@@ -90,19 +97,3 @@ class Checkpointer:
         finally:
             self._idle.set()
             raw.close()
-
-
-@contextmanager
-def foreign_keys_unchecked(conn: Connection) -> Iterator[None]:
-    """SQLite checks no foreign keys on ``conn`` while inside (it must be outside a
-    transaction): for a bulk writer that inserts the parents of what it writes itself, where
-    each check is one more index search per row. Cascading deletes are off too."""
-    if conn.dialect.name != "sqlite":
-        yield
-        return
-    dbapi: Any = conn.connection.dbapi_connection
-    dbapi.execute("PRAGMA foreign_keys=OFF")
-    try:
-        yield
-    finally:
-        dbapi.execute("PRAGMA foreign_keys=ON")

@@ -18,8 +18,8 @@ from sqlalchemy import Connection, Engine
 
 from tether.catalog.metadata_schema import Schema, load_schema
 from tether.catalog.rows import NormalRow, RowError, normalize
-from tether.db.engine import is_sqlite
-from tether.db.wal import Checkpointer, foreign_keys_unchecked
+from tether.db.engine import foreign_keys_unchecked, is_sqlite
+from tether.db.wal import Checkpointer
 from tether.imports import formats, pipeline
 from tether.imports.writer import (
     DatasetGone,
