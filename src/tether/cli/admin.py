@@ -31,14 +31,14 @@ def register(app: typer.Typer) -> None:
     app.add_typer(keys_app, name="keys")
 
 
-def _engine() -> Engine:
+def _engine(pooled: bool = False) -> Engine:
+    """The configured database, migrated. One-off commands hold no pool; a worker does."""
     from tether.config import get_settings
-    from tether.db.engine import make_engine
+    from tether.db.engine import make_engine, make_oneoff_engine
     from tether.db.migrate import upgrade
 
-    # A pooled engine: make_oneoff_engine's NullPool clashes with make_engine's pool sizes on
-    # PostgreSQL. A command ends with its process, and the pool with it.
-    engine = make_engine(get_settings().sqlalchemy_url)
+    url = get_settings().sqlalchemy_url
+    engine = make_engine(url) if pooled else make_oneoff_engine(url)
     upgrade(engine)
     return engine
 
@@ -91,7 +91,7 @@ def worker(
     from tether.jobs.queue import JobQueue
 
     settings = get_settings()
-    queue = JobQueue(settings, _engine())
+    queue = JobQueue(settings, _engine(pooled=True))
     queue.recover()
     consumer = queue.consumer(workers or settings.workers, embedded=False)
     _freeze_startup_objects()

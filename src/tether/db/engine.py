@@ -31,14 +31,15 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 20)
+    if "poolclass" not in kwargs:  # sizes belong to the default QueuePool only
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
 
 
 def make_oneoff_engine(url: str) -> Engine:
-    """An engine without pooling, for CLI commands and migrations."""
+    """An engine without pooling on PostgreSQL, for one-off commands: nothing stays open."""
     return (
         make_engine(url, poolclass=NullPool) if not url.startswith("sqlite") else make_engine(url)
     )
