@@ -12,7 +12,9 @@ through the SDK's ``dataset.create_data_rows(generator)`` and waits for the job.
 - the peak RSS of the server's process tree and of this client, sampled during the run,
 - the rows/s of a raw DBAPI ``executemany`` of the same rows (the data_rows columns, the
   same stored content) into a fresh table of the same shape (constraints, indexes) in the
-  same kind of database, in the same run, and the ratio of the two.
+  same kind of database, in the same run, and the ratio of the two (the issue's target);
+- the same for everything tether stores for the rows, their metadata values included: the
+  database's own floor for this import, and how close tether comes to it.
 """
 
 from __future__ import annotations
@@ -182,17 +184,19 @@ def pg_database(admin_url: str, keep: bool) -> Iterator[str]:
         admin.dispose()
 
 
-def baseline(db: str, url: str | None, work: Path, n: int) -> float:
+def baseline(db: str, url: str | None, work: Path, n: int, with_metadata: bool = False) -> float:
     """Seconds a raw DBAPI executemany takes to insert the same n rows, as tether stores them
-    (same column values), into a fresh data_rows table of the same shape."""
+    (same column values), into a fresh data_rows table of the same shape. ``with_metadata``:
+    their metadata values too, into data_row_metadata (everything tether writes for a row)."""
     from tether.db import tables
 
-    base = work / "baseline"
+    base = work / ("baseline-all" if with_metadata else "baseline")
     base.mkdir()
     sa_url = f"sqlite:///{base / 'raw.db'}" if db == "sqlite" else psycopg_url(str(url))
     engine = create_engine(sa_url)
+    made = [tables.organizations, tables.datasets, tables.data_rows]
     tables.metadata.create_all(
-        engine, tables=[tables.organizations, tables.datasets, tables.data_rows]
+        engine, tables=[*made, tables.data_row_metadata] if with_metadata else made
     )
     now = datetime.now(UTC)
     with engine.begin() as conn:
@@ -212,10 +216,20 @@ def baseline(db: str, url: str | None, work: Path, n: int) -> float:
     sql = (
         f"INSERT INTO data_rows ({', '.join(columns)}) VALUES ({', '.join([marks] * len(columns))})"
     )
+    value_sql = f"INSERT INTO data_row_metadata VALUES ({', '.join([marks] * 6)})"
     stamp: Any = now.isoformat(sep=" ") if db == "sqlite" else now
     from tether.catalog.metadata_schema import RESERVED
 
     field_ids = {f.name: f.id for f in RESERVED}
+
+    def values(i: int, row: dict[str, Any]) -> list[tuple[Any, ...]]:
+        split, tag, moment = (m["value"] for m in row["metadata_fields"])
+        stamp = datetime.fromisoformat(moment).timestamp()
+        return [
+            (i + 1, field_ids["split"], 1, 1, split, None),
+            (i + 1, field_ids["tag"], 1, 1, tag, None),
+            (i + 1, field_ids["captureDateTime"], 1, 1, None, stamp),
+        ]
 
     def stored(i: int, row: dict[str, Any]) -> tuple[Any, ...]:
         meta = [
@@ -242,9 +256,12 @@ def baseline(db: str, url: str | None, work: Path, n: int) -> float:
     if db == "sqlite":
         import sqlite3
 
+        from tether.db.engine import SQLITE_PRAGMAS
+
         conn: Any = sqlite3.connect(base / "raw.db")
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        # The settings of the import's own connection (foreign keys unchecked, as it has them).
+        for pragma in (*SQLITE_PRAGMAS, "PRAGMA foreign_keys=OFF"):
+            conn.execute(pragma)
     else:
         import psycopg
 
@@ -252,10 +269,14 @@ def baseline(db: str, url: str | None, work: Path, n: int) -> float:
     spent = 0.0
     source = enumerate(rows(n))
     try:
-        while batch := [stored(i, r) for i, r in islice(source, BASELINE_BATCH)]:
+        while pairs := list(islice(source, BASELINE_BATCH)):
+            batch = [stored(i, r) for i, r in pairs]
+            value_batch = [v for i, r in pairs for v in values(i, r)] if with_metadata else []
             started = time.perf_counter()
             cur = conn.cursor()
             cur.executemany(sql, batch)
+            if value_batch:
+                cur.executemany(value_sql, value_batch)
             conn.commit()
             spent += time.perf_counter() - started
     finally:
@@ -318,14 +339,16 @@ def main() -> None:
                         spy.wait()
         if job.status != "completed" or job.counts["created"] != args.rows:
             sys.exit(f"the import did not complete as expected: {job!r} {job.message}")
-        raw = None
+        raw = raw_all = None
         if not args.no_baseline:
-            raw_url = (
-                stack.enter_context(pg_database(args.pg, args.keep))
-                if args.db == "postgresql"
-                else None
-            )
-            raw = baseline(args.db, raw_url, work, args.rows)
+
+            def raw_url() -> str | None:
+                if args.db == "postgresql":
+                    return stack.enter_context(pg_database(args.pg, args.keep))
+                return None
+
+            raw = baseline(args.db, raw_url(), work, args.rows)
+            raw_all = baseline(args.db, raw_url(), work, args.rows, with_metadata=True)
 
     rate = args.rows / total
     mb = 1024 * 1024
@@ -347,6 +370,15 @@ def main() -> None:
         _line(
             "ratio", f"{rate / raw_rate:.2f}", "end to end / raw executemany", f">= {TARGET_RATIO}"
         )
+    if raw_all is not None:
+        all_rate = args.rows / raw_all
+        _line(
+            "raw, all stored",
+            f"{all_rate:,.0f} rows/s",
+            f"{raw_all:.1f} s: + data_row_metadata (3 values a row)",
+            "",
+        )
+        _line("ratio, all", f"{rate / all_rate:.2f}", "end to end / raw, all stored", "")
     _line(
         "server peak RSS",
         f"{server_rss.peak / mb:,.0f} MB",
