@@ -7,6 +7,7 @@ nothing: the job resumes after the last committed chunk.
 from __future__ import annotations
 
 import logging
+import threading
 from contextlib import closing
 from datetime import UTC, datetime
 from itertools import chain
@@ -35,7 +36,15 @@ from tether.jobs.service import ItemError
 log = logging.getLogger(__name__)
 
 
-def run_import(engine: Engine, job_id: str, chunk_rows: int = 5000) -> None:
+class Interrupted(Exception):
+    """The worker is stopping: the job stays running, to resume after its last chunk."""
+
+
+def run_import(
+    engine: Engine, job_id: str, chunk_rows: int = 5000, stop: threading.Event | None = None
+) -> None:
+    """Run an import job to its end, or, once ``stop`` is set, up to the end of the chunk being
+    written (the job then resumes when a worker picks it up again)."""
     with engine.begin() as conn:
         job = jobs.claim(conn, job_id)
     if job is None:
@@ -43,7 +52,10 @@ def run_import(engine: Engine, job_id: str, chunk_rows: int = 5000) -> None:
     params: dict[str, Any] = orjson.loads(job.params)
     upload = Path(params["_upload"])
     try:
-        _run(engine, job, params, upload, chunk_rows)
+        _run(engine, job, params, upload, chunk_rows, stop or threading.Event())
+    except Interrupted:
+        log.info("import job %s stopped after %s items; it resumes later", job_id, job.done)
+        return
     except (formats.FileError, DatasetGone) as exc:
         with engine.begin() as conn:
             jobs.finish(conn, job_id, message=str(exc), failed=True)
@@ -57,7 +69,14 @@ def run_import(engine: Engine, job_id: str, chunk_rows: int = 5000) -> None:
     upload.unlink(missing_ok=True)
 
 
-def _run(engine: Engine, job: Any, params: dict[str, Any], upload: Path, chunk_rows: int) -> None:
+def _run(
+    engine: Engine,
+    job: Any,
+    params: dict[str, Any],
+    upload: Path,
+    chunk_rows: int,
+    stop: threading.Event,
+) -> None:
     container, flavor = formats.parse_format(params.get("format"))
     container = container or formats.detect(upload, params.get("filename"))
     total = formats.count_items(upload, container, flavor)
@@ -88,6 +107,8 @@ def _run(engine: Engine, job: Any, params: dict[str, Any], upload: Path, chunk_r
             checkpointer.writer(conn),
         ):
             for chunk in chain([first], chunks):
+                if stop.is_set():
+                    raise Interrupted
                 checkpointer.keep_up()
                 if not _store(engine, conn, job.id, target, chunk):
                     return  # canceled

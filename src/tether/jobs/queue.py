@@ -5,6 +5,7 @@ enqueue, in the caller's thread: for tests and scripts)."""
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import timedelta
 
 from huey import MemoryHuey, RedisHuey, SqliteHuey
@@ -34,6 +35,7 @@ class JobQueue:
         self.huey = _make_huey(settings)
         self._task = self.huey.task(name=RUN_JOB)(self._run_job)
         self._consumer: Consumer | None = None
+        self._stopping = threading.Event()
 
     def _run_job(self, job_id: str) -> None:
         from tether.imports.runner import run_import  # services import lazily: no cycle
@@ -41,7 +43,7 @@ class JobQueue:
         with self.engine.connect() as conn:
             job = jobs.load(conn, job_id)
         if job is not None and job.kind == "import":
-            run_import(self.engine, job_id, self.settings.import_chunk_rows)
+            run_import(self.engine, job_id, self.settings.import_chunk_rows, self._stopping)
             refresh_statistics(self.engine)
 
     def enqueue(self, job_id: str) -> None:
@@ -78,6 +80,9 @@ class JobQueue:
         self.recover(timedelta(0) if self.settings.queue_url is None else jobs.STALE_AFTER)
 
     def stop_embedded(self) -> None:
+        """Stop the embedded workers: a running import stops after the chunk it is writing
+        (seconds at most, not the rest of the import) and resumes when the server is back."""
+        self._stopping.set()
         if self._consumer is not None:
             self._consumer.stop(graceful=True)
             self._consumer = None
