@@ -54,7 +54,7 @@ def run_import(
     try:
         _run(engine, job, params, upload, chunk_rows, stop or threading.Event())
     except Interrupted:
-        log.info("import job %s stopped after %s items; it resumes later", job_id, job.done)
+        log.info("import job %s stopped after its last committed chunk; it resumes", job_id)
         return
     except (formats.FileError, DatasetGone) as exc:
         with engine.begin() as conn:
