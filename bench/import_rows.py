@@ -221,14 +221,15 @@ def baseline(db: str, url: str | None, work: Path, n: int, with_metadata: bool =
     from tether.catalog.metadata_schema import RESERVED
 
     field_ids = {f.name: f.id for f in RESERVED}
+    field_keys = {f.name: f.key for f in RESERVED}
 
     def values(i: int, row: dict[str, Any]) -> list[tuple[Any, ...]]:
         split, tag, moment = (m["value"] for m in row["metadata_fields"])
         stamp = datetime.fromisoformat(moment).timestamp()
         return [
-            (i + 1, field_ids["split"], 1, 1, split, None),
-            (i + 1, field_ids["tag"], 1, 1, tag, None),
-            (i + 1, field_ids["captureDateTime"], 1, 1, None, stamp),
+            (i + 1, field_keys["split"], 1, 1, split, None),
+            (i + 1, field_keys["tag"], 1, 1, tag, None),
+            (i + 1, field_keys["captureDateTime"], 1, 1, None, stamp),
         ]
 
     def stored(i: int, row: dict[str, Any]) -> tuple[Any, ...]:

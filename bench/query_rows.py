@@ -48,6 +48,8 @@ YEAR_START = datetime(2024, 1, 1, tzinfo=UTC)
 SPLIT_ID = "cko8sbczn0002h2dkdaxb5kal"
 TAG_ID = "cko8s9r5v0001h2dk9elqdidh"
 CAPTURE_ID = "cko8sdzv70006h2dk8jg64zvb"
+# What data_row_metadata stores for those fields (metadata_schema.RESERVED).
+SPLIT_KEY, TAG_KEY, CAPTURE_KEY = 2, 1, 3
 MEDIA = ["IMAGE"] * 7 + ["VIDEO"] * 2 + ["TEXT"]
 TARGET_PAGE_MS, TARGET_COUNT_MS = 50.0, 500.0
 
@@ -122,7 +124,13 @@ def _load(engine: Engine, n: int) -> dict[str, Any]:
                 for d in range(DATASETS_PER_ORG)
             ]
             setup["orgs"].append(
-                {"org_id": caller.org_id, "key": key, "datasets": ids, "score_id": score.id}
+                {
+                    "org_id": caller.org_id,
+                    "key": key,
+                    "datasets": ids,
+                    "score_id": score.id,
+                    "score_key": score.key,
+                }
             )
     per_dataset = n // (ORGS * DATASETS_PER_ORG)
     next_id = 1
@@ -202,10 +210,10 @@ def _rows(
             now,
         )
         values = [
-            (i, SPLIT_ID, org["org_id"], dataset_id, split, None),
-            (i, TAG_ID, org["org_id"], dataset_id, tag, None),
-            (i, CAPTURE_ID, org["org_id"], dataset_id, None, moment.timestamp()),
-            (i, org["score_id"], org["org_id"], dataset_id, None, score),
+            (i, SPLIT_KEY, org["org_id"], dataset_id, split, None),
+            (i, TAG_KEY, org["org_id"], dataset_id, tag, None),
+            (i, CAPTURE_KEY, org["org_id"], dataset_id, None, moment.timestamp()),
+            (i, org["score_key"], org["org_id"], dataset_id, None, score),
         ]
         yield row, values
 
@@ -222,7 +230,7 @@ ROW_COLUMNS = (
     "created_at",
     "updated_at",
 )
-META_COLUMNS = ("data_row_id", "field_id", "org_id", "dataset_id", "value_text", "value_num")
+META_COLUMNS = ("data_row_id", "field_key", "org_id", "dataset_id", "value_text", "value_num")
 
 
 def _insert_rows(
@@ -274,12 +282,12 @@ SELECT g, %(org)s::int, %(ds)s::int, 'gk-' || lpad(g::text, 9, '0'), 'ext-' || g
        now(), now()
 FROM gen;
 
-INSERT INTO data_row_metadata (data_row_id, field_id, org_id, dataset_id, value_text, value_num)
-SELECT g, %(split_id)s::text, %(org)s::int, %(ds)s::int, split, NULL::float8 FROM gen
-UNION ALL SELECT g, %(tag_id)s::text, %(org)s::int, %(ds)s::int, tag, NULL::float8 FROM gen
-UNION ALL SELECT g, %(capture_id)s::text, %(org)s::int, %(ds)s::int, NULL::text,
+INSERT INTO data_row_metadata (data_row_id, field_key, org_id, dataset_id, value_text, value_num)
+SELECT g, %(split_key)s::int, %(org)s::int, %(ds)s::int, split, NULL::float8 FROM gen
+UNION ALL SELECT g, %(tag_key)s::int, %(org)s::int, %(ds)s::int, tag, NULL::float8 FROM gen
+UNION ALL SELECT g, %(capture_key)s::int, %(org)s::int, %(ds)s::int, NULL::text,
                  extract(epoch FROM moment)::float8 FROM gen
-UNION ALL SELECT g, %(score_id)s::text, %(org)s::int, %(ds)s::int, NULL::text, score FROM gen;
+UNION ALL SELECT g, %(score_key)s::int, %(org)s::int, %(ds)s::int, NULL::text, score FROM gen;
 """
 
 
@@ -299,6 +307,10 @@ def _generate_rows_in_postgres(
             "tag_id": TAG_ID,
             "capture_id": CAPTURE_ID,
             "score_id": org["score_id"],
+            "split_key": SPLIT_KEY,
+            "tag_key": TAG_KEY,
+            "capture_key": CAPTURE_KEY,
+            "score_key": org["score_key"],
         }
         with engine.begin() as conn:
             for statement in PG_GENERATE.format(tags=TAGS).split(";\n"):

@@ -149,7 +149,7 @@ def test_bulk_rows_read_back_like_sqlalchemy_inserted_ones(engine: Engine) -> No
             [
                 {
                     "data_row_id": first + 1,
-                    "field_id": f,
+                    "field_key": f,
                     "org_id": target.org_id,
                     "dataset_id": target.dataset_id,
                     "value_text": t,
@@ -165,7 +165,7 @@ def test_bulk_rows_read_back_like_sqlalchemy_inserted_ones(engine: Engine) -> No
         values = conn.execute(
             select(data_row_metadata)
             .where(data_row_metadata.c.data_row_id.in_([first, first + 1]))
-            .order_by(data_row_metadata.c.data_row_id, data_row_metadata.c.field_id)
+            .order_by(data_row_metadata.c.data_row_id, data_row_metadata.c.field_key)
         ).all()
     skip = {"id", "global_key", "row_data"}
     assert {k: v for k, v in bulk._mapping.items() if k not in skip} == {

@@ -3,14 +3,17 @@ by an older release keeps its rows (and their cascades) through the upgrade."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 
+from tether.catalog.metadata_schema import create_field
 from tether.db import tables
 from tether.db.engine import foreign_keys_unchecked, make_engine
 from tether.db.migrate import alembic_config, upgrade
@@ -22,7 +25,12 @@ def test_the_migrated_schema_is_the_model(engine: Engine) -> None:
     assert differences == []
 
 
-def _rows_before(conn: object) -> None:
+SPLIT_ID = "cko8sbczn0002h2dkdaxb5kal"  # the reserved field's id; its key is 2
+
+
+def _rows_before(conn: object, keys: bool = False) -> None:
+    """Three rows with two metadata values each: the reserved split and a custom score, named
+    by field id (releases before 0003) or by field key."""
     execute = conn.exec_driver_sql  # type: ignore[attr-defined]
     execute("INSERT INTO organizations (id, name, created_at) VALUES (1, 'o', '2026-01-01')")
     execute(
@@ -30,6 +38,12 @@ def _rows_before(conn: object) -> None:
         "VALUES (1, 1, 'd', '', '2026-01-01', '2026-01-01'), (2, 1, 'e', '', '2026-01-01', "
         "'2026-01-01')"
     )
+    key_column, key = (", key", ", 101") if keys else ("", "")
+    execute(
+        f"INSERT INTO metadata_fields (id, org_id, name, kind, created_at{key_column}) "
+        f"VALUES ('cmfscore', 1, 'score', 'number', '2026-01-01'{key})"
+    )
+    split, score = ("2", "101") if keys else (f"'{SPLIT_ID}'", "'cmfscore'")
     for row_id, dataset_id in ((7, 1), (8, 1), (9, 2)):
         execute(
             "INSERT INTO data_rows (id, org_id, dataset_id, global_key, media_type, row_data, "
@@ -39,8 +53,8 @@ def _rows_before(conn: object) -> None:
         )
         execute(
             "INSERT INTO data_row_metadata VALUES "
-            f"({row_id}, 'split', 1, {dataset_id}, 'train', NULL), "
-            f"({row_id}, 'score', 1, {dataset_id}, NULL, {row_id}.5)"
+            f"({row_id}, {split}, 1, {dataset_id}, 'train', NULL), "
+            f"({row_id}, {score}, 1, {dataset_id}, NULL, {row_id}.5)"
         )
 
 
@@ -85,7 +99,7 @@ def test_the_sqlite_storage_change_downgrades(tmp_path: Path) -> None:
     upgrade(engine)
     config = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
-        _rows_before(conn)
+        _rows_before(conn, keys=True)
     with engine.begin() as conn:
         # With foreign keys on, the rebuild refuses to run rather than lose the metadata.
         config.attributes["connection"] = conn
@@ -99,3 +113,76 @@ def test_the_sqlite_storage_change_downgrades(tmp_path: Path) -> None:
         assert "id BIGINT NOT NULL" in ddl.scalar_one()
         assert conn.exec_driver_sql("SELECT count(*) FROM data_row_metadata").scalar() == 6
     engine.dispose()
+
+
+@pytest.fixture
+def blank_engine(backend: str, tmp_path: Path, pg_url: str) -> Iterator[Engine]:
+    """An engine on an empty database of the backend under test."""
+    if backend == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'blank.db'}")
+        yield engine
+        engine.dispose()
+        return
+    name = f"tether_migrate_{uuid.uuid4().hex[:10]}"
+    server = pg_url.rsplit("/", 1)[0]
+    admin = create_engine(
+        "postgresql+psycopg://" + server.split("://", 1)[1] + "/postgres",
+        isolation_level="AUTOCOMMIT",
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = make_engine("postgresql+psycopg://" + server.split("://", 1)[1] + f"/{name}")
+    yield engine
+    engine.dispose()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _values(conn: object, field: str) -> list[tuple[object, ...]]:
+    execute = conn.exec_driver_sql  # type: ignore[attr-defined]
+    return [
+        tuple(r)
+        for r in execute(
+            f"SELECT data_row_id, {field}, value_text, value_num FROM data_row_metadata "
+            f"ORDER BY data_row_id, {field}"
+        )
+    ]
+
+
+def test_metadata_values_get_field_keys_and_back(blank_engine: Engine) -> None:
+    """0003 names each value's field by its integer key (reserved ones fixed, custom ones from
+    101) on either database, keeps every value, and its downgrade gives the ids back."""
+    config = alembic_config(blank_engine.url.render_as_string(hide_password=False))
+    with blank_engine.connect() as conn, foreign_keys_unchecked(conn), conn.begin():
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0002")
+        _rows_before(conn)
+        conn.exec_driver_sql(
+            f"INSERT INTO metadata_values VALUES (1, '{SPLIT_ID}', 'train'), (1, 'cmfscore', 'x')"
+        )
+    upgrade(blank_engine)
+    with blank_engine.begin() as conn:
+        assert _values(conn, "field_key") == [
+            (r, k, t, n)
+            for r in (7, 8, 9)
+            for k, t, n in ((2, "train", None), (101, None, r + 0.5))
+        ]
+        assert sorted(
+            conn.exec_driver_sql("SELECT org_id, field_key, value_text FROM metadata_values").all()
+        ) == [
+            (1, 2, "train"),
+            (1, 101, "x"),
+        ]
+        assert conn.exec_driver_sql("SELECT key FROM metadata_fields").scalar_one() == 101
+        assert compare_metadata(MigrationContext.configure(conn), tables.metadata) == []
+        # The next custom field takes the next key.
+        assert create_field(conn, 1, "weather", "string").key == 102
+    with blank_engine.connect() as conn, foreign_keys_unchecked(conn), conn.begin():
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0002")
+        assert _values(conn, "field_id") == [
+            (r, f, t, n)
+            for r in (7, 8, 9)
+            for f, t, n in ((SPLIT_ID, "train", None), ("cmfscore", None, r + 0.5))
+        ]

@@ -146,7 +146,7 @@ def _metadata_joins(conn: Connection, org_id: int, flt: RowFilter) -> list[tuple
             m.c.dataset_id == flt.dataset_id if flt.dataset_id is not None else m.c.org_id == org_id
         )
         conds = [_metadata_condition(conn, org_id, f, mf, m) for mf in filters]
-        joins.append((m, and_(scope, m.c.field_id == f.id, *conds)))
+        joins.append((m, and_(scope, m.c.field_key == f.key, *conds)))
     return joins
 
 
@@ -214,7 +214,7 @@ def _metadata_condition(conn: Connection, org_id: int, f: Field, mf: MetadataFil
     if mf.op == "contains":
         if f.kind != "string":
             raise Invalid(f"'contains' works on string fields; {f.name!r} is a {f.kind}")
-        values = _values_containing(conn, org_id, f.id, str(mf.value))
+        values = _values_containing(conn, org_id, f.key, str(mf.value))
         if not values:
             raise _Empty()
         return m.c.value_text.in_(values)
@@ -236,12 +236,12 @@ def _metadata_condition(conn: Connection, org_id: int, f: Field, mf: MetadataFil
     }[mf.op]
 
 
-def _values_containing(conn: Connection, org_id: int, field_id: str, part: str) -> list[str]:
+def _values_containing(conn: Connection, org_id: int, field_key: int, part: str) -> list[str]:
     return list(
         conn.execute(
             select(metadata_values.c.value_text).where(
                 metadata_values.c.org_id == org_id,
-                metadata_values.c.field_id == field_id,
+                metadata_values.c.field_key == field_key,
                 _position(conn, metadata_values.c.value_text, part) > 0,
             )
         ).scalars()
@@ -401,26 +401,26 @@ def write_update(
             [
                 {
                     "data_row_id": row_id,
-                    "field_id": fid,
+                    "field_key": key,
                     "org_id": org_id,
                     "dataset_id": dataset_id,
                     "value_text": text,
                     "value_num": num,
                 }
-                for fid, text, num in norm.metadata_values
+                for key, text, num in norm.metadata_values
             ],
         )
 
 
 def record_text_values(
-    conn: Connection, org_id: int, values: list[tuple[str, str | None, float | None]]
+    conn: Connection, org_id: int, values: list[tuple[int, str | None, float | None]]
 ) -> None:
     """Remember each field's distinct text values (what "contains" filters search)."""
-    distinct = {(field_id, text) for field_id, text, _num in values if text is not None}
+    distinct = {(key, text) for key, text, _num in values if text is not None}
     insert_ignoring_duplicates(
         conn,
         metadata_values,
-        [{"org_id": org_id, "field_id": f, "value_text": t} for f, t in sorted(distinct)],
+        [{"org_id": org_id, "field_key": k, "value_text": t} for k, t in sorted(distinct)],
     )
 
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from tether.db.tables import data_row_metadata, metadata_fields
@@ -31,6 +31,7 @@ class Field:
     id: str
     name: str
     kind: str
+    key: int  # what the value tables store for the field (see tables.metadata_fields)
     options: tuple[tuple[str, str], ...] = ()  # (option id, option name) for enums
     dimension: int | None = None
     reserved: bool = False
@@ -56,11 +57,12 @@ class Field:
 
 
 RESERVED = (
-    Field("cko8s9r5v0001h2dk9elqdidh", "tag", "string", reserved=True),
+    Field("cko8s9r5v0001h2dk9elqdidh", "tag", "string", 1, reserved=True),
     Field(
         "cko8sbczn0002h2dkdaxb5kal",
         "split",
         "enum",
+        2,
         reserved=True,
         options=(
             ("cko8sbscr0003h2dk04w86hof", "train"),
@@ -68,9 +70,10 @@ RESERVED = (
             ("cko8scbz70005h2dkastwhgqt", "test"),
         ),
     ),
-    Field("cko8sdzv70006h2dk8jg64zvb", "captureDateTime", "datetime", reserved=True),
-    Field("ckpyije740000yxdk81pbgjdc", "embedding", "embedding", dimension=128, reserved=True),
+    Field("cko8sdzv70006h2dk8jg64zvb", "captureDateTime", "datetime", 3, reserved=True),
+    Field("ckpyije740000yxdk81pbgjdc", "embedding", "embedding", 4, dimension=128, reserved=True),
 )
+# Custom fields get keys from 101 on (id_blocks 'metadata_fields', seeded by migration 0003).
 RESERVED_NAMES = {f.name for f in RESERVED}
 
 
@@ -102,7 +105,7 @@ def load_schema(conn: Connection, org_id: int) -> Schema:
 
 def _field_from_row(row: Any) -> Field:
     options = tuple((o["id"], o["name"]) for o in orjson.loads(row["options"] or "[]"))
-    return Field(row["id"], row["name"], row["kind"], options, row["dimension"])
+    return Field(row["id"], row["name"], row["kind"], row["key"], options, row["dimension"])
 
 
 def coerce(f: Field, value: Any) -> tuple[Any, str | None, float | None]:
@@ -227,6 +230,7 @@ def create_field(
             conn.execute(
                 insert(metadata_fields).values(
                     id=field_id,
+                    key=_next_key(conn),
                     org_id=org_id,
                     name=name,
                     kind=kind,
@@ -238,6 +242,17 @@ def create_field(
     except IntegrityError:
         raise Conflict(f"a metadata field named {name!r} exists already") from None
     return get_field(conn, org_id, field_id)
+
+
+def _next_key(conn: Connection) -> int:
+    """A new custom field's key (what the value tables store for it)."""
+    taken = conn.execute(
+        text(
+            "UPDATE id_blocks SET next_id = next_id + 1 "
+            "WHERE name = 'metadata_fields' RETURNING next_id"
+        )
+    ).scalar_one()
+    return int(taken) - 1
 
 
 def _new_options(names: list[str]) -> list[dict[str, str]]:
@@ -296,7 +311,7 @@ def delete_field(conn: Connection, org_id: int, id_or_name: str) -> None:
     in_use = conn.execute(
         select(func.count())
         .select_from(data_row_metadata)
-        .where(data_row_metadata.c.org_id == org_id, data_row_metadata.c.field_id == f.id)
+        .where(data_row_metadata.c.org_id == org_id, data_row_metadata.c.field_key == f.key)
     ).scalar_one()
     if in_use:
         raise Conflict(

@@ -72,7 +72,7 @@ class NormalRow:
     row_data: str  # JSON text
     media_attributes: str | None
     metadata: str | None  # JSON text of [{schema_id, name, value}]
-    metadata_values: list[tuple[str, str | None, float | None]]
+    metadata_values: list[tuple[int, str | None, float | None]]  # (field key, text, number)
     attachments: str | None
     extra: str | None
 
@@ -329,7 +329,7 @@ def _metadata(fields: Any, schema: Schema) -> tuple[str | None, list[Any]]:
         except ValueError as exc:
             raise RowError("invalid_metadata", f"metadata field {f.name!r}: {exc}") from None
         stored.append({"schema_id": f.id, "name": f.name, "value": value})
-        values.append((f.id, text, number))
+        values.append((f.key, text, number))
     return _dumps(stored), values
 
 

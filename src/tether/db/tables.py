@@ -123,6 +123,9 @@ metadata_fields = Table(
     "metadata_fields",
     metadata,
     Column("id", String(40), primary_key=True),
+    # What data_row_metadata and metadata_values store for the field: a small integer keeps
+    # their indexes small (reserved fields have keys 1-4 and no row here; see RESERVED).
+    Column("key", Integer, nullable=False, unique=True),
     Column("org_id", ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
     Column("name", String(200), nullable=False),
     Column("kind", String(16), nullable=False),
@@ -132,17 +135,17 @@ metadata_fields = Table(
     UniqueConstraint("org_id", "name", name="uq_metadata_fields_org_name"),
 )
 
-# One row per (data row, field). A value is in value_text (strings, enums) or value_num
-# (numbers, datetimes as epoch seconds), never both. Partial indexes per scope and value
-# column: text equality reads (scope, field, text) in data_row_id order, so a page stops
-# after its rows; a number range is one seek.
+# One row per (data row, field), the field by its integer key. A value is in value_text
+# (strings, enums) or value_num (numbers, datetimes as epoch seconds), never both. Partial
+# indexes per scope and value column: text equality reads (scope, field, text) in data_row_id
+# order, so a page stops after its rows; a number range is one seek.
 _TEXT = text("value_text IS NOT NULL")
 _NUM = text("value_num IS NOT NULL")
 data_row_metadata = Table(
     "data_row_metadata",
     metadata,
     Column("data_row_id", ForeignKey("data_rows.id", ondelete="CASCADE"), primary_key=True),
-    Column("field_id", String(40), primary_key=True),
+    Column("field_key", Integer, primary_key=True, autoincrement=False),
     Column("org_id", Integer, nullable=False),
     Column("dataset_id", Integer, nullable=False),
     Column("value_text", Text),
@@ -151,7 +154,7 @@ data_row_metadata = Table(
         Index(
             f"ix_data_row_metadata_{scope}_{kind}",
             f"{scope}_id",
-            "field_id",
+            "field_key",
             column,
             "data_row_id",
             sqlite_where=where,
@@ -169,7 +172,7 @@ metadata_values = Table(
     "metadata_values",
     metadata,
     Column("org_id", Integer, primary_key=True),
-    Column("field_id", String(40), primary_key=True),
+    Column("field_key", Integer, primary_key=True, autoincrement=False),
     Column("value_text", Text, primary_key=True),
 )
 

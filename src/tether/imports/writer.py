@@ -249,7 +249,7 @@ ROW_COLUMNS = (
     "created_at",
     "updated_at",
 )
-VALUE_COLUMNS = ("data_row_id", "field_id", "org_id", "dataset_id", "value_text", "value_num")
+VALUE_COLUMNS = ("data_row_id", "field_key", "org_id", "dataset_id", "value_text", "value_num")
 # Processed once per chunk (``_bound``); every other column's values go to the driver as they
 # are, which must be what SQLAlchemy would send too (``_check_plain``).
 CHUNK_CONSTANTS = frozenset({"org_id", "dataset_id", "created_by", "created_at", "updated_at"})
@@ -314,8 +314,8 @@ def _records(
                 stamp,
             )
         )
-        for field_id, value_text, value_num in row.metadata_values:
-            add_value((row_id, field_id, org_id, dataset_id, value_text, value_num))
+        for field_key, value_text, value_num in row.metadata_values:
+            add_value((row_id, field_key, org_id, dataset_id, value_text, value_num))
         row_id += 1
     return records, values
 
