@@ -877,3 +877,33 @@ def test_label_studio_export_fixture_reads_unchanged(tmp_path: Path) -> None:
         for key in ("annotations", "predictions", "drafts", "meta"):
             if key in task:
                 assert extra[key] == task[key]
+
+
+def test_metadata_checks_remembered_for_repeated_values_give_what_fresh_checks_give() -> None:
+    """``Schema.check`` remembers scalar values: a value equal to one seen before but of
+    another type (True == 1 == 1.0) or under another field must be checked afresh."""
+    from tether.catalog.metadata_schema import Field
+
+    score = Field("cmfscore", "score", "number", 101)
+    schema = Schema([*RESERVED, score])
+
+    def stored(value: Any, name: str = "score") -> Any:
+        row = {"row_data": "s3://b/a.jpg", "metadata_fields": [{"name": name, "value": value}]}
+        return normalize(row, schema)
+
+    first = stored(1)
+    assert stored(1).metadata == first.metadata
+    assert orjson.loads(stored(1).metadata or "") == [
+        {"schema_id": "cmfscore", "name": "score", "value": 1}
+    ]
+    assert stored(1.0).metadata_values == [(101, None, 1.0)]
+    assert orjson.loads(stored(1.0).metadata or "")[0]["value"] == 1.0
+    with pytest.raises(RowError, match="expected a number, got a boolean"):
+        stored(True)
+    assert stored(1, "tag").metadata_values == [(1, "1", None)]
+    assert stored("1", "tag").metadata_values == [(1, "1", None)]
+    with pytest.raises(RowError, match="'split': 'Train' is not one of"):
+        stored("Train", "split")
+    assert stored("train", "split").metadata_values == [(2, "train", None)]
+    with pytest.raises(RowError, match="unknown metadata field 'nope'"):
+        stored(1, "nope")

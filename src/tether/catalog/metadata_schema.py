@@ -77,6 +77,12 @@ RESERVED = (
 RESERVED_NAMES = {f.name for f in RESERVED}
 
 
+_SCALARS = (str, int, float)
+_NAMES = (str, type(None))
+MEMO_LIMIT = 100_000
+Checked = tuple[Field, Any, str | None, float | None]
+
+
 class Schema:
     """All fields an organization can use, looked up by id or by name."""
 
@@ -84,6 +90,24 @@ class Schema:
         self.fields = fields
         self.by_id = {f.id: f for f in fields}
         self.by_name = {f.name: f for f in fields}
+        self._checked: dict[tuple[Any, ...], Checked] = {}
+
+    def check(self, schema_id: Any, name: Any, value: Any) -> Checked | None:
+        """The field a metadata entry names (None: no such field) and ``coerce``'s result for
+        its value. Remembered for scalar values: an import's splits, tags and enum values
+        recur in row after row. Raises ValueError as ``coerce`` does."""
+        memo = None
+        if type(value) in _SCALARS and type(schema_id) in _NAMES and type(name) in _NAMES:
+            memo = (schema_id, name, type(value), value)  # the type: True == 1, 1 == 1.0
+            if (hit := self._checked.get(memo)) is not None:
+                return hit
+        f = self.resolve(schema_id, name)
+        if f is None:
+            return None
+        checked = (f, *coerce(f, value))
+        if memo is not None and len(self._checked) < MEMO_LIMIT:
+            self._checked[memo] = checked
+        return checked
 
     def resolve(self, schema_id: Any, name: Any) -> Field | None:
         """By schema id when this organization knows it, else by name (ids of custom fields

@@ -17,7 +17,7 @@ from tether.catalog.media import (
     is_uri,
     media_type_of_uri,
 )
-from tether.catalog.metadata_schema import Schema, coerce
+from tether.catalog.metadata_schema import Schema
 
 MAX_GLOBAL_KEY = 200
 MAX_EXTERNAL_ID = 1000
@@ -317,17 +317,18 @@ def _metadata(fields: Any, schema: Schema) -> tuple[str | None, list[Any]]:
             )
         name = entry.get("name") or entry.get("schema_name")
         schema_id = entry.get("schema_id") or entry.get("schemaId")
-        f = schema.resolve(schema_id, name)
-        label = name or schema_id
-        if f is None:
-            raise RowError("invalid_metadata", f"unknown metadata field {label!r}")
-        if f.id in seen:
-            raise RowError("invalid_metadata", f"metadata field {f.name!r} is given twice")
-        seen.add(f.id)
         try:
-            value, text, number = coerce(f, entry["value"])
+            checked = schema.check(schema_id, name, entry["value"])
         except ValueError as exc:
-            raise RowError("invalid_metadata", f"metadata field {f.name!r}: {exc}") from None
+            f = schema.resolve(schema_id, name)
+            label = f.name if f is not None else name or schema_id
+            raise RowError("invalid_metadata", f"metadata field {label!r}: {exc}") from None
+        if checked is None:
+            raise RowError("invalid_metadata", f"unknown metadata field {name or schema_id!r}")
+        f, value, text, number = checked
+        if f.key in seen:
+            raise RowError("invalid_metadata", f"metadata field {f.name!r} is given twice")
+        seen.add(f.key)
         stored.append({"schema_id": f.id, "name": f.name, "value": value})
         values.append((f.key, text, number))
     return _dumps(stored), values

@@ -555,7 +555,34 @@ def _take(rest: dict[str, Any], names: tuple[str, ...]) -> Any:
     return found
 
 
+# A row that spells every key this way (as tether's own export and most tools do) needs no
+# sorting out of spellings.
+PLAIN_LABELBOX_KEYS = frozenset(
+    {
+        "row_data",
+        "global_key",
+        "external_id",
+        "media_type",
+        "media_attributes",
+        "metadata_fields",
+        "attachments",
+    }
+)
+
+
 def _labelbox_row(item: dict[str, Any]) -> dict[str, Any]:
+    if PLAIN_LABELBOX_KEYS.issuperset(item) and item.get("row_data") is not None:
+        get = item.get
+        return {
+            "row_data": item["row_data"],
+            "global_key": get("global_key"),
+            "external_id": get("external_id"),
+            "media_type": get("media_type"),
+            "media_attributes": get("media_attributes"),
+            "metadata_fields": get("metadata_fields"),
+            "attachments": get("attachments"),
+            "extra": None,
+        }
     rest = dict(item)
     row: dict[str, Any] = {
         "row_data": _take(rest, ROW_DATA_NAMES),
