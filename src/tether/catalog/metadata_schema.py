@@ -80,7 +80,8 @@ RESERVED_NAMES = {f.name for f in RESERVED}
 _SCALARS = (str, int, float)
 _NAMES = (str, type(None))
 MEMO_LIMIT = 100_000
-Checked = tuple[Field, Any, str | None, float | None]
+# (field, the entry as stored: JSON of {schema_id, name, value}, text value, number value)
+Checked = tuple[Field, str, str | None, float | None]
 
 
 class Schema:
@@ -93,9 +94,9 @@ class Schema:
         self._checked: dict[tuple[Any, ...], Checked] = {}
 
     def check(self, schema_id: Any, name: Any, value: Any) -> Checked | None:
-        """The field a metadata entry names (None: no such field) and ``coerce``'s result for
-        its value. Remembered for scalar values: an import's splits, tags and enum values
-        recur in row after row. Raises ValueError as ``coerce`` does."""
+        """The field a metadata entry names (None: no such field), the entry as stored, and
+        its index values. Remembered for scalar values: an import's splits, tags and enum
+        values recur in row after row. Raises ValueError as ``coerce`` does."""
         memo = None
         if type(value) in _SCALARS and type(schema_id) in _NAMES and type(name) in _NAMES:
             memo = (schema_id, name, type(value), value)  # the type: True == 1, 1 == 1.0
@@ -104,7 +105,12 @@ class Schema:
         f = self.resolve(schema_id, name)
         if f is None:
             return None
-        checked = (f, *coerce(f, value))
+        stored, text_value, number = coerce(f, value)
+        entry = {"schema_id": f.id, "name": f.name, "value": stored}
+        try:
+            checked = (f, orjson.dumps(entry).decode(), text_value, number)
+        except orjson.JSONEncodeError as exc:  # a lone surrogate ...
+            raise ValueError(f"holds a value tether cannot store: {exc}") from None
         if memo is not None and len(self._checked) < MEMO_LIMIT:
             self._checked[memo] = checked
         return checked

@@ -325,13 +325,13 @@ def _metadata(fields: Any, schema: Schema) -> tuple[str | None, list[Any]]:
             raise RowError("invalid_metadata", f"metadata field {label!r}: {exc}") from None
         if checked is None:
             raise RowError("invalid_metadata", f"unknown metadata field {name or schema_id!r}")
-        f, value, text, number = checked
+        f, entry_json, text, number = checked
         if f.key in seen:
             raise RowError("invalid_metadata", f"metadata field {f.name!r} is given twice")
         seen.add(f.key)
-        stored.append({"schema_id": f.id, "name": f.name, "value": value})
+        stored.append(entry_json)
         values.append((f.key, text, number))
-    return _dumps(stored), values
+    return "[" + ",".join(stored) + "]", values
 
 
 def _attachments(value: Any) -> str | None:
