@@ -165,9 +165,8 @@ def _from_child(*args: Any) -> Generator[Chunk, None, None]:
     )
     assert proc.stdin is not None and proc.stdout is not None
     stdout = proc.stdout
-    # A thread receives the next chunk while the job writes this one, and the job's own thread
-    # decodes it: Python work in a second thread would hold the GIL in turns of 5 ms against
-    # the writer, whose sqlite3 calls give it up and wait to take it back for every row.
+    # A thread receives (and unpickles) the next chunk while the job writes this one: on
+    # PostgreSQL the writing is mostly waiting for the server.
     frames: queue.Queue[Any] = queue.Queue(maxsize=1)
     stop = threading.Event()
 
@@ -184,7 +183,7 @@ def _from_child(*args: Any) -> Generator[Chunk, None, None]:
                     break
                 except queue.Full:
                     continue
-            if not (isinstance(message, tuple) and message[0] == _CHUNK):
+            if not isinstance(message, Chunk):
                 return
 
     receiver = threading.Thread(target=receive, name="tether-import-receiver", daemon=True)
@@ -194,8 +193,6 @@ def _from_child(*args: Any) -> Generator[Chunk, None, None]:
         receiver.start()
         while True:
             message = frames.get()
-            if isinstance(message, tuple):
-                message = _decode(*message)
             if message is None:
                 proc.wait()
                 raise RuntimeError(f"the import reader process ended early ({proc.returncode})")
@@ -214,8 +211,7 @@ def _from_child(*args: Any) -> Generator[Chunk, None, None]:
         proc.wait()
 
 
-def _read_frame(stream: IO[bytes]) -> tuple[int, bytes] | None:
-    """The next frame as (kind, body), or None at the end of the stream."""
+def _read_frame(stream: IO[bytes]) -> Any:
     head = stream.read(_FRAME.size)
     if len(head) < _FRAME.size:
         return None
@@ -223,10 +219,6 @@ def _read_frame(stream: IO[bytes]) -> tuple[int, bytes] | None:
     body = stream.read(size)
     if len(body) < size:
         return None
-    return kind, body
-
-
-def _decode(kind: int, body: bytes) -> Any:
     with collector_paused():
         if kind == _CHUNK:
             return _chunk_from_plain(marshal.loads(body))
