@@ -15,6 +15,7 @@ import csv
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import IO, Any
 
@@ -251,24 +252,39 @@ class _SkipBom(io.RawIOBase):
 
 
 def _read_json(path: Path, flavor: str | None = None) -> Iterator[Item]:
-    """An array of items, or one item (a single task object imports as one task)."""
+    """An array of items, or one item (a single task object imports as one task).
+
+    ijson's C parser (yajl) stops at an integer beyond 64 bits, which is valid JSON: the file
+    is then read on from that item by ijson's Python parser, which reads any integer (the
+    row holding it is refused as a value tether cannot store, and no other row is lost)."""
     index = 0
-    with path.open("rb") as raw:
-        f = _SkipBom(raw)
-        first = _head(path).lstrip()[:1]
-        items = ijson.items(f, "item" if first == "[" else "", use_float=True)
+    backend: Any = ijson
+    while True:
         try:
-            for value in items:
+            for value in _json_values(path, backend, skip=index):
                 yield _item(index, value, flavor)
                 index += 1
+            return
         except ijson.JSONError as exc:
+            if backend is ijson and "integer overflow" in str(exc):
+                backend = ijson.get_backend("python")
+                continue
             yield Item(
                 index,
                 None,
                 RowError("malformed_file", f"malformed JSON after item {index}: {_short(exc)}"),
             )
+            return
         except UnicodeDecodeError as exc:
             yield _decode_error(index, exc, f"after item {index}")
+            return
+
+
+def _json_values(path: Path, backend: Any, skip: int) -> Iterator[Any]:
+    with path.open("rb") as raw:
+        first = _head(path).lstrip()[:1]
+        items = backend.items(_SkipBom(raw), "item" if first == "[" else "", use_float=True)
+        yield from islice(items, skip, None)
 
 
 def _short(exc: Exception) -> str:
