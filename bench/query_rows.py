@@ -159,8 +159,8 @@ def _load(engine: Engine, n: int) -> dict[str, Any]:
             rows_service.record_text_values(
                 conn,
                 org["org_id"],
-                [(TAG_ID, _tag(t), None) for t in range(TAGS)]
-                + [(SPLIT_ID, s, None) for s in ("train", "valid", "test")],
+                [(TAG_KEY, _tag(t), None) for t in range(TAGS)]
+                + [(SPLIT_KEY, s, None) for s in ("train", "valid", "test")],
             )
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         # A settled database: autovacuum would get here on its own after a bulk load.
