@@ -30,6 +30,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
         )
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "savepoint", _sqlite_begin_before_savepoint)
         return engine
     if "poolclass" not in kwargs:  # sizes belong to the default QueuePool only
         kwargs.setdefault("pool_size", 10)
@@ -50,6 +51,17 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     for pragma in SQLITE_PRAGMAS:
         cursor.execute(pragma)
     cursor.close()
+
+
+def _sqlite_begin_before_savepoint(conn: Connection, _name: str | None) -> None:
+    """The sqlite3 driver opens a transaction only before an INSERT, UPDATE or DELETE, so a
+    SAVEPOINT ahead of them would be the outermost transaction and its RELEASE would commit
+    (and a later rollback keep what it wrote). Begin the real one first: IMMEDIATE, since a
+    savepoint is about to write, and a deferred transaction that has read could not take
+    the write lock once another writer committed."""
+    dbapi: Any = conn.connection.dbapi_connection
+    if dbapi is not None and not dbapi.in_transaction:
+        dbapi.execute("BEGIN IMMEDIATE")
 
 
 def is_sqlite(engine_or_conn: Any) -> bool:

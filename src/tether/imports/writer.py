@@ -85,12 +85,11 @@ def write_chunk(
 def begin_writing(conn: Connection) -> None:
     """On SQLite, open the transaction as a writer at once (``BEGIN IMMEDIATE``).
 
-    The sqlite3 driver starts a transaction only at the first INSERT/UPDATE/DELETE, so
-    without this the chunk's SAVEPOINT would be the outermost one and its RELEASE would commit
-    the rows apart from the job's progress; and a transaction that reads first and writes
-    later fails at once ("database is locked") when another writer got in between. Holding
-    the write lock from the key lookup on also means no one can take a global key between
-    the lookup and the INSERT."""
+    The sqlite3 driver starts a transaction only at the first INSERT/UPDATE/DELETE, and the
+    chunk reads (its dataset, the global keys taken) before it writes: a transaction that
+    reads first and writes later fails at once ("database is locked") when another writer
+    got in between. Holding the write lock from the key lookup on also means no one can take
+    a global key between the lookup and the INSERT."""
     if conn.dialect.name != "sqlite":
         return
     dbapi = conn.connection.dbapi_connection
