@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, delete, func, insert, select, text, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from tether.db import ids
 from tether.db.tables import data_row_metadata, metadata_fields
 from tether.errors import Conflict, Invalid, NotFound
 
@@ -73,7 +74,6 @@ RESERVED = (
     Field("cko8sdzv70006h2dk8jg64zvb", "captureDateTime", "datetime", 3, reserved=True),
     Field("ckpyije740000yxdk81pbgjdc", "embedding", "embedding", 4, dimension=128, reserved=True),
 )
-# Custom fields get keys from 101 on (id_blocks 'metadata_fields', seeded by migration 0003).
 RESERVED_NAMES = {f.name for f in RESERVED}
 
 
@@ -260,7 +260,7 @@ def create_field(
             conn.execute(
                 insert(metadata_fields).values(
                     id=field_id,
-                    key=_next_key(conn),
+                    key=ids.reserve(conn, "metadata_fields"),  # from 101 (migration 0003)
                     org_id=org_id,
                     name=name,
                     kind=kind,
@@ -272,17 +272,6 @@ def create_field(
     except IntegrityError:
         raise Conflict(f"a metadata field named {name!r} exists already") from None
     return get_field(conn, org_id, field_id)
-
-
-def _next_key(conn: Connection) -> int:
-    """A new custom field's key (what the value tables store for it)."""
-    taken = conn.execute(
-        text(
-            "UPDATE id_blocks SET next_id = next_id + 1 "
-            "WHERE name = 'metadata_fields' RETURNING next_id"
-        )
-    ).scalar_one()
-    return int(taken) - 1
 
 
 def _new_options(names: list[str]) -> list[dict[str, str]]:

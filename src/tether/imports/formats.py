@@ -255,8 +255,9 @@ def _read_json(path: Path, flavor: str | None = None) -> Iterator[Item]:
     """An array of items, or one item (a single task object imports as one task).
 
     ijson's C parser (yajl) stops at an integer beyond 64 bits, which is valid JSON: the file
-    is then read on from that item by ijson's Python parser, which reads any integer (the
-    row holding it is refused as a value tether cannot store, and no other row is lost)."""
+    is then read again by ijson's Python parser, which reads any integer, skipping the items
+    already taken (the row holding the integer is refused as a value tether cannot store,
+    and no other row is lost)."""
     index = 0
     backend: Any = ijson
     while True:

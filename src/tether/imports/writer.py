@@ -16,11 +16,12 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, Table, Text, any_, bindparam, column, func, select, text
+from sqlalchemy import Connection, Engine, Table, Text, any_, bindparam, column, func, select
 from sqlalchemy.dialects import postgresql
 
 from tether.catalog.data_rows import record_text_values, write_update
 from tether.catalog.rows import NormalRow
+from tether.db import ids
 from tether.db.tables import data_row_metadata, data_rows, datasets
 from tether.imports.collector import collector_paused
 from tether.jobs.service import ItemError
@@ -51,13 +52,7 @@ def allocate_ids(engine: Engine, count: int) -> int:
 
 def reserve_ids(conn: Connection, count: int) -> int:
     """``allocate_ids`` in the caller's transaction."""
-    end = conn.execute(
-        text(
-            "UPDATE id_blocks SET next_id = next_id + :n WHERE name = 'data_rows' RETURNING next_id"
-        ),
-        {"n": count},
-    )
-    return int(end.scalar_one()) - count
+    return ids.reserve(conn, "data_rows", count)
 
 
 def write_chunk(
