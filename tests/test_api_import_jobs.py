@@ -639,9 +639,9 @@ def test_an_import_whose_dataset_was_deleted_says_so(
 def test_a_job_that_breaks_midway_fails_and_keeps_its_committed_chunks(
     tenant: Tenant, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tether.imports import runner
+    from tether.catalog import store
 
-    real = runner.write_chunk
+    real = store.write_rows
     calls: list[int] = []
 
     def second_chunk_breaks(*args: Any, **kwargs: Any) -> Any:
@@ -650,7 +650,7 @@ def test_a_job_that_breaks_midway_fails_and_keeps_its_committed_chunks(
             raise RuntimeError("disk on fire")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(runner, "write_chunk", second_chunk_breaks)
+    monkeypatch.setattr(store, "write_rows", second_chunk_breaks)
     ds = tenant.dataset()
     size = settings.import_chunk_rows
     body = "".join(f"s3://b/{i}.jpg\n" for i in range(size * 2 + 5))

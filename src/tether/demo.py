@@ -13,8 +13,8 @@ from tether import accounts
 from tether.catalog import datasets
 from tether.catalog.metadata_schema import load_schema
 from tether.catalog.rows import normalize
+from tether.catalog.store import Target, write_rows
 from tether.errors import Conflict
-from tether.imports.writer import ImportTarget, allocate_ids, write_chunk
 
 DEMO_EMAIL = "admin@example.com"
 
@@ -63,8 +63,5 @@ def _fill(engine: Engine, org_id: int, dataset_id: int, user_id: int) -> None:
     with engine.connect() as conn:
         schema = load_schema(conn, org_id)
     normal = [(i, normalize(r, schema)) for i, r in enumerate(rows)]
-    first = allocate_ids(engine, len(normal))
     with engine.begin() as conn:
-        write_chunk(
-            conn, ImportTarget(org_id, dataset_id, user_id, False), normal, first, datetime.now(UTC)
-        )
+        write_rows(conn, Target(org_id, dataset_id, user_id), normal)

@@ -1,8 +1,20 @@
-"""Writing one chunk of validated rows: new rows in bulk, existing global keys as per-row
-errors (or updates with ``upsert``), all in the caller's transaction.
+"""The one bulk write path for data rows: imports and storage sync both call ``write_rows``.
 
-The two bulk INSERTs (data rows, their metadata values) are the import's hot path, so they
-skip SQLAlchemy's per-row parameter handling: rows become tuples in column order, written with
+``write_rows`` writes validated rows (``catalog.rows.normalize``) into one dataset in the
+caller's transaction: new global keys become new rows, taken ones per-item errors or, with
+``upsert``, updates of their rows; it returns the counts and the per-item errors.
+
+Writers running side by side (two imports of overlapping files, an import beside a sync) end
+as if they had run one after the other: a key that another writer commits first makes this
+row an update of that writer's row (upsert) or a ``global_key_exists`` error, never a failed
+chunk. The chunk takes a bounded number of locks: one savepoint, not one per row (each
+PostgreSQL subtransaction holds a lock until the transaction ends, and thousands of them
+exhaust ``max_locks_per_transaction``). Rows are inserted in key order and updated in id
+order, so two chunks that wait on each other's keys always wait in the same direction and
+cannot deadlock.
+
+The two bulk INSERTs (data rows, their metadata values) are the hot path, so they skip
+SQLAlchemy's per-row parameter handling: rows become tuples in column order, written with
 the driver's ``executemany`` on SQLite and ``COPY`` on PostgreSQL. Values that are the same
 for the whole chunk (timestamps, organization, dataset, creator) go through the column
 types' bind processing once, so what lands is exactly what SQLAlchemy would have stored.
@@ -12,40 +24,51 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, Table, Text, any_, bindparam, column, func, select
 from sqlalchemy.dialects import postgresql
 
-from tether.catalog.data_rows import record_text_values, write_update
 from tether.catalog.rows import NormalRow
 from tether.db import ids
-from tether.db.tables import data_row_metadata, data_rows, datasets
+from tether.db.dml import insert_ignoring_duplicates
+from tether.db.tables import data_row_metadata, data_rows, datasets, metadata_values
 from tether.imports.collector import collector_paused
 from tether.jobs.service import ItemError
 
+Rows = list[tuple[int, NormalRow]]  # (the item's index in its source, the checked row)
+
 
 @dataclass
-class ImportTarget:
+class Target:
+    """Where rows go. ``upsert``: a global key that a row of this dataset holds updates that
+    row (else it is an error). ``seen_keys`` remembers (hashes of) the keys written so far by
+    one import, so a key given twice in it is an error for the second item."""
+
     org_id: int
     dataset_id: int
     user_id: int | None
-    upsert: bool
-    seen_keys: set[int] = field(default_factory=set)  # hashes of this import's global keys
+    upsert: bool = False
+    seen_keys: set[int] = field(default_factory=set)
 
 
 @dataclass
-class ChunkResult:
+class WriteResult:
     created: int = 0
     updated: int = 0
     errors: list[ItemError] = field(default_factory=list)
 
 
+class DatasetGone(Exception):
+    """The target dataset was deleted while the rows were on their way."""
+
+
 def allocate_ids(engine: Engine, count: int) -> int:
     """Reserve ``count`` consecutive data row ids in a transaction of their own; returns the
-    first. Unused ids leave gaps, which is fine."""
+    first. Writers on PostgreSQL do this so they do not queue on ``id_blocks`` behind each
+    other's chunks. Unused ids leave gaps, which is fine."""
     with engine.begin() as conn:
         return reserve_ids(conn, count)
 
@@ -55,32 +78,43 @@ def reserve_ids(conn: Connection, count: int) -> int:
     return ids.reserve(conn, "data_rows", count)
 
 
-def write_chunk(
+def write_rows(
     conn: Connection,
-    target: ImportTarget,
-    rows: list[tuple[int, NormalRow]],
-    first_id: int,
-    now: datetime,
-) -> ChunkResult:
-    result = ChunkResult()
+    target: Target,
+    rows: Rows,
+    first_id: int | None = None,
+    now: datetime | None = None,
+) -> WriteResult:
+    """Write ``rows`` into ``target`` in the caller's transaction (it commits them).
+
+    New rows take the ids ``first_id``, ``first_id + 1``, ... (reserved with
+    ``allocate_ids``/``reserve_ids`` for ``len(rows)``), or ids reserved here when it is
+    None. Raises ``DatasetGone`` when the dataset no longer exists."""
+    result = WriteResult()
+    now = now or datetime.now(UTC)
     begin_writing(conn)
     _check_dataset(conn, target)
     with collector_paused():
-        fresh, existing_ids = _sort_out(conn, target, rows, result)
+        rows = _drop_repeats(target, rows, result)
+        fresh, updates = _sort_out(conn, target, rows, result)
         if fresh:
-            _insert_new(conn, target, fresh, first_id, now, result)
-        for (_index, row), row_id in existing_ids:
-            write_update(conn, target.org_id, target.dataset_id, row_id, row, now)
-            result.updated += 1
-        values = [v for _i, r in rows for v in r.metadata_values]
-        record_text_values(conn, target.org_id, values)
+            start = reserve_ids(conn, len(fresh)) if first_id is None else first_id
+            lost = _insert_new(conn, target, fresh, start, now, result)
+            if lost:  # another writer committed these keys since we looked
+                late, more = _sort_out(conn, target, lost, result)
+                updates += more
+                for index, row in late:
+                    result.errors.append(_key_error(index, row, "was taken and released again"))
+        if updates:
+            _update_existing(conn, target, updates, now, result)
+        record_text_values(conn, target.org_id, [v for _i, r in rows for v in r.metadata_values])
     return result
 
 
 def begin_writing(conn: Connection) -> None:
     """On SQLite, open the transaction as a writer at once (``BEGIN IMMEDIATE``).
 
-    The sqlite3 driver starts a transaction only at the first INSERT/UPDATE/DELETE, and the
+    The sqlite3 driver starts a transaction only at the first INSERT/UPDATE/DELETE, and a
     chunk reads (its dataset, the global keys taken) before it writes: a transaction that
     reads first and writes later fails at once ("database is locked") when another writer
     got in between. Holding the write lock from the key lookup on also means no one can take
@@ -92,139 +126,224 @@ def begin_writing(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-class DatasetGone(Exception):
-    """The import's dataset was deleted while the import was queued or running."""
+def record_text_values(
+    conn: Connection, org_id: int, values: Iterable[tuple[int, str | None, float | None]]
+) -> None:
+    """Remember each field's distinct text values (what "contains" filters search), in sorted
+    order, so writers side by side take them in the same order."""
+    distinct = {(key, text) for key, text, _num in values if text is not None}
+    insert_ignoring_duplicates(
+        conn,
+        metadata_values,
+        [{"org_id": org_id, "field_key": k, "value_text": t} for k, t in sorted(distinct)],
+    )
 
 
-def _check_dataset(conn: Connection, target: ImportTarget) -> None:
+# --- sorting rows out --------------------------------------------------------------------------
+
+
+def _check_dataset(conn: Connection, target: Target) -> None:
     """The dataset must still be there, and stay there until this chunk commits (on
     PostgreSQL a key-share lock; on SQLite the write lock of ``begin_writing`` does it)."""
-    query = select(datasets.c.id).where(datasets.c.id == target.dataset_id)
+    query = select(datasets.c.id).where(
+        datasets.c.id == target.dataset_id, datasets.c.org_id == target.org_id
+    )
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(read=True, key_share=True)
     if conn.execute(query).first() is None:
         raise DatasetGone(f"dataset {target.dataset_id} was deleted; nothing more is imported")
 
 
+def _error(index: int, row: NormalRow, code: str, message: str) -> ItemError:
+    return ItemError(index, code, message, row.global_key, row.external_id)
+
+
+def _key_error(index: int, row: NormalRow, how: str) -> ItemError:
+    return _error(index, row, "global_key_exists", f"global key {row.global_key!r} {how}")
+
+
+def _drop_repeats(target: Target, rows: Rows, result: WriteResult) -> Rows:
+    """Rows whose global key this import has not given before (the others are errors)."""
+    seen = target.seen_keys
+    kept: Rows = []
+    for index, row in rows:
+        key = row.global_key
+        if key is not None:
+            marker = hash(key)
+            if marker in seen:
+                message = f"global key {key!r} appears earlier in this import"
+                result.errors.append(_error(index, row, "duplicate_global_key", message))
+                continue
+            seen.add(marker)
+        kept.append((index, row))
+    return kept
+
+
 def _key_in(conn: Connection, keys: list[str]) -> Any:
-    """``global_key IN keys`` with the keys bound as a single parameter."""
+    """``global_key IN keys`` with the keys bound as a single parameter: a statement with
+    thousands of parameters costs more to build and send than the lookup itself."""
     if conn.dialect.name == "postgresql":
         return data_rows.c.global_key == any_(bindparam("keys", keys, type_=postgresql.ARRAY(Text)))
     listed = func.json_each(bindparam("keys", orjson.dumps(keys).decode(), type_=Text))
     return data_rows.c.global_key.in_(select(column("value")).select_from(listed))
 
 
-def _error(index: int, row: NormalRow, code: str, message: str) -> ItemError:
-    return ItemError(index, code, message, row.global_key, row.external_id)
-
-
 def _sort_out(
-    conn: Connection, target: ImportTarget, rows: list[tuple[int, NormalRow]], result: ChunkResult
-) -> tuple[list[tuple[int, NormalRow]], list[Any]]:
-    """Split rows into new ones and updates; duplicates and taken keys become errors."""
+    conn: Connection, target: Target, rows: Rows, result: WriteResult
+) -> tuple[Rows, list[tuple[int, NormalRow, int]]]:
+    """Split rows into new ones and updates (index, row, row id); taken keys that cannot be
+    updated become errors."""
     keys = [r.global_key for _i, r in rows if r.global_key is not None]
     taken: dict[str, tuple[int, int]] = {}
     if keys:
-        # The keys go as one parameter (an array, or a JSON list on SQLite): a statement with
-        # thousands of parameters costs more to build and send than the lookup itself.
         query = select(data_rows.c.global_key, data_rows.c.id, data_rows.c.dataset_id).where(
             data_rows.c.org_id == target.org_id, _key_in(conn, keys)
         )
         taken.update((k, (i, d)) for k, i, d in conn.execute(query))
-    fresh, updates = [], []
-    seen = target.seen_keys
+    fresh: Rows = []
+    updates: list[tuple[int, NormalRow, int]] = []
     for index, row in rows:
-        key = row.global_key
-        if key is not None:
-            marker = hash(key)
-            if marker in seen:
-                result.errors.append(
-                    _error(
-                        index,
-                        row,
-                        "duplicate_global_key",
-                        f"global key {key!r} appears earlier in this import",
-                    )
-                )
-                continue
-            seen.add(marker)
-            if key in taken:
-                row_id, dataset_id = taken[key]
-                if not target.upsert:
-                    result.errors.append(
-                        _error(
-                            index,
-                            row,
-                            "global_key_exists",
-                            f"global key {key!r} is already used by data row {row_id}",
-                        )
-                    )
-                elif dataset_id != target.dataset_id:
-                    result.errors.append(
-                        _error(
-                            index,
-                            row,
-                            "global_key_in_other_dataset",
-                            f"global key {key!r} belongs to data row {row_id} in another dataset",
-                        )
-                    )
-                else:
-                    updates.append(((index, row), row_id))
-                continue
-        fresh.append((index, row))
+        found = taken.get(row.global_key) if row.global_key is not None else None
+        if found is None:
+            fresh.append((index, row))
+        elif not target.upsert:
+            result.errors.append(_key_error(index, row, f"is already used by data row {found[0]}"))
+        elif found[1] != target.dataset_id:
+            message = (
+                f"global key {row.global_key!r} belongs to data row {found[0]} in another dataset"
+            )
+            result.errors.append(_error(index, row, "global_key_in_other_dataset", message))
+        else:
+            updates.append((index, row, found[0]))
     return fresh, updates
+
+
+# --- new rows ----------------------------------------------------------------------------------
 
 
 def _index_order(value: tuple[Any, ...]) -> tuple[str, str, float]:
     return value[1], value[4] or "", value[5] or 0.0
 
 
+def _key_order(record: tuple[Any, ...]) -> str:
+    return record[3] or ""
+
+
 def _insert_new(
-    conn: Connection,
-    target: ImportTarget,
-    fresh: list[tuple[int, NormalRow]],
-    first_id: int,
-    now: datetime,
-    result: ChunkResult,
-) -> None:
+    conn: Connection, target: Target, fresh: Rows, first_id: int, now: datetime, result: WriteResult
+) -> Rows:
+    """Insert new rows; returns the rows whose key another writer committed meanwhile.
+
+    The fast path is one bulk insert. If a key was taken since the lookup (PostgreSQL: the
+    insert waited for that writer to commit), the chunk is inserted again with ``ON CONFLICT
+    (org_id, global_key) DO NOTHING`` and the rows that did not land are handed back."""
     records, values = _records(conn, target, fresh, first_id, now)
     if conn.dialect.name == "postgresql":
-        # In the order of the metadata indexes: PostgreSQL then fills their pages in turn
-        # (about a sixth faster than in row order); SQLite does not care.
+        # In key order (see the module's docstring), and the values in the order of the
+        # metadata indexes: PostgreSQL then fills their pages in turn (about a sixth faster
+        # than in row order). SQLite has one writer at a time and does not care.
+        records.sort(key=_key_order)
         values.sort(key=_index_order)
     integrity_error = conn.dialect.dbapi.IntegrityError  # type: ignore[union-attr]
     try:
         with conn.begin_nested():
             bulk_insert(conn, data_rows, records)
             bulk_insert(conn, data_row_metadata, values)
-        result.created += len(records)
     except integrity_error:
-        # Another writer took one of these global keys since we looked: go row by row.
-        by_row: dict[int, list[tuple[Any, ...]]] = {}
-        for value in values:
-            by_row.setdefault(value[0], []).append(value)
-        for (index, row), record in zip(fresh, records, strict=True):
-            try:
-                with conn.begin_nested():
-                    bulk_insert(conn, data_rows, [record])
-                    bulk_insert(conn, data_row_metadata, by_row.get(record[0], []))
-                result.created += 1
-            except integrity_error as exc:
-                if row.global_key is None:
-                    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "refused"
-                    result.errors.append(
-                        _error(index, row, "not_stored", f"the database refused the row: {reason}")
-                    )
-                else:
-                    result.errors.append(
-                        _error(
-                            index,
-                            row,
-                            "global_key_exists",
-                            f"global key {row.global_key!r} is already used",
-                        )
-                    )
+        pass
+    else:
+        result.created += len(records)
+        return []
+    insert_skipping_taken_keys(conn, records)
+    landed = _existing(conn, data_rows.c.id, [r[0] for r in records])
+    bulk_insert(conn, data_row_metadata, [v for v in values if v[0] in landed])
+    result.created += len(landed)
+    # Row ``first_id + i`` was made from ``fresh[i]``.
+    return [item for i, item in enumerate(fresh) if first_id + i not in landed]
 
+
+def _id_in(conn: Connection, id_column: Any, wanted: list[int]) -> Any:
+    """``id_column IN wanted`` with the ids bound as a single parameter."""
+    if conn.dialect.name == "postgresql":
+        array = postgresql.ARRAY(id_column.type)
+        return id_column == any_(bindparam("ids", wanted, type_=array))
+    listed = func.json_each(bindparam("ids", orjson.dumps(wanted).decode(), type_=Text))
+    return id_column.in_(select(column("value")).select_from(listed))
+
+
+def _existing(conn: Connection, id_column: Any, wanted: list[int]) -> set[int]:
+    return set(conn.execute(select(id_column).where(_id_in(conn, id_column, wanted))).scalars())
+
+
+# --- updates -----------------------------------------------------------------------------------
+
+UPDATED_COLUMNS = (
+    "global_key",
+    "external_id",
+    "media_type",
+    "row_data",
+    "media_attributes",
+    "metadata",
+    "attachments",
+    "extra",
+    "updated_at",
+)
+
+
+def _update_existing(
+    conn: Connection,
+    target: Target,
+    updates: list[tuple[int, NormalRow, int]],
+    now: datetime,
+    result: WriteResult,
+) -> None:
+    """Replace the stored values of existing rows (an upsert replaces whole values), in id
+    order; their metadata values are deleted and written again in bulk."""
+    updates.sort(key=lambda u: u[2])
+    stamp = _bound(conn, data_rows, "updated_at", now)
+    org_id = _bound(conn, data_rows, "org_id", target.org_id)
+    dataset_id = _bound(conn, data_rows, "dataset_id", target.dataset_id)
+    changes = [
+        (
+            row.global_key,
+            row.external_id,
+            row.media_type,
+            row.row_data,
+            row.media_attributes,
+            row.metadata,
+            row.attachments,
+            row.extra,
+            stamp,
+            row_id,
+        )
+        for _index, row, row_id in updates
+    ]
+    row_ids = [row_id for _index, _row, row_id in updates]
+    values = [
+        (row_id, key, org_id, dataset_id, text, num)
+        for _index, row, row_id in updates
+        for key, text, num in row.metadata_values
+    ]
+    _check_plain(conn, data_rows, UPDATED_COLUMNS)
+    quote = conn.dialect.identifier_preparer.quote
+    mark = _mark(conn)
+    sets = ", ".join(f"{quote(c)} = {mark}" for c in UPDATED_COLUMNS)
+    cursor = conn.connection.cursor()
+    try:
+        cursor.executemany(f"UPDATE data_rows SET {sets} WHERE id = {mark}", changes)
+    finally:
+        cursor.close()
+    _delete_values(conn, row_ids)
+    bulk_insert(conn, data_row_metadata, values)
+    result.updated += len(updates)
+
+
+def _delete_values(conn: Connection, row_ids: list[int]) -> None:
+    column_ = data_row_metadata.c.data_row_id
+    conn.execute(data_row_metadata.delete().where(_id_in(conn, column_, row_ids)))
+
+
+# --- tuples for the driver ---------------------------------------------------------------------
 
 # Column order of the tuples ``_records`` makes.
 ROW_COLUMNS = (
@@ -273,11 +392,7 @@ def _check_plain(conn: Connection, table: Table, columns: Iterable[str]) -> None
 
 
 def _records(
-    conn: Connection,
-    target: ImportTarget,
-    fresh: list[tuple[int, NormalRow]],
-    first_id: int,
-    now: datetime,
+    conn: Connection, target: Target, fresh: Rows, first_id: int, now: datetime
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     _check_plain(conn, data_rows, ROW_COLUMNS)
     _check_plain(conn, data_row_metadata, VALUE_COLUMNS)
@@ -314,24 +429,45 @@ def _records(
     return records, values
 
 
+def _mark(conn: Connection) -> str:
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+
+def _insert_sql(conn: Connection, table: Table, tail: str = "") -> str:
+    columns = ROW_COLUMNS if table is data_rows else VALUE_COLUMNS
+    quote = conn.dialect.identifier_preparer.quote
+    names = ", ".join(quote(c) for c in columns)
+    marks = ", ".join([_mark(conn)] * len(columns))
+    return f"INSERT INTO {quote(table.name)} ({names}) VALUES ({marks}){tail}"
+
+
 def bulk_insert(conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:
     """INSERT tuples (in the column order of ``_records``) with the driver itself: COPY on
     PostgreSQL, ``executemany`` elsewhere."""
     if not rows:
         return
-    columns = ROW_COLUMNS if table is data_rows else VALUE_COLUMNS
-    quote = conn.dialect.identifier_preparer.quote
-    names = ", ".join(quote(c) for c in columns)
     cursor = conn.connection.cursor()
     try:
         if conn.dialect.name == "postgresql":
+            columns = ROW_COLUMNS if table is data_rows else VALUE_COLUMNS
+            quote = conn.dialect.identifier_preparer.quote
+            names = ", ".join(quote(c) for c in columns)
             with cursor.copy(f"COPY {quote(table.name)} ({names}) FROM STDIN") as copy:
                 write_row: Callable[[Any], None] = copy.write_row
                 for row in rows:
                     write_row(row)
         else:
-            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-            marks = ", ".join([mark] * len(columns))
-            cursor.executemany(f"INSERT INTO {quote(table.name)} ({names}) VALUES ({marks})", rows)
+            cursor.executemany(_insert_sql(conn, table), rows)
+    finally:
+        cursor.close()
+
+
+def insert_skipping_taken_keys(conn: Connection, records: Sequence[tuple[Any, ...]]) -> None:
+    """INSERT data row tuples; a row whose global key is taken (or being taken by a writer
+    that then commits) is left out, without an error."""
+    tail = " ON CONFLICT (org_id, global_key) DO NOTHING"
+    cursor = conn.connection.cursor()
+    try:
+        cursor.executemany(_insert_sql(conn, data_rows, tail), records)
     finally:
         cursor.close()

@@ -17,19 +17,13 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine
 
+from tether.catalog import store
 from tether.catalog.metadata_schema import Schema, load_schema
 from tether.catalog.rows import NormalRow, RowError, normalize
+from tether.catalog.store import DatasetGone, Target, allocate_ids, begin_writing, reserve_ids
 from tether.db.engine import foreign_keys_unchecked, is_sqlite
 from tether.db.wal import Checkpointer
 from tether.imports import formats, pipeline
-from tether.imports.writer import (
-    DatasetGone,
-    ImportTarget,
-    allocate_ids,
-    begin_writing,
-    reserve_ids,
-    write_chunk,
-)
 from tether.jobs import service as jobs
 from tether.jobs.service import ItemError
 
@@ -94,9 +88,7 @@ def _run(
             jobs.set_source(conn, job.id, f"{container}/{flavor}" if flavor else container, total)
         if first is None:
             return
-        target = ImportTarget(
-            job.org_id, job.dataset_id, job.created_by, bool(params.get("upsert"))
-        )
+        target = Target(job.org_id, job.dataset_id, job.created_by, bool(params.get("upsert")))
         # One connection writes every chunk. On SQLite it checks no foreign keys (a chunk's
         # dataset is checked under the write lock, and its data rows are inserted before
         # their metadata) and leaves checkpoints to a thread.
@@ -141,7 +133,7 @@ def _validate(
 
 
 def _store(
-    engine: Engine, conn: Connection, job_id: str, target: ImportTarget, chunk: pipeline.Chunk
+    engine: Engine, conn: Connection, job_id: str, target: Target, chunk: pipeline.Chunk
 ) -> bool:
     """Write one checked chunk with the job's progress, on ``conn``; False if the job was
     canceled. Ids come from a transaction of their own on PostgreSQL, so imports running side
@@ -153,7 +145,7 @@ def _store(
         begin_writing(conn)
         if good and sqlite:
             first_id = reserve_ids(conn, len(good))
-        result = write_chunk(conn, target, good, first_id, datetime.now(UTC))
+        result = store.write_rows(conn, target, good, first_id, datetime.now(UTC))
         errors.extend(result.errors)
         errors.sort(key=lambda e: e.index or 0)
         return jobs.record(conn, job_id, chunk.done, result.created, result.updated, errors)
