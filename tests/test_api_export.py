@@ -3,8 +3,13 @@ organization that gives the same rows."""
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
@@ -263,3 +268,166 @@ def test_export_spans_many_pages(tenant: Tenant) -> None:
     exported = export(tenant, ds["id"])
     assert [r["row_data"] for r in exported] == [f"s3://b/{i:05d}.jpg" for i in range(1005)]
     assert len({r["id"] for r in exported}) == 1005
+
+
+# --- renamed fields, extra keys, the row count -------------------------------------------------
+
+
+def test_export_writes_the_current_names_of_renamed_fields(tenant: Tenant) -> None:
+    """Rows keep the name a field had when they were written; the export, like every read,
+    shows its name now: renamed fields, untouched ones and reserved ones side by side."""
+    make_schema(tenant)
+    ds = tenant.dataset()
+    tenant.import_rows(ds["id"], ndjson(RICH_ROWS))
+    for old, new in (("score", 'quality "q" ✓'), ("note", "remark")):
+        r = tenant.patch(f"/metadata-schema/{old}", json={"name": new})
+        assert r.status_code == 200, r.text
+    exported = export(tenant, ds["id"])
+    assert exported == listed(tenant, ds["id"])
+    names = [m["name"] for m in exported[0]["metadata_fields"]]
+    assert names == [
+        "tag",
+        "split",
+        "captureDateTime",
+        'quality "q" ✓',
+        "weather",
+        "shot_at",
+        "clip",
+        "remark",
+    ]
+
+
+def test_extra_keys_never_shadow_tether_fields(tenant: Tenant) -> None:
+    ds = tenant.dataset()
+    tasks = [
+        {"data": {"image": "s3://b/1.jpg"}, "annotations": [], "meta": {"k": [1, "ü"]}},
+        {"data": {"text": "hi"}, "predictions": [{"result": []}], "id": 7, "created_at": "x"},
+    ]
+    job = tenant.import_rows(ds["id"], orjson.dumps(tasks))
+    assert job["counts"]["created"] == 2, tenant.errors(job["id"])
+    exported = export(tenant, ds["id"])
+    assert exported == listed(tenant, ds["id"])
+    assert exported[0]["meta"] == {"k": [1, "ü"]}
+    assert exported[1]["id"] != 7 and exported[1]["created_at"] != "x"
+
+
+@pytest.mark.parametrize("size", [0, 1, 1005])
+def test_the_row_count_header_is_the_number_of_lines(tenant: Tenant, size: int) -> None:
+    ds = tenant.dataset()
+    if size:
+        tenant.import_rows(ds["id"], "".join(f"s3://b/{i}.jpg\n" for i in range(size)))
+    r = tenant.get(f"/datasets/{ds['id']}/export")
+    assert int(r.headers["x-tether-export-rows"]) == size == len(r.content.splitlines())
+
+
+def test_export_of_another_organizations_dataset_is_not_found(
+    tenant: Tenant, other_tenant: Tenant
+) -> None:
+    ds = tenant.dataset()
+    for ref in (ds["id"], ds["name"], "no-such-dataset"):
+        r = other_tenant.get(f"/datasets/{ref}/export")
+        assert r.status_code == 404, r.text
+        assert r.json()["error"]["code"] == "not_found"
+
+
+# --- a real server: snapshots and failures -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def live(http: Any, app: Any) -> Iterator[str]:
+    """The test app behind a real uvicorn on loopback (a streamed body, chunk by chunk)."""
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}/api/v1"
+    server.should_exit = True
+    thread.join(10)
+
+
+def _pause_after(monkeypatch: pytest.MonkeyPatch, rows: int, then: Any) -> None:
+    """Export in batches of 100 rows; at row ``rows`` the server calls ``then()``."""
+    from tether.catalog import export as export_module
+
+    real = export_module._line_maker
+    monkeypatch.setattr(export_module, "BATCH_ROWS", 100)
+
+    def line_maker(*args: Any) -> Any:
+        line = real(*args)
+        seen = [0]
+
+        def counted(row: Any) -> str:
+            seen[0] += 1
+            if seen[0] == rows + 1:
+                then()
+            return line(row)
+
+        return counted
+
+    monkeypatch.setattr(export_module, "_line_maker", line_maker)
+
+
+@pytest.mark.parametrize("change", ["delete the dataset", "add and delete rows"])
+def test_an_export_is_a_snapshot(
+    tenant: Tenant, live: str, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    """Rows deleted (the whole dataset) or added while an export streams do not change it."""
+    ds = tenant.dataset()
+    n = 600
+    tenant.import_rows(ds["id"], "".join(f"s3://b/{i:04d}.jpg\n" for i in range(n)))
+    changed, go_on = threading.Event(), threading.Event()
+    _pause_after(monkeypatch, 100, lambda: (changed.set(), go_on.wait(20)))
+    with (
+        httpx.Client(headers=tenant.headers, timeout=30) as client,
+        client.stream("GET", f"{live}/datasets/{ds['id']}/export") as r,
+    ):
+        assert r.status_code == 200
+        assert int(r.headers["x-tether-export-rows"]) == n
+        lines = r.iter_lines()
+        first = next(lines)
+        assert changed.wait(20)  # the server is past its first batch
+        if change == "delete the dataset":
+            assert tenant.delete(f"/datasets/{ds['id']}").status_code == 200
+        else:
+            tenant.import_rows(ds["id"], "s3://b/late.jpg\n")
+            doomed = [r["id"] for r in listed(tenant, ds["id"])[200:400]]
+            gone = tenant.post("/data-rows/delete", json={"ids": doomed})
+            assert gone.status_code == 200, gone.text
+        go_on.set()
+        rest = [line for line in lines if line]
+    exported = [orjson.loads(line) for line in [first, *rest]]
+    assert [r["row_data"] for r in exported] == [f"s3://b/{i:04d}.jpg" for i in range(n)]
+
+
+def test_a_failed_export_is_an_incomplete_response(
+    tenant: Tenant, live: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure part way aborts the response: the client's read fails (httpx:
+    ``RemoteProtocolError``, an incomplete chunked read) and fewer lines than the header
+    promised arrived; it never ends like a complete export."""
+    ds = tenant.dataset()
+    tenant.import_rows(ds["id"], "".join(f"s3://b/{i}.jpg\n" for i in range(300)))
+
+    def breaks() -> None:
+        raise RuntimeError("the database went away")
+
+    _pause_after(monkeypatch, 150, breaks)
+    got: list[bytes] = []
+    with (
+        pytest.raises(httpx.RemoteProtocolError, match="incomplete chunked read"),
+        httpx.Client(headers=tenant.headers, timeout=30) as client,
+        client.stream("GET", f"{live}/datasets/{ds['id']}/export") as r,
+    ):
+        assert r.status_code == 200
+        promised = int(r.headers["x-tether-export-rows"])
+        got.extend(r.iter_lines())
+    assert promised == 300 and 0 < len([g for g in got if g]) < promised

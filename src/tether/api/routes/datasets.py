@@ -1,21 +1,21 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from tether.api.deps import CallerDep, ConnDep, EngineDep, QueueDep, SettingsDep
 from tether.api.models import Dataset, DatasetIn, DatasetList, DatasetPatch, Job
 from tether.api.uploads import receive_upload
-from tether.catalog import data_rows, datasets
+from tether.catalog import datasets
+from tether.catalog import export as export_rows
 from tether.catalog.media import MEDIA_TYPES
 from tether.errors import Invalid
 from tether.imports import formats
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
+EXPORT_ROWS_HEADER = "X-Tether-Export-Rows"
 
 
 @router.post("", status_code=201, response_model=Dataset)
@@ -102,22 +102,29 @@ async def create_data_rows(
 @router.get(
     "/{dataset}/export",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/x-ndjson": {}}}},
+    responses={
+        200: {
+            "content": {"application/x-ndjson": {}},
+            "headers": {
+                EXPORT_ROWS_HEADER: {
+                    "description": "how many lines the stream holds; fewer, or a stream "
+                    "that ends without its terminating chunk, means the export failed",
+                    "schema": {"type": "integer"},
+                }
+            },
+        }
+    },
 )
 def export_dataset(dataset: str, caller: CallerDep, engine: EngineDep) -> StreamingResponse:
-    """Every row of the dataset, every field, one JSON object a line (imports again as is)."""
-    with engine.connect() as conn:
-        flt = data_rows.dataset_filter(conn, caller.org_id, dataset)
+    """Every row of the dataset, every field, one JSON object a line (imports again as is).
+
+    A consistent snapshot: rows written or deleted while it streams do not change it. The
+    ``X-Tether-Export-Rows`` header says how many lines it holds; an export that fails part
+    way ends the response without its terminating chunk (the client sees an incomplete
+    read), so a short stream is never taken for a whole one."""
+    export = export_rows.open_export(engine, caller.org_id, dataset)
     return StreamingResponse(
-        _export_lines(engine, caller.org_id, flt), media_type="application/x-ndjson"
+        export.chunks,
+        media_type="application/x-ndjson",
+        headers={EXPORT_ROWS_HEADER: str(export.rows)},
     )
-
-
-def _export_lines(engine: Any, org_id: int, flt: data_rows.RowFilter) -> Iterator[bytes]:
-    after: int | None = None
-    while True:
-        with engine.connect() as conn:
-            rows, after = data_rows.page(conn, org_id, flt, after, 1000)
-        yield b"".join(orjson.dumps(r) + b"\n" for r in rows)
-        if after is None:
-            return
