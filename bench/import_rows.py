@@ -10,11 +10,11 @@ through the SDK's ``dataset.create_data_rows(generator)`` and waits for the job.
 
 - rows/s end to end (from the first byte sent to the job's completion),
 - the peak RSS of the server's process tree and of this client, sampled during the run,
-- the rows/s of a raw DBAPI ``executemany`` of the same rows (the data_rows columns, the
-  same stored content) into a fresh table of the same shape (constraints, indexes) in the
-  same kind of database, in the same run, and the ratio of the two (the issue's target);
-- the same for everything tether stores for the rows, their metadata values included: the
-  database's own floor for this import, and how close tether comes to it.
+- the rows/s of the fastest raw way to store everything tether stores for the same rows
+  (the data_rows columns and their metadata values, the same content, into fresh tables of
+  the same shape: constraints, indexes) in the same kind of database, in the same run:
+  ``COPY`` on PostgreSQL, the driver's ``executemany`` on SQLite, committed every 10,000
+  rows; and the ratio of the two, the import's target (>= 0.8 on both databases).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from sqlalchemy import create_engine, text
 from tether.sdk import Client
 
 TETHER = str(Path(sys.executable).parent / "tether")
-TARGET_ROWS_S, TARGET_RATIO, TARGET_RSS_MB = 100_000, 0.3, 500
+TARGET_ROWS_S, TARGET_RATIO, TARGET_RSS_MB = 100_000, 0.8, 500
 SPLITS = ("train", "valid", "test")
 BASELINE_BATCH = 10_000
 
@@ -184,20 +184,18 @@ def pg_database(admin_url: str, keep: bool) -> Iterator[str]:
         admin.dispose()
 
 
-def baseline(db: str, url: str | None, work: Path, n: int, with_metadata: bool = False) -> float:
-    """Seconds a raw DBAPI executemany takes to insert the same n rows, as tether stores them
-    (same column values), into a fresh data_rows table of the same shape. ``with_metadata``:
-    their metadata values too, into data_row_metadata (everything tether writes for a row)."""
+def baseline(db: str, url: str | None, work: Path, n: int) -> float:
+    """Seconds the raw driver takes to store the same n rows as tether stores them (same
+    column values, their metadata values too) into fresh data_rows and data_row_metadata
+    tables of the same shape: COPY on PostgreSQL, executemany on SQLite."""
     from tether.db import tables
 
-    base = work / ("baseline-all" if with_metadata else "baseline")
+    base = work / "baseline"
     base.mkdir()
     sa_url = f"sqlite:///{base / 'raw.db'}" if db == "sqlite" else psycopg_url(str(url))
     engine = create_engine(sa_url)
-    made = [tables.organizations, tables.datasets, tables.data_rows]
-    tables.metadata.create_all(
-        engine, tables=[*made, tables.data_row_metadata] if with_metadata else made
-    )
+    made = [tables.organizations, tables.datasets, tables.data_rows, tables.data_row_metadata]
+    tables.metadata.create_all(engine, tables=made)
     now = datetime.now(UTC)
     with engine.begin() as conn:
         conn.execute(
@@ -272,12 +270,17 @@ def baseline(db: str, url: str | None, work: Path, n: int, with_metadata: bool =
     try:
         while pairs := list(islice(source, BASELINE_BATCH)):
             batch = [stored(i, r) for i, r in pairs]
-            value_batch = [v for i, r in pairs for v in values(i, r)] if with_metadata else []
+            value_batch = [v for i, r in pairs for v in values(i, r)]
             started = time.perf_counter()
             cur = conn.cursor()
-            cur.executemany(sql, batch)
-            if value_batch:
+            if db == "sqlite":
+                cur.executemany(sql, batch)
                 cur.executemany(value_sql, value_batch)
+            else:
+                for table, tuples in (("data_rows", batch), ("data_row_metadata", value_batch)):
+                    with cur.copy(f"COPY {table} FROM STDIN") as copy:
+                        for t in tuples:
+                            copy.write_row(t)
             conn.commit()
             spent += time.perf_counter() - started
     finally:
@@ -298,7 +301,7 @@ def main() -> None:
         help="PostgreSQL server for --db postgresql (fresh databases are made there)",
     )
     parser.add_argument("--chunk-rows", type=int, help="TETHER_IMPORT_CHUNK_ROWS for the server")
-    parser.add_argument("--no-baseline", action="store_true", help="skip the raw executemany")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the raw baseline")
     parser.add_argument("--keep", action="store_true", help="keep the data dir and databases")
     args = parser.parse_args()
 
@@ -342,16 +345,14 @@ def main() -> None:
                         spy.wait()
         if job.status != "completed" or job.counts["created"] != args.rows:
             sys.exit(f"the import did not complete as expected: {job!r} {job.message}")
-        raw = raw_all = None
+        raw = None
         if not args.no_baseline:
-
-            def raw_url() -> str | None:
-                if args.db == "postgresql":
-                    return stack.enter_context(pg_database(args.pg, args.keep))
-                return None
-
-            raw = baseline(args.db, raw_url(), work, args.rows)
-            raw_all = baseline(args.db, raw_url(), work, args.rows, with_metadata=True)
+            raw_url = (
+                stack.enter_context(pg_database(args.pg, args.keep))
+                if args.db != "sqlite"
+                else None
+            )
+            raw = baseline(args.db, raw_url, work, args.rows)
 
     rate = args.rows / total
     mb = 1024 * 1024
@@ -364,24 +365,16 @@ def main() -> None:
     )
     if raw is not None:
         raw_rate = args.rows / raw
-        _line(
-            "raw executemany",
-            f"{raw_rate:,.0f} rows/s",
-            f"{raw:.1f} s: same rows, data_rows columns, fresh table",
-            "",
-        )
-        _line(
-            "ratio", f"{rate / raw_rate:.2f}", "end to end / raw executemany", f">= {TARGET_RATIO}"
-        )
-    if raw_all is not None:
-        all_rate = args.rows / raw_all
+        how = "COPY" if args.db == "postgresql" else "executemany"
         _line(
             "raw, all stored",
-            f"{all_rate:,.0f} rows/s",
-            f"{raw_all:.1f} s: + data_row_metadata (3 values a row)",
+            f"{raw_rate:,.0f} rows/s",
+            f"{raw:.1f} s: {how}, data_rows + data_row_metadata (3 a row)",
             "",
         )
-        _line("ratio, all", f"{rate / all_rate:.2f}", "end to end / raw, all stored", "")
+        _line(
+            "ratio", f"{rate / raw_rate:.2f}", "end to end / raw, all stored", f">= {TARGET_RATIO}"
+        )
     _line(
         "server peak RSS",
         f"{server_rss.peak / mb:,.0f} MB",
