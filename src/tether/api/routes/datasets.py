@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 from tether.api.deps import CallerDep, ConnDep, EngineDep, QueueDep, SettingsDep
 from tether.api.models import Dataset, DatasetIn, DatasetList, DatasetPatch, Job
 from tether.api.uploads import receive_upload
-from tether.catalog import data_rows, datasets
+from tether.catalog import datasets, queries
 from tether.catalog.media import MEDIA_TYPES
 from tether.errors import Invalid
 from tether.imports import formats
@@ -107,17 +107,17 @@ async def create_data_rows(
 def export_dataset(dataset: str, caller: CallerDep, engine: EngineDep) -> StreamingResponse:
     """Every row of the dataset, every field, one JSON object a line (imports again as is)."""
     with engine.connect() as conn:
-        flt = data_rows.dataset_filter(conn, caller.org_id, dataset)
+        flt = queries.dataset_filter(conn, caller.org_id, dataset)
     return StreamingResponse(
         _export_lines(engine, caller.org_id, flt), media_type="application/x-ndjson"
     )
 
 
-def _export_lines(engine: Any, org_id: int, flt: data_rows.RowFilter) -> Iterator[bytes]:
+def _export_lines(engine: Any, org_id: int, flt: queries.RowFilter) -> Iterator[bytes]:
     after: int | None = None
     while True:
         with engine.connect() as conn:
-            rows, after = data_rows.page(conn, org_id, flt, after, 1000)
+            rows, after = queries.page(conn, org_id, flt, after, 1000)
         yield b"".join(orjson.dumps(r) + b"\n" for r in rows)
         if after is None:
             return
