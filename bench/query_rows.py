@@ -36,8 +36,8 @@ from sqlalchemy import Engine, create_engine, select, text
 from tether import accounts
 from tether.catalog import data_rows as rows_service
 from tether.catalog import datasets as datasets_service
-from tether.catalog import metadata_schema
-from tether.catalog.data_rows import MetadataFilter, RowFilter
+from tether.catalog import metadata_schema, queries
+from tether.catalog.queries import MetadataFilter, RowFilter
 from tether.db.engine import make_engine
 from tether.db.migrate import upgrade
 from tether.db.tables import data_row_metadata, data_rows
@@ -394,9 +394,9 @@ def _sql_time_and_plan(
     with engine.connect() as conn:
         flt = _row_filter(params)
         if kind == "count":
-            query = rows_service.count_query(conn, org_id, flt)[0]
+            query = queries.count_query(conn, org_id, flt)[0]
         else:
-            query = rows_service.page_query(conn, org_id, flt, params.get("after"), 101)
+            query = queries.page_query(conn, org_id, flt, params.get("after"), 101)
         compiled = query.compile(
             dialect=engine.dialect, compile_kwargs={"render_postcompile": True}
         )

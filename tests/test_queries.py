@@ -275,7 +275,7 @@ def test_postgres_count_falls_back_to_an_estimate(
 ) -> None:
     """Where an exact count would overrun its budget, PostgreSQL answers with the planner's
     estimate, marked as such."""
-    from tether.catalog import data_rows as service
+    from tether.catalog import queries as service
 
     if backend != "postgresql":
         pytest.skip("SQLite counts are always exact")

@@ -1,5 +1,5 @@
 """Exporting a dataset: every row, every field, one JSON object a line (NDJSON), in id order,
-in the shape ``data_rows.to_public`` gives (so the file imports again as it is).
+in the shape ``queries.to_public`` gives (so the file imports again as it is).
 
 An export is a consistent snapshot: the dataset is looked up, its rows counted and read in
 one read transaction (PostgreSQL: REPEATABLE READ, READ ONLY; SQLite: one read transaction,

@@ -18,8 +18,8 @@ from tether.api.models import (
     ItemResults,
     RowCount,
 )
-from tether.catalog import data_rows
-from tether.catalog.data_rows import MetadataFilter, RowFilter
+from tether.catalog import data_rows, queries
+from tether.catalog.queries import MetadataFilter, RowFilter
 from tether.errors import Invalid
 
 router = APIRouter(prefix="/data-rows", tags=["data rows"])
@@ -91,10 +91,10 @@ def list_data_rows(
     after: Annotated[
         int | None, Query(ge=0, le=MAX_BIGINT, description="next_cursor of the previous page")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=data_rows.MAX_PAGE)] = 100,
+    limit: Annotated[int, Query(ge=1, le=queries.MAX_PAGE)] = 100,
 ) -> Response:
     """Rows in creation order, one keyset page at a time (no count unless asked for)."""
-    items, cursor = data_rows.page(conn, caller.org_id, flt, after, limit)
+    items, cursor = queries.page(conn, caller.org_id, flt, after, limit)
     # Rows are plain JSON already: skip re-validating them against the response model.
     return Response(
         orjson.dumps({"items": items, "next_cursor": cursor}), media_type="application/json"
@@ -105,13 +105,13 @@ def list_data_rows(
 def count_data_rows(caller: CallerDep, conn: ConnDep, flt: FilterDep) -> dict[str, Any]:
     """How many rows match the list's filters; `exact` is false when PostgreSQL answered with
     its planner's estimate because an exact count would be slow."""
-    total, exact = data_rows.count(conn, caller.org_id, flt)
+    total, exact = queries.count(conn, caller.org_id, flt)
     return {"count": total, "exact": exact}
 
 
 @router.get("/{row_id}")
 def get_data_row(row_id: RowIdPath, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
-    return data_rows.get(conn, caller.org_id, row_id)
+    return queries.get(conn, caller.org_id, row_id)
 
 
 @router.patch("/{row_id}")
@@ -124,7 +124,7 @@ def update_data_row(
 
 @router.delete("/{row_id}", status_code=204)
 def delete_data_row(row_id: RowIdPath, caller: CallerDep, conn: ConnDep) -> None:
-    data_rows.get(conn, caller.org_id, row_id)
+    queries.get(conn, caller.org_id, row_id)
     data_rows.delete_many(conn, caller.org_id, ids=[row_id])
 
 
@@ -137,7 +137,7 @@ def delete_data_rows(body: DeleteRows, caller: CallerDep, conn: ConnDep) -> dict
 @router.post("/lookup", response_model=ItemResults)
 def lookup_global_keys(body: GlobalKeys, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
     """Data row ids for global keys: one result per key, `data_row_id` null when not found."""
-    return {"results": data_rows.ids_for_global_keys(conn, caller.org_id, body.global_keys)}
+    return {"results": queries.ids_for_global_keys(conn, caller.org_id, body.global_keys)}
 
 
 @router.post("/global-keys", response_model=ItemResults)
