@@ -19,7 +19,7 @@ class Model(BaseModel):
     """A response model that also answers the read-only part of the mapping protocol."""
 
     def __getitem__(self, key: str) -> Any:
-        if key in type(self).model_fields:
+        if key in type(self).model_fields and key in self.model_fields_set:
             return getattr(self, key)
         extra = self.__pydantic_extra__ or {}
         if key in extra:
@@ -33,7 +33,12 @@ class Model(BaseModel):
             return default
 
     def keys(self) -> list[str]:
-        return [*type(self).model_fields, *(self.__pydantic_extra__ or {})]
+        """The keys the answer held (an optional field the server left out is not one)."""
+        sent = self.model_fields_set
+        return [
+            *(k for k in type(self).model_fields if k in sent),
+            *(self.__pydantic_extra__ or {}),
+        ]
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and key in self.keys()
@@ -43,14 +48,14 @@ class Model(BaseModel):
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Mapping) and not isinstance(other, BaseModel):
-            return self.model_dump() == dict(other)
+            return self.to_dict() == dict(other)
         return super().__eq__(other)
 
     __hash__ = None  # type: ignore[assignment]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data, as the server sent it."""
-        return self.model_dump(mode="json")
+        return self.model_dump(mode="json", exclude_unset=True)
 
 
 # --- errors ----------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from fastapi import Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
+from tether.catalog.media import normal_media_type
 from tether.errors import Invalid
 
 MAX_QUERY_ITEMS = 64
@@ -36,6 +37,18 @@ async def known_query_only(request: Request) -> None:
                 {"loc": ["query", name], "message": "unknown query parameter"} for name in unknown
             ],
         )
+
+
+def media_type(value: str | None) -> str | None:
+    """A ``media_type`` query parameter, checked as import checks rows (one rule)."""
+    if value is None:
+        return None
+    try:
+        return normal_media_type(value)
+    except ValueError as exc:
+        raise Invalid(
+            str(exc), details=[{"loc": ["query", "media_type"], "message": str(exc)}]
+        ) from None
 
 
 _DECLARED: dict[int, frozenset[str]] = {}

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Response
 
+from tether.api import params
 from tether.api.deps import CallerDep, ConnDep
 from tether.api.errors import documented
 from tether.api.models import (
@@ -30,13 +31,21 @@ from tether.errors import Invalid
 
 router = APIRouter(prefix="/data-rows", tags=["data rows"], responses=documented(401, 422))
 
+MAX_METADATA_FILTERS = 20
 METADATA_HELP = (
-    "repeatable `FIELD:OP:VALUE`, OP one of eq, gt, gte, lt, lte, contains; "
-    "e.g. `split:eq:valid`, `captureDateTime:gte:2024-01-01T00:00:00Z`"
+    "repeatable `FIELD:OP:VALUE` (FIELD a field's name or id; the value is everything after "
+    "the second `:`), OP one of eq, gt, gte, lt, lte, contains; e.g. `split:eq:valid`, "
+    f"`captureDateTime:gte:2024-01-01T00:00:00Z`; at most {MAX_METADATA_FILTERS}"
 )
 
 
 def parse_metadata_filters(specs: list[str], tag_contains: str | None) -> list[MetadataFilter]:
+    if len(specs) + bool(tag_contains) > MAX_METADATA_FILTERS:
+        raise Invalid(
+            f"at most {MAX_METADATA_FILTERS} metadata filters (tag_contains counts as one); "
+            f"got {len(specs) + bool(tag_contains)}",
+            details=[{"loc": ["query", "metadata"], "message": "too many filters"}],
+        )
     out = []
     for spec in specs:
         parts = spec.split(":", 2)
@@ -65,7 +74,7 @@ def row_filter(
     """The filters data row listing and counting share."""
     return RowFilter(
         dataset_id,
-        media_type,
+        params.media_type(media_type),
         external_id,
         global_key,
         global_key_prefix,
@@ -146,7 +155,12 @@ def delete_data_row(row_id: RowIdPath, caller: CallerDep, conn: ConnDep) -> None
     data_rows.delete_many(conn, caller.org_id, ids=[row_id])
 
 
-@router.post("/delete", response_model=DeleteResults, responses=documented(413))
+@router.post(
+    "/delete",
+    response_model=DeleteResults,
+    response_model_exclude_unset=True,  # an item by global key has no data_row_id, as before
+    responses=documented(413),
+)
 def delete_data_rows(body: DeleteRows, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
     """Delete many rows by id and/or global key; one result per item."""
     return {

@@ -7,12 +7,12 @@ import orjson
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
+from tether.api import params
 from tether.api.deps import CallerDep, ConnDep, EngineDep, QueueDep, SettingsDep
 from tether.api.errors import documented
 from tether.api.models import Dataset, DatasetDeleted, DatasetIn, DatasetList, DatasetPatch, Job
 from tether.api.uploads import receive_upload
 from tether.catalog import data_rows, datasets
-from tether.catalog.media import MEDIA_TYPES
 from tether.errors import Invalid
 from tether.imports import formats
 
@@ -84,10 +84,6 @@ async def create_data_rows(
         raise Invalid(
             f"unknown format {format!r}; expected one of " + ", ".join(formats.CONTAINERS)
         )
-    if media_type is not None and media_type.upper() not in MEDIA_TYPES:
-        raise Invalid(
-            f"unknown media_type {media_type!r}; expected one of " + ", ".join(MEDIA_TYPES)
-        )
     return await receive_upload(
         request,
         engine,
@@ -100,7 +96,7 @@ async def create_data_rows(
             "upsert": upsert,
             "format": format,
             "filename": filename,
-            "media_type": media_type.upper() if media_type else None,
+            "media_type": params.media_type(media_type),
         },
     )
 
