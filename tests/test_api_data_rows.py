@@ -498,11 +498,11 @@ def test_patch_to_a_taken_global_key_fails(tenant: Tenant) -> None:
     first = _one_row(tenant, global_key="taken")
     second = _one_row(tenant, global_key="mine")
     r = tenant.patch(f"/data-rows/{second['id']}", json={"global_key": "taken"})
-    assert r.status_code == 422
+    assert r.status_code == 409
     assert r.json()["error"] == {
-        "code": "invalid",
+        "code": "global_key_exists",
         "message": "global key 'taken' belongs to another data row",
-        "details": {"code": "global_key_exists"},
+        "details": {"global_key": "taken"},
     }
     assert tenant.get(f"/data-rows/{second['id']}").json() == second
     assert tenant.get(f"/data-rows/{first['id']}").json()["global_key"] == "taken"
@@ -571,19 +571,26 @@ def test_delete_many_reports_each_item(tenant: Tenant, other_tenant: Tenant) -> 
     }
     r = tenant.post("/data-rows/delete", json=body)
     assert r.status_code == 200, r.text
-    assert r.json()["results"] == [
-        {"data_row_id": rows[0]["id"], "deleted": True, "error": None},
-        {"data_row_id": theirs["id"], "deleted": False, "error": "not found"},
-        {"data_row_id": 999_999_999, "deleted": False, "error": "not found"},
-        {"data_row_id": rows[1]["id"], "deleted": True, "error": None},
-        {"global_key": "dm-2", "deleted": True, "error": None},
-        {"global_key": "dm-9", "deleted": False, "error": "not found"},
-        {"global_key": "nope", "deleted": False, "error": "not found"},
-        {"global_key": "dm-3", "deleted": True, "error": None},
+    by_id = [(rows[0]["id"], True), (theirs["id"], False), (999_999_999, False)]
+    by_id.append((rows[1]["id"], True))
+    by_key = [("dm-2", True), ("dm-9", False), ("nope", False), ("dm-3", True)]
+    expected: list[dict[str, Any]] = [
+        {"data_row_id": i, "id": i} | _outcome(n, ok) for n, (i, ok) in enumerate(by_id)
     ]
+    expected += [
+        {"global_key": k, "id": None} | _outcome(n, ok)
+        for n, (k, ok) in enumerate(by_key, start=len(by_id))
+    ]
+    assert r.json()["results"] == expected
     assert [r["global_key"] for r in list_all(tenant, dataset_id=ds["id"])] == ["dm-4"]
     assert other_tenant.get(f"/data-rows/{theirs['id']}").json()["global_key"] == "dm-9"
     assert tenant.post("/data-rows/delete", json={}).json() == {"results": []}
+
+
+def _outcome(index: int, ok: bool) -> dict[str, Any]:
+    error = None if ok else "not found"
+    code = None if ok else "not_found"
+    return {"index": index, "ok": ok, "deleted": ok, "code": code, "message": error, "error": error}
 
 
 # --- global keys in bulk ------------------------------------------------------------------
@@ -623,11 +630,26 @@ def test_assign_and_clear_global_keys(tenant: Tenant, other_tenant: Tenant) -> N
     results = r.json()["results"]
     assert [x["ok"] for x in results] == [True, False, True, False, False, False, False, False]
     assert results[0] == {
+        "index": 0,
+        "id": rows[1]["id"],
         "data_row_id": rows[1]["id"],
         "global_key": "new-1",
         "ok": True,
+        "code": None,
+        "message": None,
         "error": None,
     }
+    assert [x["index"] for x in results] == list(range(8))
+    assert [x["code"] for x in results[1:]] == [
+        "global_key_exists",
+        None,
+        "not_found",
+        "invalid",
+        "invalid",
+        "invalid",
+        "global_key_exists",
+    ]
+    assert all(x["message"] == x["error"] for x in results)
     assert results[1]["error"] == "global key 'held' belongs to another data row"
     assert results[3]["error"] == "data row not found"
     assert "global_key of 1-200 characters" in results[4]["error"]
@@ -641,8 +663,10 @@ def test_assign_and_clear_global_keys(tenant: Tenant, other_tenant: Tenant) -> N
     r = tenant.post("/data-rows/global-keys/clear", json={"global_keys": ["new-1", "nope"]})
     assert r.status_code == 200
     assert r.json()["results"] == [
-        {"global_key": "new-1", "ok": True, "error": None},
-        {"global_key": "nope", "ok": False, "error": "not found"},
+        {"index": 0, "id": None, "global_key": "new-1", "ok": True, "code": None}
+        | {"message": None, "error": None},
+        {"index": 1, "id": None, "global_key": "nope", "ok": False, "code": "not_found"}
+        | {"message": "not found", "error": "not found"},
     ]
     assert tenant.get(f"/data-rows/{rows[1]['id']}").json()["global_key"] is None
     r = tenant.post("/data-rows/global-keys/clear", json={"global_keys": ["theirs-key"]})

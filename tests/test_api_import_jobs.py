@@ -111,6 +111,8 @@ def test_bad_rows_are_reported_and_good_rows_land(tenant: Tenant) -> None:
     by_index = {e["index"]: e for e in errors}
     assert by_index[1] == {
         "index": 1,
+        "id": None,
+        "ok": False,
         "global_key": "m1",
         "external_id": "x1",
         "code": "missing_row_data",
@@ -189,6 +191,8 @@ def test_duplicate_and_existing_global_keys_are_per_row_errors(tenant: Tenant) -
     assert tenant.errors(job["id"]) == [
         {
             "index": 0,
+            "id": None,
+            "ok": False,
             "global_key": "k1",
             "external_id": None,
             "code": "global_key_exists",
@@ -196,6 +200,8 @@ def test_duplicate_and_existing_global_keys_are_per_row_errors(tenant: Tenant) -
         },
         {
             "index": 2,
+            "id": None,
+            "ok": False,
             "global_key": "k2",
             "external_id": "again",
             "code": "duplicate_global_key",

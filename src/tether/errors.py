@@ -5,7 +5,8 @@ TetherError
 ├── Unauthorized   (401) no valid API key
 ├── Forbidden      (403) valid key, not allowed
 ├── NotFound       (404) absent, or belongs to another organization
-├── Conflict       (409) clashes with existing state (a taken name or global key)
+├── Conflict       (409) clashes with existing state (a taken name; a taken global key is
+│                        code global_key_exists)
 └── TooLarge       (413) body over the configured limit
 """
 
@@ -18,10 +19,12 @@ class TetherError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str, details: Any = None) -> None:
+    def __init__(self, message: str, details: Any = None, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
+        if code is not None:  # a more precise code than the class's, e.g. global_key_exists
+            self.code = code
 
     def to_dict(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message, "details": self.details}}

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 
 from tether import __version__
-from tether.api import errors
+from tether.api import docs, errors
 from tether.api.limits import BodyLimit
+from tether.api.params import known_query_only
 from tether.api.routes import data_rows, datasets, health, jobs, metadata_schema
 from tether.config import Settings, get_settings
 from tether.db.engine import make_engine
@@ -41,11 +42,13 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
         description="Label data where it lives: a catalog of data rows that stay "
         "in your own storage.",
         openapi_url=f"{API}/openapi.json",
-        docs_url=f"{API}/docs",
+        docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(known_query_only)],
     )
     app.state.settings, app.state.engine, app.state.queue = settings, engine, queue
     errors.install(app)
+    docs.install(app, f"{API}/docs", f"{API}/openapi.json")
     app.add_middleware(
         BodyLimit, limit=settings.max_json_bytes, upload_limit=settings.max_upload_bytes
     )

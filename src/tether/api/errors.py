@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from tether.errors import TetherError
+from tether.schemas import ErrorResponse
 
 log = logging.getLogger(__name__)
 STATUS_CODES = {
@@ -24,6 +25,30 @@ STATUS_CODES = {
     415: "unsupported_media_type",
     422: "invalid",
 }
+
+
+# What each status means in tether, as operations document it (a route can say more).
+MEANINGS = {
+    401: "No valid API key (`unauthorized`).",
+    403: "The key's user may not do this (`forbidden`).",
+    404: "No such thing in the caller's organization (`not_found`).",
+    409: "It clashes with what exists (`conflict`, or a more precise code).",
+    413: "The request body is larger than the server's limit (`too_large`).",
+    422: "A value in the path, query or body is wrong, or a query parameter is unknown "
+    "(`invalid`, or a more precise code); `details` says where.",
+}
+
+
+def documented(*statuses: int, **why: str) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of an operation: each status it can answer, in the one error shape.
+    ``why`` adds a route's own reason, keyed ``e409="a dataset of that name exists"``."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        text = MEANINGS[status]
+        if f"e{status}" in why:
+            text = f"{text} {why[f'e{status}']}"
+        out[status] = {"model": ErrorResponse, "description": text}
+    return out
 
 
 def error_response(status: int, code: str, message: str, details: Any = None) -> JSONResponse:

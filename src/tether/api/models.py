@@ -1,10 +1,33 @@
-"""Request and response bodies of the HTTP API (they shape the OpenAPI document)."""
+"""Request bodies of the HTTP API (they shape the OpenAPI document). The response models live
+in ``tether.schemas``, shared with the SDK; they are re-exported here for the routes."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tether.schemas import (  # noqa: F401 - re-exported for the routes
+    AssignResults,
+    ClearResults,
+    DataRow,
+    DataRowPage,
+    Dataset,
+    DatasetDeleted,
+    DatasetList,
+    DeleteResults,
+    ErrorResponse,
+    Health,
+    ItemResult,
+    Job,
+    JobError,
+    JobErrorPage,
+    JobList,
+    KeyLookups,
+    MetadataField,
+    MetadataSchema,
+    RowCount,
+)
 
 # The id columns' ranges (BIGINT data row ids, INTEGER dataset and error ids): larger numbers
 # name nothing, and the databases refuse to compare with them.
@@ -47,75 +70,6 @@ class DatasetPatch(Body):
     description: str | None = None
 
 
-class Dataset(BaseModel):
-    id: int
-    name: str
-    description: str
-    created_at: Any
-    updated_at: Any
-    created_by: int | None = None
-    row_count: int | None = None
-
-
-class DatasetList(BaseModel):
-    items: list[Dataset]
-
-
-class Progress(BaseModel):
-    done: int
-    total: int | None
-
-
-class Counts(BaseModel):
-    created: int
-    updated: int
-    failed: int
-
-
-class Job(BaseModel):
-    id: str
-    kind: str
-    status: str = Field(
-        description="queued, running, completed, completed_with_errors, failed or canceled"
-    )
-    dataset_id: int | None
-    format: str | None = Field(description="the detected (or given) input format")
-    options: dict[str, Any]
-    progress: Progress
-    counts: Counts
-    message: str | None
-    created_at: str | None
-    started_at: str | None
-    finished_at: str | None
-
-
-class JobList(BaseModel):
-    items: list[Job]
-
-
-class JobError(BaseModel):
-    index: int | None
-    global_key: str | None
-    external_id: str | None
-    code: str
-    message: str
-
-
-class JobErrorPage(BaseModel):
-    items: list[JobError]
-    next_cursor: int | None
-
-
-class DataRowPage(BaseModel):
-    items: list[dict[str, Any]]
-    next_cursor: int | None
-
-
-class RowCount(BaseModel):
-    count: int
-    exact: bool
-
-
 class DataRowPatch(Body):
     row_data: str | dict[str, Any] | None = None
     global_key: str | None = None
@@ -151,10 +105,6 @@ class Assignments(Body):
     assignments: list[Assignment] = Field(max_length=10_000)
 
 
-class ItemResults(BaseModel):
-    results: list[dict[str, Any]]
-
-
 class FieldIn(Body):
     name: str
     kind: str = Field(description="string, number, datetime, enum or embedding")
@@ -165,16 +115,3 @@ class FieldIn(Body):
 class FieldPatch(Body):
     name: str | None = None
     add_options: list[str] | None = None
-
-
-class MetadataField(BaseModel):
-    id: str
-    name: str
-    kind: str
-    reserved: bool
-    options: list[dict[str, str]] | None = None
-    dimension: int | None = None
-
-
-class MetadataSchema(BaseModel):
-    fields: list[MetadataField]

@@ -14,7 +14,7 @@ from tether.catalog.queries import get, ids_for_global_keys
 from tether.catalog.rows import MAX_GLOBAL_KEY, NormalRow, RowError, normalize
 from tether.db.dml import insert_ignoring_duplicates
 from tether.db.tables import data_row_metadata, data_rows, metadata_values
-from tether.errors import Invalid
+from tether.errors import Conflict, Invalid
 
 
 def update_row(
@@ -47,9 +47,10 @@ def update_row(
         with conn.begin_nested():
             write_update(conn, org_id, current["dataset_id"], row_id, norm, datetime.now(UTC))
     except IntegrityError:
-        raise Invalid(
+        raise Conflict(
             f"global key {norm.global_key!r} belongs to another data row",
-            details={"code": "global_key_exists"},
+            details={"global_key": norm.global_key},
+            code="global_key_exists",
         ) from None
     return get(conn, org_id, row_id)
 
@@ -157,6 +158,7 @@ def assign_global_keys(
     for pair in pairs:
         row_id, key = pair.get("data_row_id"), pair.get("global_key")
         result = {"data_row_id": row_id, "global_key": key, "ok": False, "error": None}
+        result["code"] = "invalid"
         results.append(result)
         if not _is_int(row_id) or not isinstance(key, str) or not key or len(key) > MAX_GLOBAL_KEY:
             result["error"] = (
@@ -172,9 +174,11 @@ def assign_global_keys(
                 ).rowcount
         except IntegrityError:
             result["error"] = f"global key {key!r} belongs to another data row"
+            result["code"] = "global_key_exists"
             continue
         result["ok"] = bool(done)
         result["error"] = None if done else "data row not found"
+        result["code"] = None if done else "not_found"
     return results
 
 

@@ -28,6 +28,17 @@ EXTENSIONS = {
     "DICOM": ("dcm", "dicom"),
     "JSON": ("json", "ndjson"),
 }
+
+
+def normal_media_type(value: str) -> str:
+    """The media type ``value`` names, in any case (outer spaces ignored): the one rule for
+    import options, rows and filters. ValueError says what is expected."""
+    chosen = value.strip().upper()
+    if chosen not in MEDIA_TYPES:
+        raise ValueError(f"unknown media_type {value!r}; expected one of " + ", ".join(MEDIA_TYPES))
+    return chosen
+
+
 _BY_EXTENSION = {ext: kind for kind, exts in EXTENSIONS.items() for ext in exts}
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 

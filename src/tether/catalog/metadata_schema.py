@@ -228,6 +228,20 @@ def list_fields(conn: Connection, org_id: int) -> list[Field]:
     return load_schema(conn, org_id).fields
 
 
+def check_name(name: str) -> str:
+    """A new field name, stripped: 1 to 200 characters and no ``:``, which separates a row
+    filter's parts (``FIELD:OP:VALUE``). A field named with ``:`` before this rule is
+    filtered by its id."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise Invalid("a field name needs 1 to 200 characters")
+    if ":" in name:
+        raise Invalid(
+            f"a field name must not contain ':' (row filters are FIELD:OP:VALUE); got {name!r}"
+        )
+    return name
+
+
 def create_field(
     conn: Connection,
     org_id: int,
@@ -236,9 +250,7 @@ def create_field(
     options: list[str] | None = None,
     dimension: int | None = None,
 ) -> Field:
-    name = name.strip()
-    if not name or len(name) > 200:
-        raise Invalid("a field name needs 1 to 200 characters")
+    name = check_name(name)
     if kind not in KINDS:
         raise Invalid(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
     if name in RESERVED_NAMES:
@@ -300,7 +312,7 @@ def update_field(
     if f.reserved:
         raise Conflict(f"{f.name!r} is a reserved field and cannot change")
     values: dict[str, Any] = {}
-    if name is not None and name.strip() != f.name:
+    if name is not None and check_name(name) != f.name:
         if name.strip() in RESERVED_NAMES or load_schema(conn, org_id).by_name.get(name.strip()):
             raise Conflict(f"a metadata field named {name.strip()!r} exists already")
         values["name"] = name.strip()

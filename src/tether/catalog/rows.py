@@ -16,6 +16,7 @@ from tether.catalog.media import (
     is_tile_template,
     is_uri,
     media_type_of_uri,
+    normal_media_type,
 )
 from tether.catalog.metadata_schema import Schema
 
@@ -140,11 +141,15 @@ def _media_type(given: Any, row_data: Any) -> str:
                 f"cannot tell the media type of {row_data!r} from its extension; give media_type",
             )
         return inferred
-    if not isinstance(given, str) or (chosen := given.strip().upper()) not in MEDIA_TYPES:
+    if not isinstance(given, str):
         raise RowError(
             "invalid_media_type",
             f"unknown media_type {given!r}; expected one of " + ", ".join(MEDIA_TYPES),
         )
+    try:
+        chosen = normal_media_type(given)
+    except ValueError as exc:
+        raise RowError("invalid_media_type", str(exc)) from None
     if strict and inferred is not None and not compatible(inferred, chosen):
         what = "an object" if isinstance(row_data, dict) else "a URI"
         raise RowError(

@@ -57,7 +57,14 @@ def _url() -> str:
 
 
 def _json(value: Any) -> None:
-    typer.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
+    typer.echo(orjson.dumps(value, default=_plain, option=orjson.OPT_INDENT_2).decode())
+
+
+def _plain(value: Any) -> Any:
+    """The SDK's answers are pydantic models: JSON as the server sent them."""
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 # --- datasets ------------------------------------------------------------------------------
@@ -210,7 +217,9 @@ def _summary(job: Job, errors_file: Path | None) -> None:
                 if handle is None and i >= FIRST_ERRORS:
                     break
                 if handle is not None:
-                    handle.write(orjson.dumps(err, option=orjson.OPT_APPEND_NEWLINE))
+                    handle.write(
+                        orjson.dumps(err, default=_plain, option=orjson.OPT_APPEND_NEWLINE)
+                    )
                     written += 1
     finally:
         if handle is not None:

@@ -1,4 +1,5 @@
-"""Client, Dataset and Job: thin objects over the HTTP API."""
+"""Client, Dataset and Job: thin objects over the HTTP API. Answers come back as the API's own
+response models (``tether.schemas``); each also reads like a dict (``row["id"]``)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,21 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
 import orjson
+from pydantic import BaseModel, PrivateAttr
 
+from tether import schemas
 from tether.sdk._errors import InvalidError, JobTimeoutError, TetherAPIError, raise_for_answer
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 FINISHED = ("completed", "completed_with_errors", "failed", "canceled")
 RETRY_STATUSES = (502, 503, 504)
 UPLOAD_CHUNK = 1 << 20
+M = TypeVar("M", bound=BaseModel)
 
 
 class Client:
@@ -80,36 +84,40 @@ class Client:
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.request(method, path, **kwargs).json()
 
+    def _model(self, model: type[M], method: str, path: str, **kwargs: Any) -> M:
+        """One API call's answer, parsed into its response model."""
+        return model.model_validate_json(self.request(method, path, **kwargs).content)
+
     # --- datasets ------------------------------------------------------------------------
 
     def create_dataset(self, name: str, description: str = "") -> Dataset:
-        return Dataset(
-            self, self._json("POST", "/datasets", json={"name": name, "description": description})
-        )
+        body = {"name": name, "description": description}
+        return Dataset._of(self, self._json("POST", "/datasets", json=body))
 
     def get_dataset(self, id_or_name: int | str) -> Dataset:
-        return Dataset(self, self._json("GET", f"/datasets/{_segment(id_or_name)}"))
+        return Dataset._of(self, self._json("GET", f"/datasets/{_segment(id_or_name)}"))
 
     def datasets(self) -> list[Dataset]:
-        return [Dataset(self, d) for d in self._json("GET", "/datasets")["items"]]
+        return [Dataset._of(self, d) for d in self._json("GET", "/datasets")["items"]]
 
     # --- data rows -----------------------------------------------------------------------
 
-    def get_data_row(self, data_row_id: int) -> dict[str, Any]:
-        return self._json("GET", f"/data-rows/{int(data_row_id)}")
+    def get_data_row(self, data_row_id: int) -> schemas.DataRow:
+        return self._model(schemas.DataRow, "GET", f"/data-rows/{int(data_row_id)}")
 
-    def get_data_row_ids_for_global_keys(self, global_keys: list[str]) -> list[dict[str, Any]]:
+    def get_data_row_ids_for_global_keys(self, global_keys: list[str]) -> list[schemas.KeyLookup]:
         """``[{"global_key", "data_row_id"}]`` in the order given; id None when not found."""
-        out: list[dict[str, Any]] = []
+        out: list[schemas.KeyLookup] = []
         for start in range(0, len(global_keys), 10_000):
-            out += self._json(
+            out += self._model(
+                schemas.KeyLookups,
                 "POST",
                 "/data-rows/lookup",
                 json={"global_keys": global_keys[start : start + 10_000]},
-            )["results"]
+            ).results
         return out
 
-    def data_rows(self, page_size: int = 1000, **filters: Any) -> Iterator[dict[str, Any]]:
+    def data_rows(self, page_size: int = 1000, **filters: Any) -> Iterator[schemas.DataRow]:
         """Every row matching the filters, fetched a page at a time.
 
         Filters: ``dataset_id``, ``media_type``, ``external_id``, ``global_key``,
@@ -122,14 +130,15 @@ class Client:
         while True:
             if after is not None:
                 params["after"] = after
-            page = self._json("GET", "/data-rows", params=params)
-            yield from page["items"]
-            after = page["next_cursor"]
+            page = self._model(schemas.DataRowPage, "GET", "/data-rows", params=params)
+            yield from page.items
+            after = page.next_cursor
             if after is None:
                 return
 
-    def update_data_row(self, data_row_id: int, **changes: Any) -> dict[str, Any]:
-        return self._json(
+    def update_data_row(self, data_row_id: int, **changes: Any) -> schemas.DataRow:
+        return self._model(
+            schemas.DataRow,
             "PATCH",
             f"/data-rows/{int(data_row_id)}",
             json=changes,
@@ -140,44 +149,50 @@ class Client:
 
     def delete_data_rows(
         self, ids: list[int] | None = None, global_keys: list[str] | None = None
-    ) -> list[dict[str, Any]]:
-        return self._json(
+    ) -> list[schemas.DeleteResult]:
+        """One result per item, ids first: ``{index, id, global_key, ok, code, message}``."""
+        return self._model(
+            schemas.DeleteResults,
             "POST",
             "/data-rows/delete",
             json={"ids": ids or [], "global_keys": global_keys or []},
-        )["results"]
+        ).results
 
-    def assign_global_keys(self, assignments: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """``[{"data_row_id": 1, "global_key": "a"}]`` → one result per pair."""
-        return self._json(
+    def assign_global_keys(self, assignments: list[dict[str, Any]]) -> list[schemas.AssignResult]:
+        """``[{"data_row_id": 1, "global_key": "a"}]`` → one result per pair (a key another
+        row holds: ``ok`` false, ``code`` ``global_key_exists``)."""
+        return self._model(
+            schemas.AssignResults,
             "POST",
             "/data-rows/global-keys",
             json={"assignments": assignments},
-        )["results"]
+        ).results
 
-    def clear_global_keys(self, global_keys: list[str]) -> list[dict[str, Any]]:
-        return self._json(
+    def clear_global_keys(self, global_keys: list[str]) -> list[schemas.ClearResult]:
+        return self._model(
+            schemas.ClearResults,
             "POST",
             "/data-rows/global-keys/clear",
             json={"global_keys": global_keys},
-        )["results"]
+        ).results
 
     # --- metadata schema -----------------------------------------------------------------
 
-    def metadata_schema(self) -> list[dict[str, Any]]:
-        return self._json("GET", "/metadata-schema")["fields"]
+    def metadata_schema(self) -> list[schemas.MetadataField]:
+        return self._model(schemas.MetadataSchema, "GET", "/metadata-schema").fields
 
     def create_metadata_field(
         self, name: str, kind: str, options: list[str] | None = None, dimension: int | None = None
-    ) -> dict[str, Any]:
+    ) -> schemas.MetadataField:
         body = {"name": name, "kind": kind, "options": options, "dimension": dimension}
-        return self._json("POST", "/metadata-schema", json=body)
+        return self._model(schemas.MetadataField, "POST", "/metadata-schema", json=body)
 
     def update_metadata_field(
         self, field: str, name: str | None = None, add_options: list[str] | None = None
-    ) -> dict[str, Any]:
+    ) -> schemas.MetadataField:
         body = {"name": name, "add_options": add_options}
-        return self._json(
+        return self._model(
+            schemas.MetadataField,
             "PATCH",
             f"/metadata-schema/{_segment(field)}",
             json=body,
@@ -189,21 +204,48 @@ class Client:
     # --- jobs ----------------------------------------------------------------------------
 
     def get_job(self, job_id: str) -> Job:
-        return Job(self, self._json("GET", f"/jobs/{_segment(job_id)}"))
+        return Job._of(self, self._json("GET", f"/jobs/{_segment(job_id)}"))
 
     def jobs(self, limit: int = 50) -> list[Job]:
-        return [Job(self, j) for j in self._json("GET", "/jobs", params={"limit": limit})["items"]]
+        answer = self._json("GET", "/jobs", params={"limit": limit})
+        return [Job._of(self, j) for j in answer["items"]]
 
 
-class Dataset:
-    def __init__(self, client: Client, data: dict[str, Any]) -> None:
-        self.client = client
-        self._data = data
+class _Bound(schemas.Model):
+    """A response model that keeps the client it came from, for its methods."""
 
-    id = property(lambda self: self._data["id"])
-    name = property(lambda self: self._data["name"])
-    description = property(lambda self: self._data["description"])
-    created_at = property(lambda self: self._data["created_at"])
+    _client: Any = PrivateAttr(None)
+
+    def __init__(
+        self, client: Client | None = None, data: dict[str, Any] | None = None, /, **fields: Any
+    ) -> None:
+        """``Dataset(client, answer)`` as in earlier versions, or the fields by name."""
+        super().__init__(**{**(data or {}), **fields})
+        self._client = client
+
+    @classmethod
+    def _of(cls, client: Client, data: dict[str, Any]) -> Any:
+        made = cls.model_validate(data)
+        made._client = client
+        return made
+
+    @property
+    def client(self) -> Client:
+        return self._client
+
+    @property
+    def _data(self) -> dict[str, Any]:
+        """The answer as a dict (what earlier versions kept here)."""
+        return self.model_dump()
+
+    def _replace(self, data: dict[str, Any]) -> None:
+        fresh = type(self).model_validate(data)
+        for name in type(self).model_fields:
+            setattr(self, name, getattr(fresh, name))
+
+
+class Dataset(schemas.Dataset, _Bound):
+    """A dataset: its fields (``id``, ``name``, ...) and what can be done with it."""
 
     def __repr__(self) -> str:
         return f"<Dataset {self.id} {self.name!r}>"
@@ -251,13 +293,14 @@ class Dataset:
                     "a one-shot iterator; pass a list or a file to retry",
                 ) from None
             raise
-        return Job(self.client, response.json())
+        return Job._of(self.client, response.json())
 
-    def data_rows(self, page_size: int = 1000, **filters: Any) -> Iterator[dict[str, Any]]:
+    def data_rows(self, page_size: int = 1000, **filters: Any) -> Iterator[schemas.DataRow]:
         return self.client.data_rows(page_size=page_size, dataset_id=self.id, **filters)
 
     def export(self) -> Iterator[dict[str, Any]]:
-        """Every row, every field, streamed (what ``create_data_rows`` takes back)."""
+        """Every row, every field, streamed as plain dicts (what ``create_data_rows`` takes
+        back, and what ``orjson.dumps`` writes as is)."""
         with self.client._http.stream("GET", f"/datasets/{self.id}/export") as response:
             if not response.is_success:
                 response.read()
@@ -268,7 +311,7 @@ class Dataset:
 
     def update(self, name: str | None = None, description: str | None = None) -> Dataset:
         body = {k: v for k, v in (("name", name), ("description", description)) if v is not None}
-        self._data = self.client._json("PATCH", f"/datasets/{self.id}", json=body)
+        self._replace(self.client._json("PATCH", f"/datasets/{self.id}", json=body))
         return self
 
     def delete(self) -> int:
@@ -276,19 +319,8 @@ class Dataset:
         return int(self.client._json("DELETE", f"/datasets/{self.id}")["deleted_rows"])
 
 
-class Job:
-    def __init__(self, client: Client, data: dict[str, Any]) -> None:
-        self.client = client
-        self._data = data
-
-    id = property(lambda self: self._data["id"])
-    kind = property(lambda self: self._data["kind"])
-    dataset_id = property(lambda self: self._data["dataset_id"])
-    status = property(lambda self: self._data["status"])
-    counts = property(lambda self: self._data["counts"])
-    progress = property(lambda self: self._data["progress"])
-    format = property(lambda self: self._data["format"])
-    message = property(lambda self: self._data["message"])
+class Job(schemas.Job, _Bound):
+    """A job: its fields (``status``, ``counts``, ``progress``, ...) and waiting for it."""
 
     def __repr__(self) -> str:
         return f"<Job {self.id} {self.status} {self.counts}>"
@@ -298,7 +330,7 @@ class Job:
         return self.status in FINISHED
 
     def refresh(self) -> Job:
-        self._data = self.client._json("GET", f"/jobs/{self.id}")
+        self._replace(self.client._json("GET", f"/jobs/{self.id}"))
         return self
 
     def wait_till_done(
@@ -322,24 +354,25 @@ class Job:
         return self
 
     @property
-    def errors(self) -> list[dict[str, Any]]:
+    def errors(self) -> list[schemas.JobError]:
         """All per-item errors: ``{index, global_key, external_id, code, message}``."""
         return list(self.iter_errors())
 
-    def iter_errors(self) -> Iterator[dict[str, Any]]:
+    def iter_errors(self) -> Iterator[schemas.JobError]:
         after = None
         while True:
             params: dict[str, Any] = {"limit": 1000}
             if after is not None:
                 params["after"] = after
-            page = self.client._json("GET", f"/jobs/{self.id}/errors", params=params)
-            yield from page["items"]
-            after = page["next_cursor"]
+            path = f"/jobs/{self.id}/errors"
+            page = self.client._model(schemas.JobErrorPage, "GET", path, params=params)
+            yield from page.items
+            after = page.next_cursor
             if after is None:
                 return
 
     def cancel(self) -> Job:
-        self._data = self.client._json("POST", f"/jobs/{self.id}/cancel")
+        self._replace(self.client._json("POST", f"/jobs/{self.id}/cancel"))
         return self
 
 

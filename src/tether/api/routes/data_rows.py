@@ -6,31 +6,46 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Response
 
+from tether.api import params
 from tether.api.deps import CallerDep, ConnDep
+from tether.api.errors import documented
 from tether.api.models import (
     MAX_BIGINT,
     MAX_INT,
     Assignments,
+    AssignResults,
+    ClearResults,
+    DataRow,
     DataRowPage,
     DataRowPatch,
+    DeleteResults,
     DeleteRows,
     GlobalKeys,
-    ItemResults,
+    KeyLookups,
     RowCount,
 )
+from tether.api.results import uniform
 from tether.catalog import data_rows, queries
 from tether.catalog.queries import MetadataFilter, RowFilter
 from tether.errors import Invalid
 
-router = APIRouter(prefix="/data-rows", tags=["data rows"])
+router = APIRouter(prefix="/data-rows", tags=["data rows"], responses=documented(401, 422))
 
+MAX_METADATA_FILTERS = 20
 METADATA_HELP = (
-    "repeatable `FIELD:OP:VALUE`, OP one of eq, gt, gte, lt, lte, contains; "
-    "e.g. `split:eq:valid`, `captureDateTime:gte:2024-01-01T00:00:00Z`"
+    "repeatable `FIELD:OP:VALUE` (FIELD a field's name or id; the value is everything after "
+    "the second `:`), OP one of eq, gt, gte, lt, lte, contains; e.g. `split:eq:valid`, "
+    f"`captureDateTime:gte:2024-01-01T00:00:00Z`; at most {MAX_METADATA_FILTERS}"
 )
 
 
 def parse_metadata_filters(specs: list[str], tag_contains: str | None) -> list[MetadataFilter]:
+    if len(specs) + bool(tag_contains) > MAX_METADATA_FILTERS:
+        raise Invalid(
+            f"at most {MAX_METADATA_FILTERS} metadata filters (tag_contains counts as one); "
+            f"got {len(specs) + bool(tag_contains)}",
+            details=[{"loc": ["query", "metadata"], "message": "too many filters"}],
+        )
     out = []
     for spec in specs:
         parts = spec.split(":", 2)
@@ -59,7 +74,7 @@ def row_filter(
     """The filters data row listing and counting share."""
     return RowFilter(
         dataset_id,
-        media_type,
+        params.media_type(media_type),
         external_id,
         global_key,
         global_key_prefix,
@@ -109,12 +124,24 @@ def count_data_rows(caller: CallerDep, conn: ConnDep, flt: FilterDep) -> dict[st
     return {"count": total, "exact": exact}
 
 
-@router.get("/{row_id}")
+@router.get(
+    "/{row_id}",
+    response_model=DataRow,
+    response_model_exclude_unset=True,  # an attachment without a name has no name key
+    responses=documented(404),
+)
 def get_data_row(row_id: RowIdPath, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
     return queries.get(conn, caller.org_id, row_id)
 
 
-@router.patch("/{row_id}")
+@router.patch(
+    "/{row_id}",
+    response_model=DataRow,
+    response_model_exclude_unset=True,
+    responses=documented(
+        404, 409, 413, e409="Another row holds the global key (`global_key_exists`)."
+    ),
+)
 def update_data_row(
     row_id: RowIdPath, body: DataRowPatch, caller: CallerDep, conn: ConnDep
 ) -> dict[str, Any]:
@@ -122,30 +149,37 @@ def update_data_row(
     return data_rows.update_row(conn, caller.org_id, row_id, body.model_dump(exclude_unset=True))
 
 
-@router.delete("/{row_id}", status_code=204)
+@router.delete("/{row_id}", status_code=204, responses=documented(404))
 def delete_data_row(row_id: RowIdPath, caller: CallerDep, conn: ConnDep) -> None:
     queries.get(conn, caller.org_id, row_id)
     data_rows.delete_many(conn, caller.org_id, ids=[row_id])
 
 
-@router.post("/delete", response_model=ItemResults)
+@router.post(
+    "/delete",
+    response_model=DeleteResults,
+    response_model_exclude_unset=True,  # an item by global key has no data_row_id, as before
+    responses=documented(413),
+)
 def delete_data_rows(body: DeleteRows, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
     """Delete many rows by id and/or global key; one result per item."""
-    return {"results": data_rows.delete_many(conn, caller.org_id, body.ids, body.global_keys)}
+    return {
+        "results": uniform(data_rows.delete_many(conn, caller.org_id, body.ids, body.global_keys))
+    }
 
 
-@router.post("/lookup", response_model=ItemResults)
+@router.post("/lookup", response_model=KeyLookups, responses=documented(413))
 def lookup_global_keys(body: GlobalKeys, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
     """Data row ids for global keys: one result per key, `data_row_id` null when not found."""
     return {"results": queries.ids_for_global_keys(conn, caller.org_id, body.global_keys)}
 
 
-@router.post("/global-keys", response_model=ItemResults)
+@router.post("/global-keys", response_model=AssignResults, responses=documented(413))
 def assign_global_keys(body: Assignments, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
     pairs = [a.model_dump() for a in body.assignments]
-    return {"results": data_rows.assign_global_keys(conn, caller.org_id, pairs)}
+    return {"results": uniform(data_rows.assign_global_keys(conn, caller.org_id, pairs))}
 
 
-@router.post("/global-keys/clear", response_model=ItemResults)
+@router.post("/global-keys/clear", response_model=ClearResults, responses=documented(413))
 def clear_global_keys(body: GlobalKeys, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
-    return {"results": data_rows.clear_global_keys(conn, caller.org_id, body.global_keys)}
+    return {"results": uniform(data_rows.clear_global_keys(conn, caller.org_id, body.global_keys))}

@@ -5,20 +5,24 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
+from tether.api import params
 from tether.api.deps import CallerDep, ConnDep, EngineDep, QueueDep, SettingsDep
-from tether.api.models import Dataset, DatasetIn, DatasetList, DatasetPatch, Job
+from tether.api.errors import documented
+from tether.api.models import Dataset, DatasetDeleted, DatasetIn, DatasetList, DatasetPatch, Job
 from tether.api.uploads import receive_upload
 from tether.catalog import datasets
 from tether.catalog import export as export_rows
-from tether.catalog.media import MEDIA_TYPES
 from tether.errors import Invalid
 from tether.imports import formats
 
-router = APIRouter(prefix="/datasets", tags=["datasets"])
+router = APIRouter(prefix="/datasets", tags=["datasets"], responses=documented(401, 422))
 EXPORT_ROWS_HEADER = "X-Tether-Export-Rows"
+TAKEN = "A dataset of that name exists already."
 
 
-@router.post("", status_code=201, response_model=Dataset)
+@router.post(
+    "", status_code=201, response_model=Dataset, responses=documented(409, 413, e409=TAKEN)
+)
 def create_dataset(body: DatasetIn, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
     return datasets.create(conn, caller.org_id, body.name, body.description, caller.user_id)
 
@@ -28,7 +32,7 @@ def list_datasets(caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
     return {"items": datasets.list_all(conn, caller.org_id)}
 
 
-@router.get("/{dataset}", response_model=Dataset)
+@router.get("/{dataset}", response_model=Dataset, responses=documented(404))
 def get_dataset(
     dataset: str, caller: CallerDep, conn: ConnDep, with_count: bool = False
 ) -> dict[str, Any]:
@@ -36,20 +40,22 @@ def get_dataset(
     return datasets.get(conn, caller.org_id, dataset, with_count=with_count)
 
 
-@router.patch("/{dataset}", response_model=Dataset)
+@router.patch("/{dataset}", response_model=Dataset, responses=documented(404, 409, 413, e409=TAKEN))
 def update_dataset(
     dataset: str, body: DatasetPatch, caller: CallerDep, conn: ConnDep
 ) -> dict[str, Any]:
     return datasets.rename(conn, caller.org_id, dataset, body.name, body.description)
 
 
-@router.delete("/{dataset}")
+@router.delete("/{dataset}", response_model=DatasetDeleted, responses=documented(404))
 def delete_dataset(dataset: str, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
     """Delete a dataset with all its data rows."""
     return {"deleted_rows": datasets.remove(conn, caller.org_id, dataset)}
 
 
-@router.post("/{dataset}/data-rows", status_code=202, response_model=Job)
+@router.post(
+    "/{dataset}/data-rows", status_code=202, response_model=Job, responses=documented(404, 413)
+)
 async def create_data_rows(
     dataset: str,
     request: Request,
@@ -78,10 +84,6 @@ async def create_data_rows(
         raise Invalid(
             f"unknown format {format!r}; expected one of " + ", ".join(formats.CONTAINERS)
         )
-    if media_type is not None and media_type.upper() not in MEDIA_TYPES:
-        raise Invalid(
-            f"unknown media_type {media_type!r}; expected one of " + ", ".join(MEDIA_TYPES)
-        )
     return await receive_upload(
         request,
         engine,
@@ -94,7 +96,7 @@ async def create_data_rows(
             "upsert": upsert,
             "format": format,
             "filename": filename,
-            "media_type": media_type.upper() if media_type else None,
+            "media_type": params.media_type(media_type),
         },
     )
 
@@ -105,6 +107,7 @@ async def create_data_rows(
     responses={
         200: {
             "content": {"application/x-ndjson": {}},
+            "description": "NDJSON, a row a line",
             "headers": {
                 EXPORT_ROWS_HEADER: {
                     "description": "how many lines the stream holds; fewer, or a stream "
@@ -112,7 +115,8 @@ async def create_data_rows(
                     "schema": {"type": "integer"},
                 }
             },
-        }
+        },
+        **documented(404),
     },
 )
 def export_dataset(dataset: str, caller: CallerDep, engine: EngineDep) -> StreamingResponse:

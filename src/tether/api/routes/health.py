@@ -1,11 +1,13 @@
 from fastapi import APIRouter
 
 from tether import __version__
+from tether.api.errors import documented
+from tether.schemas import Health
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], responses=documented(422))
 
 
-@router.get("/health")
+@router.get("/health", response_model=Health)
 def health() -> dict[str, str]:
     """Liveness; open to all."""
     return {"status": "ok", "version": __version__}

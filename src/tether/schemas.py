@@ -1,0 +1,268 @@
+"""The public response models of the HTTP API, shared by the server and the SDK.
+
+This module imports only pydantic and the standard library, so the SDK can use it without the
+server's dependencies. The server renders its answers with these models (they shape the OpenAPI
+document); the SDK parses answers into them. Every model also reads like the dict it replaces
+(``row["id"]``, ``row.get("global_key")``, ``"id" in row``, ``row == {...}``), so scripts
+written against the SDK's former dict results keep working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Model(BaseModel):
+    """A response model that also answers the read-only part of the mapping protocol."""
+
+    def __getitem__(self, key: str) -> Any:
+        if key in type(self).model_fields and key in self.model_fields_set:
+            return getattr(self, key)
+        extra = self.__pydantic_extra__ or {}
+        if key in extra:
+            return extra[key]
+        raise KeyError(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def keys(self) -> list[str]:
+        """The keys the answer held (an optional field the server left out is not one)."""
+        sent = self.model_fields_set
+        return [
+            *(k for k in type(self).model_fields if k in sent),
+            *(self.__pydantic_extra__ or {}),
+        ]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key in self.keys()
+
+    def __len__(self) -> int:
+        return len(self.keys())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping) and not isinstance(other, BaseModel):
+            return self.to_dict() == dict(other)
+        return super().__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data, as the server sent it."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+class ErrorBody(Model):
+    code: str = Field(description="what happened, e.g. not_found, invalid, global_key_exists")
+    message: str = Field(description="a sentence for people")
+    details: Any = Field(None, description="more about the error, when there is more to say")
+
+
+class ErrorResponse(Model):
+    """The one shape of every error answer."""
+
+    error: ErrorBody
+
+
+# --- datasets --------------------------------------------------------------------------------
+
+
+class Dataset(Model):
+    id: int
+    name: str
+    description: str
+    created_at: str | None = Field(description="ISO 8601, UTC")
+    updated_at: str | None = Field(description="ISO 8601, UTC")
+    created_by: int | None = None
+    row_count: int | None = Field(None, description="only when asked for (`with_count=true`)")
+
+
+class DatasetList(Model):
+    items: list[Dataset]
+
+
+class DatasetDeleted(Model):
+    deleted_rows: int
+
+
+# --- data rows -------------------------------------------------------------------------------
+
+
+class MetadataValue(Model):
+    schema_id: str
+    name: str
+    value: str | int | float | list[float] = Field(
+        description="text, a number, an ISO 8601 time or an embedding (a list of numbers)"
+    )
+
+
+class Attachment(Model):
+    type: str
+    value: str
+    name: str | None = None
+
+
+class DataRow(Model):
+    """One data row. Fields a source file held besides tether's come along as further keys
+    (``additionalProperties``); they never shadow these."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    dataset_id: int
+    global_key: str | None
+    external_id: str | None
+    media_type: str
+    row_data: str | dict[str, Any] = Field(description="a URI or URL, inline text, or an object")
+    media_attributes: dict[str, Any]
+    metadata_fields: list[MetadataValue]
+    attachments: list[Attachment]
+    created_by: int | None
+    created_at: str | None
+    updated_at: str | None
+
+
+class DataRowPage(Model):
+    items: list[DataRow]
+    next_cursor: int | None = Field(description="pass as `after` for the next page; null: last")
+
+
+class RowCount(Model):
+    count: int
+    exact: bool = Field(
+        description="false: PostgreSQL's planner estimate (an exact count was slow)"
+    )
+
+
+class ItemResult(Model):
+    """The result of one item of a bulk call (delete, assign, clear) or one import error."""
+
+    index: int = Field(description="the item's position in the request")
+    id: int | None = Field(None, description="the data row's id, when known")
+    global_key: str | None = None
+    ok: bool
+    code: str | None = Field(None, description="why the item failed, e.g. not_found")
+    message: str | None = None
+
+
+class DeleteResult(ItemResult):
+    data_row_id: Any = Field(None, description="the id as given (kept from earlier versions)")
+    deleted: bool = Field(description="the same as `ok` (kept from earlier versions)")
+    error: str | None = Field(None, description="the same as `message` (kept)")
+
+
+class AssignResult(ItemResult):
+    data_row_id: Any = Field(None, description="the id as given (kept from earlier versions)")
+    error: str | None = Field(None, description="the same as `message` (kept)")
+
+
+class ClearResult(ItemResult):
+    error: str | None = Field(None, description="the same as `message` (kept)")
+
+
+class DeleteResults(Model):
+    results: list[DeleteResult]
+
+
+class AssignResults(Model):
+    results: list[AssignResult]
+
+
+class ClearResults(Model):
+    results: list[ClearResult]
+
+
+class KeyLookup(Model):
+    global_key: str
+    data_row_id: int | None = Field(description="null when no row has the key")
+
+
+class KeyLookups(Model):
+    results: list[KeyLookup]
+
+
+# --- jobs ------------------------------------------------------------------------------------
+
+
+class Progress(Model):
+    done: int
+    total: int | None
+
+
+class Counts(Model):
+    created: int
+    updated: int
+    failed: int
+
+
+class Job(Model):
+    id: str
+    kind: str
+    status: str = Field(
+        description="queued, running, completed, completed_with_errors, failed or canceled"
+    )
+    dataset_id: int | None
+    format: str | None = Field(description="the detected (or given) input format")
+    options: dict[str, Any]
+    progress: Progress
+    counts: Counts
+    message: str | None
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+
+
+class JobList(Model):
+    items: list[Job]
+
+
+class JobError(ItemResult):
+    """One item an import could not take."""
+
+    index: int | None = Field(  # type: ignore[assignment]
+        None, description="the item's position in the file"
+    )
+    ok: bool = False
+    external_id: str | None = None
+    code: str
+    message: str
+
+
+class JobErrorPage(Model):
+    items: list[JobError]
+    next_cursor: int | None
+
+
+# --- metadata schema -------------------------------------------------------------------------
+
+
+class EnumOption(Model):
+    id: str
+    name: str
+
+
+class MetadataField(Model):
+    id: str
+    name: str
+    kind: str = Field(description="string, number, datetime, enum or embedding")
+    reserved: bool
+    options: list[EnumOption] | None = Field(None, description="enum fields only")
+    dimension: int | None = Field(None, description="embedding fields only")
+
+
+class MetadataSchema(Model):
+    fields: list[MetadataField]
+
+
+class Health(Model):
+    status: str
+    version: str
