@@ -62,43 +62,71 @@ class DatasetList(BaseModel):
 
 
 class Progress(BaseModel):
-    done: int
-    total: int | None
+    done: int = Field(description="items done (import: input items; delete_dataset: rows)")
+    total: int | None = Field(description="items in all, once known")
 
 
 class Counts(BaseModel):
-    created: int
-    updated: int
+    """``failed`` for every kind, and the kind's own tallies: import ``created``, ``updated``;
+    delete_dataset ``deleted``."""
+
+    model_config = ConfigDict(extra="allow")
     failed: int
 
 
 class Job(BaseModel):
+    """An asynchronous unit of work of some ``kind``: ``import`` (bulk create) or
+    ``delete_dataset``."""
+
     id: str
     kind: str
     status: str = Field(
         description="queued, running, completed, completed_with_errors, failed or canceled"
     )
     dataset_id: int | None
-    format: str | None = Field(description="the detected (or given) input format")
+    storage_id: int | None = None
+    project_id: int | None = None
+    format: str | None = Field(description="import: the detected (or given) input format")
     options: dict[str, Any]
     progress: Progress
     counts: Counts
+    details: dict[str, Any] = Field(
+        default_factory=dict, description="facts the job's kind records (import: format)"
+    )
     message: str | None
+    cancel_requested: bool = Field(
+        False,
+        description="a cancel was asked for: the job stops after the chunk being written, "
+        "then shows canceled with exactly what was done counted",
+    )
+    claimed_by: str | None = Field(None, description="the worker running it (or that ran it)")
+    lease_until: str | None = Field(
+        None, description="the worker's lease on the job: past it, another worker resumes it"
+    )
     created_at: str | None
-    started_at: str | None
+    started_at: str | None = Field(description="when a worker first started it")
     finished_at: str | None
+
+
+class DatasetDeletion(Job):
+    deleted_rows: int = Field(
+        description="the rows the dataset held: the job deletes them (kind delete_dataset)"
+    )
 
 
 class JobList(BaseModel):
     items: list[Job]
+    next_cursor: str | None = Field(None, description="pass as ``after`` for the next page")
 
 
 class JobError(BaseModel):
     index: int | None
+    item_key: str | None = Field(None, description="what names the item: a row index, a key")
     global_key: str | None
     external_id: str | None
     code: str
     message: str
+    details: dict[str, Any] = Field(default_factory=dict)
 
 
 class JobErrorPage(BaseModel):

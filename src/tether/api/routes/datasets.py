@@ -8,9 +8,16 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from tether.api.deps import CallerDep, ConnDep, EngineDep, QueueDep, SettingsDep
-from tether.api.models import Dataset, DatasetIn, DatasetList, DatasetPatch, Job
+from tether.api.models import (
+    Dataset,
+    DatasetDeletion,
+    DatasetIn,
+    DatasetList,
+    DatasetPatch,
+    Job,
+)
 from tether.api.uploads import receive_upload
-from tether.catalog import data_rows, datasets
+from tether.catalog import data_rows, datasets, deletion
 from tether.catalog.media import MEDIA_TYPES
 from tether.errors import Invalid
 from tether.imports import formats
@@ -43,10 +50,13 @@ def update_dataset(
     return datasets.rename(conn, caller.org_id, dataset, body.name, body.description)
 
 
-@router.delete("/{dataset}")
-def delete_dataset(dataset: str, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
-    """Delete a dataset with all its data rows."""
-    return {"deleted_rows": datasets.remove(conn, caller.org_id, dataset)}
+@router.delete("/{dataset}", status_code=202, response_model=DatasetDeletion)
+def delete_dataset(
+    dataset: str, caller: CallerDep, engine: EngineDep, queue: QueueDep
+) -> dict[str, Any]:
+    """Delete a dataset with all its data rows. It leaves every listing and lookup at once;
+    its rows go in a ``delete_dataset`` job (answered here; poll ``/jobs/{id}``)."""
+    return deletion.submit(engine, queue.enqueue, caller.org_id, dataset, caller.user_id)
 
 
 @router.post("/{dataset}/data-rows", status_code=202, response_model=Job)
