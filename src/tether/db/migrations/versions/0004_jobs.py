@@ -65,6 +65,10 @@ def _no_id_goes_back() -> None:
     past those too."""
     bind = op.get_bind()
     floor = bind.exec_driver_sql("SELECT coalesce(max(dataset_id), 0) FROM jobs").scalar_one()
+    if not _sqlite():
+        seq_name = "pg_get_serial_sequence('datasets', 'id')"
+        op.execute(f"SELECT setval({seq_name}, greatest(nextval({seq_name}), {int(floor)}))")
+        return
     seq = bind.exec_driver_sql("SELECT seq FROM sqlite_sequence WHERE name = 'datasets'").first()
     if seq is None:
         op.execute(f"INSERT INTO sqlite_sequence (name, seq) VALUES ('datasets', {int(floor)})")
@@ -122,7 +126,7 @@ def upgrade() -> None:
     if _sqlite():
         for table in AUTOINCREMENT_TABLES:
             _rebuild_sqlite(table, autoincrement=True)
-        _no_id_goes_back()
+    _no_id_goes_back()
 
 
 def downgrade() -> None:
