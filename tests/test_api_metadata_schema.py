@@ -254,7 +254,7 @@ def test_deleting_the_dataset_frees_the_field(tenant: Tenant) -> None:
     row = {"row_data": "s3://b/1.jpg", "metadata_fields": [{"name": "score", "value": 1}]}
     tenant.import_rows(ds["id"], ndjson([row]))
     assert tenant.delete("/metadata-schema/score").status_code == 409
-    assert tenant.delete(f"/datasets/{ds['id']}").status_code == 200
+    assert tenant.delete(f"/datasets/{ds['id']}").status_code == 202
     assert tenant.delete("/metadata-schema/score").status_code == 204
 
 

@@ -186,3 +186,56 @@ def test_metadata_values_get_field_keys_and_back(blank_engine: Engine) -> None:
             for r in (7, 8, 9)
             for f, t, n in ((SPLIT_ID, "train", None), ("cmfscore", None, r + 0.5))
         ]
+
+
+def _jobs_before(conn: object) -> None:
+    """A finished import job of release 0003, with one per-row error; dataset 5 was deleted
+    (only its job still names it)."""
+    execute = conn.exec_driver_sql  # type: ignore[attr-defined]
+    execute("INSERT INTO organizations (id, name, created_at) VALUES (1, 'o', '2026-01-01')")
+    execute(
+        "INSERT INTO datasets (id, org_id, name, description, created_at, updated_at) "
+        "VALUES (2, 1, 'd', '', '2026-01-01', '2026-01-01')"
+    )
+    execute(
+        "INSERT INTO jobs (id, org_id, kind, status, dataset_id, params, detected_format, "
+        "total, done, created, updated, failed, created_at) VALUES "
+        "('j1', 1, 'import', 'completed_with_errors', 5, '{}', 'ndjson/labelbox', 3, 3, 1, 1, "
+        "1, '2026-01-01')"
+    )
+    execute(
+        "INSERT INTO job_errors (job_id, item_index, global_key, external_id, code, message) "
+        "VALUES ('j1', 2, 'k2', NULL, 'invalid', 'bad')"
+    )
+
+
+def test_jobs_get_generic_tallies_and_back(blank_engine: Engine) -> None:
+    """0004_jobs moves an import's created/updated into counts and its format into details,
+    its errors' keys into details, on either database; the downgrade gives them back."""
+    from tether.catalog import datasets
+    from tether.jobs import service
+
+    config = alembic_config(blank_engine.url.render_as_string(hide_password=False))
+    with blank_engine.connect() as conn, foreign_keys_unchecked(conn), conn.begin():
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0003")
+        _jobs_before(conn)
+    upgrade(blank_engine)
+    with blank_engine.begin() as conn:
+        job = service.get(conn, 1, "j1")
+        assert job["counts"] == {"created": 1, "updated": 1, "failed": 1}
+        assert (job["format"], job["progress"]) == ("ndjson/labelbox", {"done": 3, "total": 3})
+        [error], _ = service.errors(conn, 1, "j1")
+        assert (error["index"], error["item_key"], error["global_key"]) == (2, "2", "k2")
+        assert compare_metadata(MigrationContext.configure(conn), tables.metadata) == []
+        # No id goes back, not even the deleted dataset's that only a job remembers.
+        assert datasets.create(conn, 1, "next")["id"] > 5
+    with blank_engine.connect() as conn, foreign_keys_unchecked(conn), conn.begin():
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0003")
+        assert conn.exec_driver_sql(
+            "SELECT created, updated, failed, detected_format FROM jobs"
+        ).one() == (1, 1, 1, "ndjson/labelbox")
+        assert conn.exec_driver_sql(
+            "SELECT item_index, global_key, external_id FROM job_errors"
+        ).one() == (2, "k2", None)

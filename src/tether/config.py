@@ -57,6 +57,23 @@ class Settings(BaseSettings):
     import_chunk_rows: int = Field(
         10_000, ge=1, description="TETHER_IMPORT_CHUNK_ROWS: rows per import transaction."
     )
+    delete_chunk_rows: int = Field(
+        10_000,
+        ge=1,
+        description="TETHER_DELETE_CHUNK_ROWS: rows per transaction of a dataset deletion.",
+    )
+    job_lease_seconds: float = Field(
+        60,
+        gt=0,
+        description="TETHER_JOB_LEASE_SECONDS: how long a worker owns a job without renewing "
+        "its lease; a dead worker's job resumes on another worker about this long after.",
+    )
+    upload_max_age_seconds: float = Field(
+        3600,
+        gt=0,
+        description="TETHER_UPLOAD_MAX_AGE_SECONDS: staged upload files older than this that "
+        "no queued or running job owns are removed.",
+    )
 
     @field_validator("secret_key")
     @classmethod

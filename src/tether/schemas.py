@@ -90,10 +90,6 @@ class DatasetList(Model):
     items: list[Dataset]
 
 
-class DatasetDeleted(Model):
-    deleted_rows: int
-
-
 # --- data rows -------------------------------------------------------------------------------
 
 
@@ -194,47 +190,75 @@ class KeyLookups(Model):
 
 
 class Progress(Model):
-    done: int
-    total: int | None
+    done: int = Field(description="items done (import: input items; delete_dataset: rows)")
+    total: int | None = Field(description="items in all, once known")
 
 
 class Counts(Model):
-    created: int
-    updated: int
+    """``failed`` for every kind, and the kind's own tallies: import ``created``, ``updated``;
+    delete_dataset ``deleted``."""
+
+    model_config = ConfigDict(extra="allow")
     failed: int
 
 
 class Job(Model):
+    """An asynchronous unit of work of some ``kind``: ``import`` (bulk create) or
+    ``delete_dataset``."""
+
     id: str
     kind: str
     status: str = Field(
         description="queued, running, completed, completed_with_errors, failed or canceled"
     )
     dataset_id: int | None
-    format: str | None = Field(description="the detected (or given) input format")
+    storage_id: int | None = None
+    project_id: int | None = None
+    format: str | None = Field(description="import: the detected (or given) input format")
     options: dict[str, Any]
     progress: Progress
     counts: Counts
+    details: dict[str, Any] = Field(
+        default_factory=dict, description="facts the job's kind records (import: format)"
+    )
     message: str | None
+    cancel_requested: bool = Field(
+        False,
+        description="a cancel was asked for: the job stops after the chunk being written, "
+        "then shows canceled with exactly what was done counted",
+    )
+    claimed_by: str | None = Field(None, description="the worker running it (or that ran it)")
+    lease_until: str | None = Field(
+        None, description="the worker's lease on the job: past it, another worker resumes it"
+    )
     created_at: str | None
-    started_at: str | None
+    started_at: str | None = Field(description="when a worker first started it")
     finished_at: str | None
+
+
+class DatasetDeletion(Job):
+    deleted_rows: int = Field(
+        description="the rows the dataset held: the job deletes them (kind delete_dataset)"
+    )
 
 
 class JobList(Model):
     items: list[Job]
+    next_cursor: str | None = Field(None, description="pass as ``after`` for the next page")
 
 
 class JobError(ItemResult):
-    """One item an import could not take."""
+    """One item a job could not take."""
 
     index: int | None = Field(  # type: ignore[assignment]
         None, description="the item's position in the file"
     )
     ok: bool = False
+    item_key: str | None = Field(None, description="what names the item: a row index, a key")
     external_id: str | None = None
     code: str
     message: str
+    details: dict[str, Any] = Field(default_factory=dict)
 
 
 class JobErrorPage(Model):

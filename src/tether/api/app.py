@@ -15,7 +15,7 @@ from tether.api.routes import data_rows, datasets, health, jobs, metadata_schema
 from tether.config import Settings, get_settings
 from tether.db.engine import make_engine
 from tether.db.migrate import upgrade
-from tether.jobs.queue import JobQueue
+from tether.runtime import build_queue
 
 API = "/api/v1"
 
@@ -25,7 +25,7 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
     engine = make_engine(settings.sqlalchemy_url)
     if migrate:
         upgrade(engine)
-    queue = JobQueue(settings, engine)
+    queue = build_queue(settings, engine)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -13,7 +13,7 @@ from tether.schemas import (  # noqa: F401 - re-exported for the routes
     DataRow,
     DataRowPage,
     Dataset,
-    DatasetDeleted,
+    DatasetDeletion,
     DatasetList,
     DeleteResults,
     ErrorResponse,

@@ -1,14 +1,17 @@
-"""Datasets: named collections of data rows, unique by name within an organization."""
+"""Datasets: named collections of data rows, unique by name within an organization.
+
+A dataset being deleted (``deleted_at`` set) is gone for every lookup here at once; its rows
+go in chunks, in a ``delete_dataset`` job (``catalog.deletion``)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from tether.db.tables import data_row_metadata, data_rows, datasets
+from tether.db.tables import data_rows, datasets
 from tether.errors import Conflict, Invalid, NotFound
 from tether.timeutil import iso
 
@@ -21,6 +24,7 @@ COLUMNS = (
     datasets.c.updated_at,
     datasets.c.created_by,
 )
+LIVE = datasets.c.deleted_at.is_(None)  # not being deleted
 
 
 def _check_name(name: str) -> str:
@@ -56,7 +60,7 @@ def create(
 
 def list_all(conn: Connection, org_id: int) -> list[dict[str, Any]]:
     rows = conn.execute(
-        select(*COLUMNS).where(datasets.c.org_id == org_id).order_by(datasets.c.name)
+        select(*COLUMNS).where(datasets.c.org_id == org_id, LIVE).order_by(datasets.c.name)
     ).mappings()
     return [_public(r) for r in rows]
 
@@ -72,7 +76,7 @@ def get(
     conn: Connection, org_id: int, id_or_name: int | str, with_count: bool = False
 ) -> dict[str, Any]:
     """By id when given an int or a string of digits that names no dataset, else by name."""
-    query = select(*COLUMNS).where(datasets.c.org_id == org_id)
+    query = select(*COLUMNS).where(datasets.c.org_id == org_id, LIVE)
     row = None
     if isinstance(id_or_name, str):
         row = conn.execute(query.where(datasets.c.name == id_or_name)).mappings().first()
@@ -111,11 +115,18 @@ def rename(
     return get(conn, org_id, int(current["id"]))
 
 
-def remove(conn: Connection, org_id: int, id_or_name: int | str) -> int:
-    """Delete a dataset and its rows; returns how many rows went with it."""
-    current = get(conn, org_id, id_or_name)
-    dataset_id = current["id"]
-    conn.execute(delete(data_row_metadata).where(data_row_metadata.c.dataset_id == dataset_id))
-    gone = conn.execute(delete(data_rows).where(data_rows.c.dataset_id == dataset_id)).rowcount
-    conn.execute(delete(datasets).where(datasets.c.id == dataset_id))
-    return int(gone or 0)
+def mark_deleted(conn: Connection, org_id: int, id_or_name: int | str) -> tuple[int, int]:
+    """Take a dataset out of every lookup and listing (its name is free again at once);
+    returns its id and how many rows it holds, for the job that deletes them."""
+    dataset_id = int(get(conn, org_id, id_or_name)["id"])
+    rows = conn.execute(
+        select(func.count()).select_from(data_rows).where(data_rows.c.dataset_id == dataset_id)
+    ).scalar_one()
+    marked = conn.execute(
+        update(datasets)
+        .where(datasets.c.id == dataset_id, LIVE)
+        .values(deleted_at=datetime.now(UTC))
+    ).rowcount
+    if not marked:  # deleted meanwhile by another request
+        raise NotFound(f"no dataset {id_or_name!r}")
+    return dataset_id, int(rows)

@@ -146,7 +146,9 @@ def _check_dataset(conn: Connection, target: Target) -> None:
     """The dataset must still be there, and stay there until this chunk commits (on
     PostgreSQL a key-share lock; on SQLite the write lock of ``begin_writing`` does it)."""
     query = select(datasets.c.id).where(
-        datasets.c.id == target.dataset_id, datasets.c.org_id == target.org_id
+        datasets.c.id == target.dataset_id,
+        datasets.c.org_id == target.org_id,
+        datasets.c.deleted_at.is_(None),
     )
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(read=True, key_share=True)

@@ -88,15 +88,13 @@ def worker(
 ) -> None:
     """Run job workers only (with TETHER_QUEUE_URL=redis://... on as many machines as needed)."""
     from tether.config import get_settings
-    from tether.jobs.queue import JobQueue
+    from tether.runtime import build_queue
 
     settings = get_settings()
-    queue = JobQueue(settings, _engine(pooled=True))
-    queue.recover()
-    consumer = queue.consumer(workers or settings.workers, embedded=False)
+    queue = build_queue(settings, _engine(pooled=True))
     _freeze_startup_objects()
     console.print(f"tether worker: {workers or settings.workers} thread(s)")
-    consumer.run()
+    queue.run_worker(workers or settings.workers)
 
 
 def _freeze_startup_objects() -> None:

@@ -42,6 +42,7 @@ organizations = Table(
     Column("id", Integer, primary_key=True),
     Column("name", String(200), nullable=False, unique=True),
     Column("created_at", Ts, nullable=False),
+    sqlite_autoincrement=True,
 )
 
 users = Table(
@@ -55,6 +56,7 @@ users = Table(
     Column("password_hash", Text),
     Column("is_admin", Boolean, nullable=False, default=False),
     Column("created_at", Ts, nullable=False),
+    sqlite_autoincrement=True,
 )
 
 api_keys = Table(
@@ -69,6 +71,7 @@ api_keys = Table(
     Column("created_at", Ts, nullable=False),
     Column("last_used_at", Ts),
     Column("revoked_at", Ts),
+    sqlite_autoincrement=True,
 )
 
 datasets = Table(
@@ -81,7 +84,18 @@ datasets = Table(
     Column("created_by", Integer),
     Column("created_at", Ts, nullable=False),
     Column("updated_at", Ts, nullable=False),
-    UniqueConstraint("org_id", "name", name="uq_datasets_org_name"),
+    # Set when its deletion starts: the dataset is gone for every lookup at once, and its
+    # rows go in chunks (a "delete_dataset" job); its name is free again at once.
+    Column("deleted_at", Ts),
+    Index(
+        "uq_datasets_org_name",
+        "org_id",
+        "name",
+        unique=True,
+        sqlite_where=text("deleted_at IS NULL"),
+        postgresql_where=text("deleted_at IS NULL"),
+    ),
+    sqlite_autoincrement=True,
 )
 
 # Ids are handed out in blocks by ``id_blocks`` so a bulk insert knows every new row's id
@@ -176,6 +190,10 @@ metadata_values = Table(
     Column("value_text", Text, primary_key=True),
 )
 
+# One row per job of any kind. ``done``/``total``/``failed`` are typed for every kind; the
+# other tallies are in ``counts`` (JSON, keys documented by each kind: import has created and
+# updated). A worker owns a running job while ``lease_until`` is ahead: claiming is a
+# compare-and-set on (claimed_by, lease_until), renewed with the heartbeat.
 jobs = Table(
     "jobs",
     metadata,
@@ -184,13 +202,15 @@ jobs = Table(
     Column("kind", String(32), nullable=False),
     Column("status", String(32), nullable=False),
     Column("dataset_id", Integer),
-    Column("params", Text),  # JSON: upsert, format, media_type, upload path ...
-    Column("detected_format", String(32)),
+    Column("storage_id", Integer),
+    Column("project_id", Integer),
+    Column("params", Text),  # JSON: the kind's options (import: upsert, format, upload path ...)
+    Column("fingerprint", String(64)),  # sha256 of what was asked: an idempotency key's request
+    Column("details", Text),  # JSON object: facts the kind records (import: format)
     Column("total", BigInteger),
     Column("done", BigInteger, nullable=False, default=0),
-    Column("created", BigInteger, nullable=False, default=0),
-    Column("updated", BigInteger, nullable=False, default=0),
     Column("failed", BigInteger, nullable=False, default=0),
+    Column("counts", Text),  # JSON object of the kind's other tallies
     Column("message", Text),
     Column("idempotency_key", String(200)),
     Column("created_by", Integer),
@@ -198,8 +218,12 @@ jobs = Table(
     Column("started_at", Ts),
     Column("finished_at", Ts),
     Column("heartbeat_at", Ts),
+    Column("claimed_by", String(64)),
+    Column("lease_until", Ts),
+    Column("cancel_requested_at", Ts),
     UniqueConstraint("org_id", "idempotency_key", name="uq_jobs_org_idempotency_key"),
-    Index("ix_jobs_org_created", "org_id", "created_at"),
+    Index("ix_jobs_org_created_id", "org_id", "created_at", "id"),
+    Index("ix_jobs_status", "status"),
 )
 
 job_errors = Table(
@@ -207,10 +231,11 @@ job_errors = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("job_id", ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
-    Column("item_index", BigInteger),
-    Column("global_key", Text),
-    Column("external_id", Text),
+    Column("item_index", BigInteger),  # the item's position in the job's input, if it has one
+    Column("item_key", Text),  # what names the item: an object key, a row index
     Column("code", String(64), nullable=False),
     Column("message", Text, nullable=False),
+    Column("details", Text),  # JSON object (import: global_key, external_id)
     Index("ix_job_errors_job_id_id", "job_id", "id"),
+    sqlite_autoincrement=True,
 )

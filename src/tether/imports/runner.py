@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 import threading
 from contextlib import closing
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from itertools import chain
 from pathlib import Path
 from typing import Any
 
-import orjson
 from sqlalchemy import Connection, Engine
 
 from tether.catalog import store
@@ -24,58 +24,67 @@ from tether.catalog.store import DatasetGone, Target, allocate_ids, begin_writin
 from tether.db.engine import foreign_keys_unchecked, is_sqlite
 from tether.db.wal import Checkpointer
 from tether.imports import formats, pipeline
-from tether.jobs import service as jobs
+from tether.jobs import worker
 from tether.jobs.service import ItemError
+from tether.jobs.worker import JobFailed, JobRun, LeaseLost, Runner, Stopping
 
 log = logging.getLogger(__name__)
+KIND = "import"
+COUNTS = ("created", "updated")  # the import's keys of a job's ``counts`` (and ``failed``)
+_DIRECT_LEASE = timedelta(minutes=5)
 
 
-class Interrupted(Exception):
-    """The worker is stopping: the job stays running, to resume after its last chunk."""
+def import_runner(chunk_rows: int = 5000) -> Runner:
+    """The runner of ``import`` jobs, for ``runtime.py`` to register."""
+    return partial(run, chunk_rows=chunk_rows)
 
 
 def run_import(
     engine: Engine, job_id: str, chunk_rows: int = 5000, stop: threading.Event | None = None
 ) -> None:
-    """Run an import job to its end, or, once ``stop`` is set, up to the end of the chunk being
-    written (the job then resumes when a worker picks it up again)."""
-    with engine.begin() as conn:
-        job = jobs.claim(conn, job_id)
-    if job is None:
-        return
-    params: dict[str, Any] = orjson.loads(job.params)
-    upload = Path(params["_upload"])
+    """Claim and run one import job here and now (scripts and tests; workers go through the
+    queue)."""
+    runners = {KIND: import_runner(chunk_rows)}
+    worker.execute(engine, job_id, runners, f"direct:{job_id}", _DIRECT_LEASE, stop)
+
+
+def run(job: JobRun, chunk_rows: int = 5000) -> None:
+    """Run an import job to its end; or, once the worker stops, up to the end of the chunk
+    being written (the job then resumes on a worker); or, once canceled, likewise, with the
+    job canceled and what was written counted."""
+    job.cancel_message = _canceled_message
+    upload = Path(job.params["_upload"])
     try:
-        _run(engine, job, params, upload, chunk_rows, stop or threading.Event())
-    except Interrupted:
-        log.info("import job %s stopped after its last committed chunk; it resumes", job_id)
-        return
+        if not upload.exists():
+            raise JobFailed("the uploaded file is gone (removed before the job ran)")
+        _run(job, upload, chunk_rows)
+    except (Stopping, LeaseLost):
+        raise  # the upload stays for the job's next run
     except (formats.FileError, DatasetGone) as exc:
-        with engine.begin() as conn:
-            jobs.finish(conn, job_id, message=str(exc), failed=True)
-    except Exception as exc:
-        log.exception("import job %s failed", job_id)
-        with engine.begin() as conn:
-            jobs.finish(conn, job_id, message=f"internal error: {type(exc).__name__}", failed=True)
-    else:
-        with engine.begin() as conn:
-            jobs.finish(conn, job_id)
+        upload.unlink(missing_ok=True)
+        raise JobFailed(str(exc)) from exc
+    except BaseException:
+        upload.unlink(missing_ok=True)
+        raise
     upload.unlink(missing_ok=True)
 
 
-def _run(
-    engine: Engine,
-    job: Any,
-    params: dict[str, Any],
-    upload: Path,
-    chunk_rows: int,
-    stop: threading.Event,
-) -> None:
+def _canceled_message(job: JobRun) -> str:
+    created, updated = job.counts.get("created", 0), job.counts.get("updated", 0)
+    return (
+        f"canceled after {job.done} items: the {created} rows created and {updated} updated "
+        f"before the cancel stay in dataset {job.row.dataset_id}; delete them with "
+        "POST /api/v1/data-rows/delete (by id or global key) or by deleting the dataset"
+    )
+
+
+def _run(job: JobRun, upload: Path, chunk_rows: int) -> None:
+    params, engine = job.params, job.engine
     container, flavor = formats.parse_format(params.get("format"))
     container = container or formats.detect(upload, params.get("filename"))
     total = formats.count_items(upload, container, flavor)
     with engine.connect() as conn:
-        schema = load_schema(conn, job.org_id)
+        schema = load_schema(conn, job.row.org_id)
     names = frozenset(f.name for f in schema.fields)
     source = pipeline.Source(upload, container, flavor, names, skip=job.done)
     media_type = params.get("media_type")
@@ -84,11 +93,12 @@ def _run(
         # flavor, else the first item's that tells).
         first = next(chunks, None)
         flavor = flavor or (first.flavor if first else None)
-        with engine.begin() as conn:
-            jobs.set_source(conn, job.id, f"{container}/{flavor}" if flavor else container, total)
+        job.describe(total, format=f"{container}/{flavor}" if flavor else container)
         if first is None:
             return
-        target = Target(job.org_id, job.dataset_id, job.created_by, bool(params.get("upsert")))
+        target = Target(
+            job.row.org_id, job.row.dataset_id, job.row.created_by, bool(params.get("upsert"))
+        )
         # One connection writes every chunk. On SQLite it checks no foreign keys (a chunk's
         # dataset is checked under the write lock, and its data rows are inserted before
         # their metadata) and leaves checkpoints to a thread.
@@ -99,11 +109,10 @@ def _run(
             checkpointer.writer(conn),
         ):
             for chunk in chain([first], chunks):
-                if stop.is_set():
-                    raise Interrupted
+                job.check_stop()
                 checkpointer.keep_up()
-                if not _store(engine, conn, job.id, target, chunk):
-                    return  # canceled
+                if not _store(conn, job, target, chunk):
+                    return  # canceled, with this chunk counted
                 checkpointer.committed()
 
 
@@ -132,15 +141,14 @@ def _validate(
     return good, errors
 
 
-def _store(
-    engine: Engine, conn: Connection, job_id: str, target: Target, chunk: pipeline.Chunk
-) -> bool:
+def _store(conn: Connection, job: JobRun, target: Target, chunk: pipeline.Chunk) -> bool:
     """Write one checked chunk with the job's progress, on ``conn``; False if the job was
-    canceled. Ids come from a transaction of their own on PostgreSQL, so imports running side
-    by side do not queue on ``id_blocks``; SQLite has one writer at a time anyway."""
+    canceled (this chunk is then the last, and counted). Ids come from a transaction of their
+    own on PostgreSQL, so imports running side by side do not queue on ``id_blocks``; SQLite
+    has one writer at a time anyway."""
     good, errors = chunk.good, chunk.errors
     sqlite = is_sqlite(conn)
-    first_id = allocate_ids(engine, len(good)) if good and not sqlite else 0
+    first_id = allocate_ids(job.engine, len(good)) if good and not sqlite else 0
     with conn.begin():
         begin_writing(conn)
         if good and sqlite:
@@ -148,7 +156,8 @@ def _store(
         result = store.write_rows(conn, target, good, first_id, datetime.now(UTC))
         errors.extend(result.errors)
         errors.sort(key=lambda e: e.index or 0)
-        return jobs.record(conn, job_id, chunk.done, result.created, result.updated, errors)
+        counts = {"created": result.created, "updated": result.updated}
+        return job.record(conn, chunk.done, counts, errors)
 
 
 def _text(value: Any) -> str | None:

@@ -314,9 +314,14 @@ class Dataset(schemas.Dataset, _Bound):
         self._replace(self.client._json("PATCH", f"/datasets/{self.id}", json=body))
         return self
 
-    def delete(self) -> int:
-        """Delete the dataset and its rows; returns how many rows went."""
-        return int(self.client._json("DELETE", f"/datasets/{self.id}")["deleted_rows"])
+    def delete(self, wait: bool = True, timeout: float | None = None) -> int:
+        """Delete the dataset and its rows; returns how many rows go. The dataset is gone at
+        once; its rows go in a job, which this waits for unless ``wait=False`` (until it ends,
+        the rows' global keys stay taken)."""
+        answer = self.client._json("DELETE", f"/datasets/{self.id}")
+        if wait and "id" in answer:
+            Job(self.client, answer).wait_till_done(timeout=timeout, poll=0.2)
+        return int(answer["deleted_rows"])
 
 
 class Job(schemas.Job, _Bound):

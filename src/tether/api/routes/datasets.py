@@ -8,9 +8,16 @@ from fastapi.responses import StreamingResponse
 from tether.api import params
 from tether.api.deps import CallerDep, ConnDep, EngineDep, QueueDep, SettingsDep
 from tether.api.errors import documented
-from tether.api.models import Dataset, DatasetDeleted, DatasetIn, DatasetList, DatasetPatch, Job
+from tether.api.models import (
+    Dataset,
+    DatasetDeletion,
+    DatasetIn,
+    DatasetList,
+    DatasetPatch,
+    Job,
+)
 from tether.api.uploads import receive_upload
-from tether.catalog import datasets
+from tether.catalog import datasets, deletion
 from tether.catalog import export as export_rows
 from tether.errors import Invalid
 from tether.imports import formats
@@ -47,10 +54,15 @@ def update_dataset(
     return datasets.rename(conn, caller.org_id, dataset, body.name, body.description)
 
 
-@router.delete("/{dataset}", response_model=DatasetDeleted, responses=documented(404))
-def delete_dataset(dataset: str, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
-    """Delete a dataset with all its data rows."""
-    return {"deleted_rows": datasets.remove(conn, caller.org_id, dataset)}
+@router.delete(
+    "/{dataset}", status_code=202, response_model=DatasetDeletion, responses=documented(404)
+)
+def delete_dataset(
+    dataset: str, caller: CallerDep, engine: EngineDep, queue: QueueDep
+) -> dict[str, Any]:
+    """Delete a dataset with all its data rows. It leaves every listing and lookup at once;
+    its rows go in a ``delete_dataset`` job (answered here; poll ``/jobs/{id}``)."""
+    return deletion.submit(engine, queue.enqueue, caller.org_id, dataset, caller.user_id)
 
 
 @router.post(

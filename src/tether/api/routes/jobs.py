@@ -14,9 +14,20 @@ router = APIRouter(prefix="/jobs", tags=["jobs"], responses=documented(401, 422)
 
 @router.get("", response_model=JobList)
 def list_jobs(
-    caller: CallerDep, conn: ConnDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    caller: CallerDep,
+    conn: ConnDep,
+    limit: Annotated[int, Query(ge=1, le=jobs.MAX_JOBS_PAGE)] = 50,
+    after: Annotated[
+        str | None, Query(max_length=32, description="the next_cursor of the page before")
+    ] = None,
+    kind: Annotated[str | None, Query(max_length=32, description="import, ...")] = None,
+    status: Annotated[str | None, Query(max_length=32)] = None,
+    dataset_id: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
 ) -> dict[str, Any]:
-    return {"items": jobs.list_recent(conn, caller.org_id, limit)}
+    """Jobs newest first, a page at a time (``next_cursor`` -> ``after``)."""
+    flt = jobs.JobFilter(kind=kind, status=status, dataset_id=dataset_id)
+    items, cursor = jobs.page(conn, caller.org_id, flt, after, limit)
+    return {"items": items, "next_cursor": cursor}
 
 
 @router.get("/{job_id}", response_model=Job, responses=documented(404))
@@ -43,4 +54,7 @@ def job_errors(
     responses=documented(404, 409, e409="The job has finished already."),
 )
 def cancel_job(job_id: str, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
+    """A queued job is canceled at once; a running one stops after the chunk being written
+    (``cancel_requested`` until then) and then shows ``canceled``, with what was done
+    counted and its message saying what stayed."""
     return jobs.cancel(conn, caller.org_id, job_id)

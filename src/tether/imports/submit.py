@@ -1,0 +1,114 @@
+"""Submitting an import: a staged upload becomes a queued ``import`` job (or, for a repeated
+``Idempotency-Key``, the first request's job). Also the chore that removes staged uploads no
+job owns (a server killed mid-upload leaves its partial file behind)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, select
+
+from tether.catalog import datasets
+from tether.db.tables import jobs as jobs_table
+from tether.errors import Invalid
+from tether.imports import formats
+from tether.jobs import service as jobs
+
+log = logging.getLogger(__name__)
+KIND = "import"
+UPLOAD_SUFFIX = ".upload"
+
+
+def dataset_id(engine: Engine, org_id: int, dataset: int | str) -> int:
+    """The id of the dataset an import goes to (``NotFound`` before any byte is read)."""
+    with engine.connect() as conn:
+        return int(datasets.get(conn, org_id, dataset)["id"])
+
+
+def submit(
+    engine: Engine,
+    enqueue: Callable[[str], None],
+    org_id: int,
+    user_id: int | None,
+    target_dataset: int,
+    upload: Path,
+    body_sha256: str,
+    params: dict[str, Any],
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    """Queue an import of the staged ``upload`` into ``target_dataset``, and hand the file to
+    the job. The same ``Idempotency-Key`` with the same body, dataset and options returns the
+    first job (and drops this upload); with anything else it is ``IdempotencyKeyReused``."""
+    asked = jobs.fingerprint(KIND, body_sha256, target_dataset, params)
+    try:
+        params = {**params, "format": params.get("format") or _precheck(upload, params)}
+        with engine.begin() as conn:
+            job, created = jobs.create(
+                conn,
+                org_id,
+                KIND,
+                {**params, "_upload": str(upload)},
+                target_dataset,
+                idempotency_key,
+                user_id,
+                request_fingerprint=asked,
+                counts={"created": 0, "updated": 0},
+            )
+    except BaseException:
+        upload.unlink(missing_ok=True)
+        raise
+    if not created:
+        upload.unlink(missing_ok=True)
+        return job
+    enqueue(job["id"])
+    with engine.connect() as conn:
+        return jobs.get(conn, org_id, job["id"])
+
+
+def _precheck(path: Path, params: dict[str, Any]) -> str:
+    """Refuse at once what no row could come out of (empty, UTF-16 or non-UTF-8 files); the
+    container the job will read."""
+    if path.stat().st_size == 0:
+        raise Invalid("the upload is empty")
+    try:
+        return formats.detect(path, params.get("filename"))
+    except formats.FileError as exc:
+        raise Invalid(str(exc)) from None
+
+
+def remove_stale_uploads(engine: Engine, uploads_dir: Path, max_age_seconds: float) -> list[Path]:
+    """Remove staged uploads older than ``max_age_seconds`` that no queued or running job
+    owns; returns what went. (An upload being received is younger: it is written to.)"""
+    if not uploads_dir.is_dir():
+        return []
+    cutoff = time.time() - max_age_seconds
+    old = [p for p in uploads_dir.iterdir() if p.name.endswith(UPLOAD_SUFFIX) and _older(p, cutoff)]
+    if not old:
+        return []
+    with engine.connect() as conn:
+        owned = {
+            Path(str(orjson.loads(params or "{}").get("_upload"))).name
+            for params in conn.execute(
+                select(jobs_table.c.params).where(
+                    jobs_table.c.kind == KIND,
+                    jobs_table.c.status.in_((jobs.QUEUED, jobs.RUNNING)),
+                )
+            ).scalars()
+        }
+    gone = [p for p in old if p.name not in owned]
+    for path in gone:
+        log.info("removing the staged upload %s: no job owns it", path.name)
+        path.unlink(missing_ok=True)
+    return gone
+
+
+def _older(path: Path, cutoff: float) -> bool:
+    try:
+        return path.stat().st_mtime < cutoff
+    except FileNotFoundError:
+        return False
