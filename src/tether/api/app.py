@@ -8,9 +8,20 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from tether import __version__
+from tether.accounts.throttle import SignInThrottle
 from tether.api import errors
 from tether.api.limits import BodyLimit
-from tether.api.routes import data_rows, datasets, health, jobs, metadata_schema
+from tether.api.routes import (
+    api_keys,
+    data_rows,
+    datasets,
+    health,
+    jobs,
+    metadata_schema,
+    organization,
+    session,
+    users,
+)
 from tether.config import Settings, get_settings
 from tether.db.engine import make_engine
 from tether.db.migrate import upgrade
@@ -45,12 +56,15 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
         redoc_url=None,
     )
     app.state.settings, app.state.engine, app.state.queue = settings, engine, queue
+    app.state.sign_in_throttle = SignInThrottle()
     errors.install(app)
     app.add_middleware(
         BodyLimit, limit=settings.max_json_bytes, upload_limit=settings.max_upload_bytes
     )
     api = APIRouter(prefix=API)
     for module in (health, datasets, data_rows, jobs, metadata_schema):
+        api.include_router(module.router)
+    for module in (session, api_keys, users, organization):
         api.include_router(module.router)
     app.include_router(api)
     return app

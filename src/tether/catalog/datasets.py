@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from tether.accounts.roles import require_admin
 from tether.db.tables import data_row_metadata, data_rows, datasets
 from tether.errors import Conflict, Invalid, NotFound
 from tether.timeutil import iso
@@ -111,8 +112,9 @@ def rename(
     return get(conn, org_id, int(current["id"]))
 
 
-def remove(conn: Connection, org_id: int, id_or_name: int | str) -> int:
-    """Delete a dataset and its rows; returns how many rows went with it."""
+def remove(conn: Connection, org_id: int, id_or_name: int | str, *, role: str) -> int:
+    """Delete a dataset and its rows (admins only); returns how many rows went with it."""
+    require_admin(role, "delete datasets")
     current = get(conn, org_id, id_or_name)
     dataset_id = current["id"]
     conn.execute(delete(data_row_metadata).where(data_row_metadata.c.dataset_id == dataset_id))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
-    Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     Float,
@@ -53,8 +53,10 @@ users = Table(
     ),
     Column("email", String(320), nullable=False, unique=True),
     Column("password_hash", Text),
-    Column("is_admin", Boolean, nullable=False, default=False),
+    # admin: users, API keys, metadata schema, storages, deletes; member: everything else.
+    Column("role", String(16), nullable=False, server_default="member"),
     Column("created_at", Ts, nullable=False),
+    CheckConstraint("role IN ('admin', 'member')", name="ck_users_role"),
 )
 
 api_keys = Table(
@@ -69,6 +71,19 @@ api_keys = Table(
     Column("created_at", Ts, nullable=False),
     Column("last_used_at", Ts),
     Column("revoked_at", Ts),
+)
+
+# Web sign-ins. The cookie holds a random token; only its SHA-256 is stored (as for API
+# keys). ``csrf_token`` must come back in the X-CSRF-Token header of every unsafe request.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", Ts, nullable=False),
+    Column("expires_at", Ts, nullable=False),
 )
 
 datasets = Table(

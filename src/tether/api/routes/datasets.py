@@ -45,8 +45,8 @@ def update_dataset(
 
 @router.delete("/{dataset}")
 def delete_dataset(dataset: str, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
-    """Delete a dataset with all its data rows."""
-    return {"deleted_rows": datasets.remove(conn, caller.org_id, dataset)}
+    """Delete a dataset with all its data rows (admins only)."""
+    return {"deleted_rows": datasets.remove(conn, caller.org_id, dataset, role=caller.role)}
 
 
 @router.post("/{dataset}/data-rows", status_code=202, response_model=Job)

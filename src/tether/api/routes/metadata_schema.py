@@ -20,7 +20,7 @@ def get_schema(caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
 @router.post("", status_code=201, response_model=MetadataField)
 def create_field(body: FieldIn, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
     return schema.create_field(
-        conn, caller.org_id, body.name, body.kind, body.options, body.dimension
+        conn, caller.org_id, body.name, body.kind, body.options, body.dimension, role=caller.role
     ).to_dict()
 
 
@@ -31,9 +31,11 @@ def get_field(field: str, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
 
 @router.patch("/{field}", response_model=MetadataField)
 def update_field(field: str, body: FieldPatch, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
-    return schema.update_field(conn, caller.org_id, field, body.name, body.add_options).to_dict()
+    return schema.update_field(
+        conn, caller.org_id, field, body.name, body.add_options, role=caller.role
+    ).to_dict()
 
 
 @router.delete("/{field}", status_code=204)
 def delete_field(field: str, caller: CallerDep, conn: ConnDep) -> None:
-    schema.delete_field(conn, caller.org_id, field)
+    schema.delete_field(conn, caller.org_id, field, role=caller.role)
