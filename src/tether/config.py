@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from tether.security.secrets import redact_url
 from tether.security.urls import Allowlist
@@ -85,6 +87,19 @@ class Settings(BaseSettings):
             raise ValueError(
                 "TETHER_SECRET_KEY is a placeholder; set a real Fernet key or unset it"
             )
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _parses(cls, value: str | None) -> str | None:
+        """Refuse an unparsable URL here, in words that cannot include its password."""
+        if value is not None:
+            try:
+                make_url(value)
+            except (ArgumentError, ValueError):
+                raise ValueError(
+                    f"TETHER_DATABASE_URL does not parse as a database URL: {redact_url(value)}"
+                ) from None
         return value
 
     @field_validator("outbound_allowlist")

@@ -102,3 +102,4 @@ QueueDep = Annotated[JobQueue, Depends(queue)]
 # sees an answer and asks again reads what it wrote.
 ConnDep = Annotated[Connection, Depends(connection, scope="function")]
 CallerDep = Annotated[Caller, Depends(caller)]
+SessionCookie = Annotated[str | None, Depends(_cookie)]

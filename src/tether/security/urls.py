@@ -33,6 +33,9 @@ METADATA_ADDRESSES = {
     for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200", "192.0.0.192")
 }
 SHARED = ipaddress.ip_network("100.64.0.0/10")  # CGNAT: not private, not global either
+PRIVATE = tuple(
+    ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
+)
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
@@ -123,11 +126,8 @@ def refusal_reason(address: IPAddress) -> str | None:
         (address.is_link_local, "a link-local address"),
         (address.is_multicast, "a multicast address"),
         (address.is_unspecified, "the unspecified address"),
-        (
-            isinstance(address, ipaddress.IPv4Address) and address in SHARED,
-            "a shared (CGNAT) address",
-        ),
-        (address.is_private, "a private address"),
+        (any(address in n for n in PRIVATE), "a private address"),
+        (address in SHARED, "a shared (CGNAT) address"),
         (address.is_reserved, "a reserved address"),
         (not address.is_global, "not a public address"),
     )
@@ -184,9 +184,9 @@ def _normal_host(host: str) -> str:
 def _split_entry(entry: str) -> tuple[str, int | None]:
     host, port_text = entry, None
     if entry.startswith("["):
-        inner, _, rest = entry[1:].partition("]")
+        inner, bracket, rest = entry[1:].partition("]")
         host, port_text = inner, (rest[1:] if rest.startswith(":") else None)
-        if rest and not rest.startswith(":"):
+        if not bracket or (rest and not rest.startswith(":")):
             raise ValueError(f"allowlist entry {entry!r} is not host, host:port or CIDR")
     elif entry.count(":") == 1:
         host, port_text = entry.split(":")
@@ -202,6 +202,10 @@ def _split_entry(entry: str) -> tuple[str, int | None]:
 
 
 def _resolve(host: str, port: int, resolve: Resolver) -> list[IPAddress]:
+    try:
+        return [ipaddress.ip_address(host)]  # a literal (normalised by _parse): no lookup
+    except ValueError:
+        pass
     try:
         found = [ipaddress.ip_address(a.split("%", 1)[0]) for a in resolve(host, port)]
     except (OSError, UnicodeError) as exc:

@@ -19,6 +19,7 @@ from tether.api.deps import (
     ConnDep,
     CsrfFailed,
     EngineDep,
+    SessionCookie,
     SettingsDep,
 )
 from tether.api.models import Body
@@ -104,10 +105,9 @@ def who_am_i(request: Request, caller: CallerDep, conn: ConnDep) -> dict[str, An
 
 
 @router.delete("", status_code=204)
-def sign_out(request: Request, engine: EngineDep) -> Response:
+def sign_out(request: Request, engine: EngineDep, token: SessionCookie) -> Response:
     """End the signed-in session (needs its X-CSRF-Token) and clear the cookies; without a
     live session it only clears them."""
-    token = request.cookies.get(SESSION_COOKIE)
     if token:
         with engine.begin() as conn:
             try:
