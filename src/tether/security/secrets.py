@@ -3,7 +3,7 @@ secrets inside URLs (a database or Redis password) are masked wherever a URL is 
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
 
@@ -35,8 +35,9 @@ def redact_url(url: str | None) -> str | None:
         userinfo, host = netloc.rsplit("@", 1)
         user = userinfo.split(":", 1)[0]
         netloc = f"{user}:{MASK}@{host}" if ":" in userinfo else f"{userinfo}@{host}"
-    query = "&".join(_redact_param(p) for p in parts.query.split("&")) if parts.query else ""
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    query = "&".join(_redact_param(p) for p in parts.query.split("&"))
+    out = url if netloc == parts.netloc else url.replace(parts.netloc, netloc, 1)
+    return out if query == parts.query else out.replace("?" + parts.query, "?" + query, 1)
 
 
 SECRET_PARAMS = ("password", "passwd", "pwd", "secret", "token", "key")
