@@ -115,10 +115,14 @@ def _load(engine: Engine, n: int) -> dict[str, Any]:
     with engine.begin() as conn:
         for o in range(ORGS):
             email = f"bench{o}-{uuid.uuid4().hex[:6]}@example.com"
-            accounts.create_user(conn, email, f"bench-org-{o}-{uuid.uuid4().hex[:6]}", None)
+            accounts.create_user(
+                conn, email, f"bench-org-{o}-{uuid.uuid4().hex[:6]}", None, is_admin=True
+            )
             key = accounts.create_api_key(conn, email)
             caller = accounts.authenticate(conn, key)
-            score = metadata_schema.create_field(conn, caller.org_id, "score", "number")
+            score = metadata_schema.create_field(
+                conn, caller.org_id, "score", "number", role=caller.role
+            )
             ids = [
                 datasets_service.create(conn, caller.org_id, f"ds-{d}")["id"]
                 for d in range(DATASETS_PER_ORG)

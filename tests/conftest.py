@@ -95,7 +95,8 @@ def http(app: Any) -> Iterator[Any]:
 
 @dataclass
 class Tenant:
-    """One organization with one user and API key, talking to the in-process API."""
+    """One organization with one user (an admin unless made as a member) and API key,
+    talking to the in-process API."""
 
     org_id: int
     user_id: int
@@ -135,11 +136,14 @@ class Tenant:
         return self.get(f"/jobs/{job_id}/errors", params={"limit": 1000}).json()["items"]
 
 
-def make_tenant(engine: Engine, http: Any) -> Tenant:
+def make_tenant(engine: Engine, http: Any, org: str | None = None, role: str = "admin") -> Tenant:
+    """A user with an API key in ``org`` (a new organization when not given)."""
     tag = uuid.uuid4().hex[:10]
     email = f"user-{tag}@example.com"
     with engine.begin() as conn:
-        user_id = accounts.create_user(conn, email, f"org-{tag}", None)  # no argon2: fast
+        user_id = accounts.create_user(  # no password, so no argon2: fast
+            conn, email, org or f"org-{tag}", None, role=role
+        )
         key = accounts.create_api_key(conn, email)
         caller = accounts.authenticate(conn, key)
     return Tenant(caller.org_id, user_id, email, key, http)
@@ -148,6 +152,14 @@ def make_tenant(engine: Engine, http: Any) -> Tenant:
 @pytest.fixture
 def tenant(engine: Engine, http: Any) -> Tenant:
     return make_tenant(engine, http)
+
+
+@pytest.fixture
+def member(engine: Engine, http: Any, tenant: Tenant) -> Tenant:
+    """A member (not an admin) of ``tenant``'s organization."""
+    with engine.connect() as conn:
+        org = accounts.get_org(conn, tenant.org_id)["name"]
+    return make_tenant(engine, http, org=org, role="member")
 
 
 @pytest.fixture

@@ -136,12 +136,19 @@ class Server:
         return proc
 
     def new_account(self) -> tuple[str, str]:
-        """A user in an organization of its own, made with the CLI; returns (email, key)."""
+        """An admin in an organization of its own, made with the CLI; returns (email, key)."""
         tag = uuid.uuid4().hex[:10]
         email = f"e2e-{tag}@example.com"
         ok(
             self.admin(
-                "users", "create", email, "--org", f"org-{tag}", "--password-stdin", input="pw\n"
+                "users",
+                "create",
+                email,
+                "--org",
+                f"org-{tag}",
+                "--admin",
+                "--password-stdin",
+                input="pw\n",
             )
         )
         out = ok(self.admin("keys", "create", email)).stdout

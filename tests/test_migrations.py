@@ -177,7 +177,7 @@ def test_metadata_values_get_field_keys_and_back(blank_engine: Engine) -> None:
         assert conn.exec_driver_sql("SELECT key FROM metadata_fields").scalar_one() == 101
         assert compare_metadata(MigrationContext.configure(conn), tables.metadata) == []
         # The next custom field takes the next key.
-        assert create_field(conn, 1, "weather", "string").key == 102
+        assert create_field(conn, 1, "weather", "string", role="admin").key == 102
     with blank_engine.connect() as conn, foreign_keys_unchecked(conn), conn.begin():
         config.attributes["connection"] = conn
         command.downgrade(config, "0002")

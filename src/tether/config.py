@@ -5,17 +5,27 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from tether.security.secrets import redact_url
+from tether.security.urls import Allowlist
 
 PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "placeholder"}
+URL_SETTINGS = {"database_url", "queue_url", "public_url"}
 
 
 class Settings(BaseSettings):
     """Every setting tether reads. The README's settings table mirrors this class."""
 
-    model_config = SettingsConfigDict(env_prefix="TETHER_", env_file=".env", extra="ignore")
+    # hide_input_in_errors: a refused value (a secret, a URL with a password) is never echoed.
+    model_config = SettingsConfigDict(
+        env_prefix="TETHER_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     data_dir: Path = Field(
         Path("tether-data"),
@@ -37,7 +47,7 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         None, description="TETHER_PUBLIC_URL: URL users reach the server at (printed on start)."
     )
-    secret_key: str | None = Field(
+    secret_key: SecretStr | None = Field(
         None,
         description="TETHER_SECRET_KEY: Fernet key that encrypts "
         "stored secrets; generated into the data dir when unset.",
@@ -74,15 +84,55 @@ class Settings(BaseSettings):
         description="TETHER_UPLOAD_MAX_AGE_SECONDS: staged upload files older than this that "
         "no queued or running job owns are removed.",
     )
+    session_hours: float = Field(
+        24,
+        gt=0,
+        le=24 * 90,
+        description="TETHER_SESSION_HOURS: how long a web sign-in (session cookie) lasts.",
+    )
+    outbound_allowlist: str = Field(
+        "",
+        description="TETHER_OUTBOUND_ALLOWLIST: comma-separated hosts, `host:port`s or CIDR "
+        "ranges the server may reach although they are not public (e.g. an in-house "
+        "S3 endpoint); everything else private, loopback or link-local is refused.",
+    )
 
     @field_validator("secret_key")
     @classmethod
-    def _no_placeholder(cls, value: str | None) -> str | None:
-        if value is not None and value.strip().lower() in PLACEHOLDER_SECRETS:
+    def _no_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
             raise ValueError(
                 "TETHER_SECRET_KEY is a placeholder; set a real Fernet key or unset it"
             )
         return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _parses(cls, value: str | None) -> str | None:
+        """Refuse an unparsable URL here, in words that cannot include its password."""
+        if value is not None:
+            try:
+                make_url(value)
+            except (ArgumentError, ValueError):
+                raise ValueError(
+                    f"TETHER_DATABASE_URL does not parse as a database URL: {redact_url(value)}"
+                ) from None
+        return value
+
+    @field_validator("outbound_allowlist")
+    @classmethod
+    def _parse_allowlist(cls, value: str) -> str:
+        Allowlist.parse(value)  # a bad entry fails at start-up, not at the first fetch
+        return value
+
+    def __repr_args__(self) -> Any:
+        """The repr (and str) never shows a password inside a URL; SecretStr hides the key."""
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if name in URL_SETTINGS else value
+
+    @property
+    def allowlist(self) -> Allowlist:
+        return Allowlist.parse(self.outbound_allowlist)
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -98,7 +148,7 @@ class Settings(BaseSettings):
     def fernet_key(self) -> str:
         """The configured key, or one generated once and kept (mode 0600) in the data dir."""
         if self.secret_key:
-            return self.secret_key
+            return self.secret_key.get_secret_value()
         path = self.data_dir / "secret.key"
         if not path.exists():
             from cryptography.fernet import Fernet

@@ -3,11 +3,12 @@
 TetherError
 ├── Invalid        (422) the request is understood but a value is wrong
 ├── Unauthorized   (401) no valid API key
-├── Forbidden      (403) valid key, not allowed
+├── Forbidden      (403) valid key or session, but the caller's role may not do this
 ├── NotFound       (404) absent, or belongs to another organization
 ├── Conflict       (409) clashes with existing state (a taken name; a taken global key is
 │                        code global_key_exists)
-└── TooLarge       (413) body over the configured limit
+├── TooLarge       (413) body over the configured limit
+└── RateLimited    (429) too many attempts (failed sign-ins); details.retry_after seconds
 """
 
 from __future__ import annotations
@@ -58,3 +59,8 @@ class Conflict(TetherError):
 class TooLarge(TetherError):
     status = 413
     code = "too_large"
+
+
+class RateLimited(TetherError):
+    status = 429
+    code = "rate_limited"

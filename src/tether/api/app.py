@@ -8,10 +8,21 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Depends, FastAPI
 
 from tether import __version__
+from tether.accounts.throttle import SignInThrottle
 from tether.api import docs, errors
 from tether.api.limits import BodyLimit
 from tether.api.params import known_query_only
-from tether.api.routes import data_rows, datasets, health, jobs, metadata_schema
+from tether.api.routes import (
+    api_keys,
+    data_rows,
+    datasets,
+    health,
+    jobs,
+    metadata_schema,
+    organization,
+    session,
+    users,
+)
 from tether.config import Settings, get_settings
 from tether.db.engine import make_engine
 from tether.db.migrate import upgrade
@@ -47,6 +58,7 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
         dependencies=[Depends(known_query_only)],
     )
     app.state.settings, app.state.engine, app.state.queue = settings, engine, queue
+    app.state.sign_in_throttle = SignInThrottle()
     errors.install(app)
     docs.install(app, f"{API}/docs", f"{API}/openapi.json")
     app.add_middleware(
@@ -54,6 +66,8 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
     )
     api = APIRouter(prefix=API)
     for module in (health, datasets, data_rows, jobs, metadata_schema):
+        api.include_router(module.router)
+    for module in (session, api_keys, users, organization):
         api.include_router(module.router)
     app.include_router(api)
     return app

@@ -1,4 +1,5 @@
-"""Dependencies shared by routes: the database connection and the authenticated caller."""
+"""Dependencies shared by routes: the database connection and the authenticated caller
+(by API key, or by the session cookie of a web sign-in)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,34 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Connection, Engine
 from starlette.exceptions import HTTPException
 
 from tether import accounts
-from tether.accounts import Caller
+from tether.accounts import Caller, sessions
 from tether.config import Settings
-from tether.errors import Invalid, TetherError, Unauthorized
+from tether.errors import Forbidden, Invalid, TetherError, Unauthorized
 from tether.jobs.queue import JobQueue
 
 EXPECTED = (TetherError, HTTPException, RequestValidationError)
-_bearer = HTTPBearer(auto_error=False, description="An API key: `tether keys create EMAIL`.")
+SESSION_COOKIE = "tether_session"
+CSRF_COOKIE = "tether_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+_bearer = HTTPBearer(
+    auto_error=False, description="An API key: `tether keys create EMAIL` or POST /api-keys."
+)
+_cookie = APIKeyCookie(
+    name=SESSION_COOKIE,
+    auto_error=False,
+    description="A web sign-in (POST /session). Unsafe methods must also send the "
+    f"session's CSRF token in the {CSRF_HEADER} header.",
+)
+
+
+class CsrfFailed(Forbidden):
+    code = "csrf_failed"
 
 
 def engine(request: Request) -> Engine:
@@ -49,12 +66,28 @@ def connection(request: Request) -> Iterator[Connection]:
 
 
 def caller(
-    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    session_token: str | None = Depends(_cookie),
 ) -> Caller:
-    if credentials is None or credentials.scheme.lower() != "bearer":
+    """An ``Authorization: Bearer`` API key wins; else the session cookie, whose unsafe
+    requests must carry the session's CSRF token (a cross-site form cannot set a header)."""
+    if credentials is not None:  # HTTPBearer hands over Bearer credentials only
+        with request.app.state.engine.begin() as conn:
+            found = accounts.authenticate(conn, credentials.credentials)
+    elif session_token:
+        with request.app.state.engine.begin() as conn:
+            session = sessions.lookup(conn, session_token)
+        if request.method not in SAFE_METHODS and not sessions.csrf_matches(
+            session, request.headers.get(CSRF_HEADER)
+        ):
+            raise CsrfFailed(
+                f"a signed-in request that changes something needs the {CSRF_HEADER} header "
+                "(the csrf_token of POST or GET /session)"
+            )
+        found = session.caller
+    else:
         raise Unauthorized("send an API key as 'Authorization: Bearer <key>'")
-    with request.app.state.engine.begin() as conn:
-        found = accounts.authenticate(conn, credentials.credentials)
     if "\x00" in request.scope["path"] or any(
         "\x00" in k or "\x00" in v for k, v in request.query_params.multi_items()
     ):
@@ -69,3 +102,4 @@ QueueDep = Annotated[JobQueue, Depends(queue)]
 # sees an answer and asks again reads what it wrote.
 ConnDep = Annotated[Connection, Depends(connection, scope="function")]
 CallerDep = Annotated[Caller, Depends(caller)]
+SessionCookie = Annotated[str | None, Depends(_cookie)]

@@ -24,6 +24,7 @@ STATUS_CODES = {
     413: "too_large",
     415: "unsupported_media_type",
     422: "invalid",
+    429: "rate_limited",
 }
 
 
@@ -53,6 +54,8 @@ def documented(*statuses: int, **why: str) -> dict[int | str, dict[str, Any]]:
 
 def error_response(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 429 and isinstance(details, dict) and "retry_after" in details:
+        headers = {"Retry-After": str(details["retry_after"])}
     return JSONResponse(
         {"error": {"code": code, "message": message, "details": details}},
         status_code=status,

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, select
 
+from tether.accounts.roles import require_admin
 from tether.catalog import datasets
 from tether.db.tables import data_row_metadata, data_rows
 from tether.db.tables import datasets as datasets_table
@@ -30,9 +31,12 @@ def submit(
     org_id: int,
     dataset: int | str,
     user_id: int | None = None,
+    *,
+    role: str,
 ) -> dict[str, Any]:
-    """Mark the dataset deleted and queue the job that deletes its rows: the job, with
-    ``deleted_rows`` (the rows the dataset held, which the job deletes)."""
+    """Mark the dataset deleted (admins only) and queue the job that deletes its rows: the
+    job, with ``deleted_rows`` (the rows the dataset held, which the job deletes)."""
+    require_admin(role, "delete datasets")
     with engine.begin() as conn:
         dataset_id, rows = datasets.mark_deleted(conn, org_id, dataset)
         job, _new = jobs.create(

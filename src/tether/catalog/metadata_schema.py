@@ -17,6 +17,7 @@ import orjson
 from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from tether.accounts.roles import require_admin
 from tether.db import ids
 from tether.db.tables import data_row_metadata, metadata_fields
 from tether.errors import Conflict, Invalid, NotFound
@@ -249,7 +250,10 @@ def create_field(
     kind: str,
     options: list[str] | None = None,
     dimension: int | None = None,
+    *,
+    role: str,
 ) -> Field:
+    require_admin(role, "change the metadata schema")
     name = check_name(name)
     if kind not in KINDS:
         raise Invalid(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
@@ -306,8 +310,11 @@ def update_field(
     id_or_name: str,
     name: str | None = None,
     add_options: list[str] | None = None,
+    *,
+    role: str,
 ) -> Field:
     """Rename a custom field or add options to a custom enum (existing values stay valid)."""
+    require_admin(role, "change the metadata schema")
     f = get_field(conn, org_id, id_or_name)
     if f.reserved:
         raise Conflict(f"{f.name!r} is a reserved field and cannot change")
@@ -334,8 +341,9 @@ def update_field(
     return get_field(conn, org_id, f.id)
 
 
-def delete_field(conn: Connection, org_id: int, id_or_name: str) -> None:
+def delete_field(conn: Connection, org_id: int, id_or_name: str, *, role: str) -> None:
     """Delete a custom field that no data row uses (say which rows still do otherwise)."""
+    require_admin(role, "change the metadata schema")
     f = get_field(conn, org_id, id_or_name)
     if f.reserved:
         raise Conflict(f"{f.name!r} is a reserved field and cannot be deleted")

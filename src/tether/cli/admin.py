@@ -33,13 +33,21 @@ def register(app: typer.Typer) -> None:
 
 def _engine(pooled: bool = False) -> Engine:
     """The configured database, migrated. One-off commands hold no pool; a worker does."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from tether.config import get_settings
     from tether.db.engine import make_engine, make_oneoff_engine
     from tether.db.migrate import upgrade
+    from tether.security.secrets import redact_url
 
     url = get_settings().sqlalchemy_url
     engine = make_engine(url) if pooled else make_oneoff_engine(url)
-    upgrade(engine)
+    try:
+        upgrade(engine)
+    except SQLAlchemyError as exc:  # the message names host and port, never the password
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        console.print(f"[red]error:[/red] cannot use the database {redact_url(url)}: {reason}")
+        raise typer.Exit(1) from None
     return engine
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
-    Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     Float,
@@ -54,9 +54,11 @@ users = Table(
     ),
     Column("email", String(320), nullable=False, unique=True),
     Column("password_hash", Text),
-    Column("is_admin", Boolean, nullable=False, default=False),
+    # admin: users, API keys, metadata schema, storages, deletes; member: everything else.
+    Column("role", String(16), nullable=False, server_default="member"),
     Column("created_at", Ts, nullable=False),
     sqlite_autoincrement=True,
+    CheckConstraint("role IN ('admin', 'member')", name="ck_users_role"),
 )
 
 api_keys = Table(
@@ -72,6 +74,19 @@ api_keys = Table(
     Column("last_used_at", Ts),
     Column("revoked_at", Ts),
     sqlite_autoincrement=True,
+)
+
+# Web sign-ins. The cookie holds a random token; only its SHA-256 is stored (as for API
+# keys). ``csrf_token`` must come back in the X-CSRF-Token header of every unsafe request.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", Ts, nullable=False),
+    Column("expires_at", Ts, nullable=False),
 )
 
 datasets = Table(

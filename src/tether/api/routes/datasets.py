@@ -55,14 +55,17 @@ def update_dataset(
 
 
 @router.delete(
-    "/{dataset}", status_code=202, response_model=DatasetDeletion, responses=documented(404)
+    "/{dataset}", status_code=202, response_model=DatasetDeletion, responses=documented(403, 404)
 )
 def delete_dataset(
     dataset: str, caller: CallerDep, engine: EngineDep, queue: QueueDep
 ) -> dict[str, Any]:
-    """Delete a dataset with all its data rows. It leaves every listing and lookup at once;
-    its rows go in a ``delete_dataset`` job (answered here; poll ``/jobs/{id}``)."""
-    return deletion.submit(engine, queue.enqueue, caller.org_id, dataset, caller.user_id)
+    """Delete a dataset with all its data rows (admins only). It leaves every listing and
+    lookup at once; its rows go in a ``delete_dataset`` job (answered here; poll
+    ``/jobs/{id}``)."""
+    return deletion.submit(
+        engine, queue.enqueue, caller.org_id, dataset, caller.user_id, role=caller.role
+    )
 
 
 @router.post(

@@ -26,7 +26,7 @@ def get_schema(caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
 )
 def create_field(body: FieldIn, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
     return schema.create_field(
-        conn, caller.org_id, body.name, body.kind, body.options, body.dimension
+        conn, caller.org_id, body.name, body.kind, body.options, body.dimension, role=caller.role
     ).to_dict()
 
 
@@ -39,7 +39,9 @@ def get_field(field: str, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
     "/{field}", response_model=MetadataField, responses=documented(404, 409, 413, e409=TAKEN)
 )
 def update_field(field: str, body: FieldPatch, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
-    return schema.update_field(conn, caller.org_id, field, body.name, body.add_options).to_dict()
+    return schema.update_field(
+        conn, caller.org_id, field, body.name, body.add_options, role=caller.role
+    ).to_dict()
 
 
 @router.delete(
@@ -48,4 +50,4 @@ def update_field(field: str, body: FieldPatch, caller: CallerDep, conn: ConnDep)
     responses=documented(404, 409, e409="The field is reserved, or rows still use it."),
 )
 def delete_field(field: str, caller: CallerDep, conn: ConnDep) -> None:
-    schema.delete_field(conn, caller.org_id, field)
+    schema.delete_field(conn, caller.org_id, field, role=caller.role)

@@ -11,7 +11,7 @@
   deleted row's id is never handed out again (PostgreSQL sequences never go back anyway).
 
 Revision ID: 0004_jobs
-Revises: 0003
+Revises: 0004_roles
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_jobs"
-down_revision = "0003"
+down_revision = "0004_roles"
 branch_labels = None
 depends_on = None
 

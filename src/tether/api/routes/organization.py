@@ -1,0 +1,24 @@
+"""The caller's organization."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from tether import accounts
+from tether.api.deps import CallerDep, ConnDep
+
+router = APIRouter(prefix="/organization", tags=["organization"])
+
+
+class Organization(BaseModel):
+    id: int
+    name: str
+    created_at: str
+
+
+@router.get("", response_model=Organization)
+def get_organization(caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
+    return accounts.get_org(conn, caller.org_id)
