@@ -214,3 +214,21 @@ job_errors = Table(
     Column("message", Text, nullable=False),
     Index("ix_job_errors_job_id_id", "job_id", "id"),
 )
+
+# A request that carried an ``Idempotency-Key``: a repeat of the same request returns the
+# stored answer instead of acting again (``tether/idempotency.py``).
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column(
+        "org_id",
+        ForeignKey("organizations.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("key", String(200), primary_key=True),
+    Column("scope", Text, nullable=False),  # "POST /api/v1/datasets"
+    Column("fingerprint", String(64), nullable=False),  # sha256 of query and body
+    Column("response", Text),  # the answer's JSON
+    Column("created_at", Ts, nullable=False),
+)

@@ -13,20 +13,36 @@ from urllib.parse import quote
 import httpx
 import orjson
 
-from tether.sdk._errors import InvalidError, JobTimeoutError, TetherAPIError, raise_for_answer
+from tether.sdk._errors import (
+    InvalidError,
+    JobTimeoutError,
+    NotFoundError,
+    TetherAPIError,
+    raise_for_answer,
+)
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 FINISHED = ("completed", "completed_with_errors", "failed", "canceled")
 RETRY_STATUSES = (502, 503, 504)
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 UPLOAD_CHUNK = 1 << 20
+
+
+class MissingAPIKeyError(ValueError):
+    """No API key was given and ``TETHER_API_KEY`` is not set."""
 
 
 class Client:
     """A connection to one tether server, as one API key's user.
 
     ``url`` and ``api_key`` default to the ``TETHER_URL`` and ``TETHER_API_KEY`` environment
-    variables. Failed connections and 502/503/504 answers are retried ``retries`` times;
-    bulk creates are retried with the same ``Idempotency-Key``, so nothing lands twice.
+    variables. A request that may safely be sent again — GET, HEAD, PUT, DELETE, or one
+    carrying an ``Idempotency-Key`` — is retried ``retries`` times after a lost connection or a
+    502/503/504 answer. Every call that creates or changes something sends a new
+    ``Idempotency-Key`` and the same one on each retry, so the server acts once and a retry
+    gets the first answer. Other requests are retried only when the connection could not
+    be opened (nothing was sent). ``transport`` is an httpx transport (e.g.
+    ``httpx.MockTransport`` in tests).
     """
 
     def __init__(
@@ -35,16 +51,20 @@ class Client:
         api_key: str | None = None,
         timeout: float = 60.0,
         retries: int = 3,
+        transport: httpx.BaseTransport | None = None,
+        backoff: float = 0.2,
     ) -> None:
         self.url = (url or os.environ.get("TETHER_URL") or DEFAULT_URL).rstrip("/")
         key = api_key or os.environ.get("TETHER_API_KEY")
         if not key:
-            raise ValueError("no API key: pass api_key= or set TETHER_API_KEY")
+            raise MissingAPIKeyError("no API key: pass api_key= or set TETHER_API_KEY")
         self.retries = retries
+        self.backoff = backoff
         self._http = httpx.Client(
             base_url=self.url + "/api/v1",
             timeout=timeout,
             headers={"Authorization": f"Bearer {key}", "User-Agent": "tether-sdk"},
+            transport=transport,
         )
 
     def close(self) -> None:
@@ -59,22 +79,43 @@ class Client:
     # --- plumbing ------------------------------------------------------------------------
 
     def request(
-        self, method: str, path: str, body_factory: Callable[[], Any] | None = None, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        body_factory: Callable[[], Any] | None = None,
+        *,
+        once: bool = False,
+        safe: bool = False,
+        **kwargs: Any,
     ) -> httpx.Response:
-        """One API call with retries; ``body_factory`` makes a fresh body for each try."""
+        """One API call. ``once=True`` sends a new ``Idempotency-Key`` (reused on each
+        retry); ``safe=True`` marks a POST that only reads. ``body_factory`` makes a fresh
+        body for each try."""
+        if once:
+            kwargs["headers"] = {"Idempotency-Key": uuid.uuid4().hex, **kwargs.get("headers", {})}
+        headers = kwargs.get("headers") or {}
+        retryable = (
+            safe
+            or method.upper() in IDEMPOTENT_METHODS
+            or any(name.lower() == "idempotency-key" for name in headers)
+        )
         for attempt in range(self.retries + 1):
+            last = attempt == self.retries
             if body_factory is not None:
                 kwargs["content"] = body_factory()
             try:
                 response = self._http.request(method, path, **kwargs)
-            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError):
-                if attempt == self.retries:
+            except (httpx.ConnectError, httpx.ConnectTimeout):
+                if last:  # the request never left: always safe to try again
+                    raise
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+                if last or not retryable:
                     raise
             else:
-                if response.status_code not in RETRY_STATUSES or attempt == self.retries:
+                if last or not retryable or response.status_code not in RETRY_STATUSES:
                     raise_for_answer(response)
                     return response
-            time.sleep(min(0.2 * 2**attempt, 5))
+            time.sleep(min(self.backoff * 2**attempt, 5))
         raise AssertionError("unreachable")
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -83,12 +124,22 @@ class Client:
     # --- datasets ------------------------------------------------------------------------
 
     def create_dataset(self, name: str, description: str = "") -> Dataset:
-        return Dataset(
-            self, self._json("POST", "/datasets", json={"name": name, "description": description})
-        )
+        body = {"name": name, "description": description}
+        return Dataset(self, self._json("POST", "/datasets", json=body, once=True))
 
-    def get_dataset(self, id_or_name: int | str) -> Dataset:
-        return Dataset(self, self._json("GET", f"/datasets/{_segment(id_or_name)}"))
+    def get_dataset(self, dataset_id: int | str) -> Dataset:
+        """The dataset of this id. A string of digits is an id; for compatibility another
+        string is looked up as a name (``get_dataset_by_name``)."""
+        if isinstance(dataset_id, str) and not _is_id(dataset_id):
+            return self.get_dataset_by_name(dataset_id)
+        return Dataset(self, self._json("GET", f"/datasets/{int(dataset_id)}"))
+
+    def get_dataset_by_name(self, name: str) -> Dataset:
+        """The dataset of this name, whatever it holds (digits too); ``NotFoundError`` if none."""
+        items = self._json("GET", "/datasets", params={"name": name})["items"]
+        if not items:
+            raise NotFoundError(404, "not_found", f"no dataset named {name!r}")
+        return Dataset(self, items[0])
 
     def datasets(self) -> list[Dataset]:
         return [Dataset(self, d) for d in self._json("GET", "/datasets")["items"]]
@@ -106,6 +157,7 @@ class Client:
                 "POST",
                 "/data-rows/lookup",
                 json={"global_keys": global_keys[start : start + 10_000]},
+                safe=True,
             )["results"]
         return out
 
@@ -133,10 +185,11 @@ class Client:
             "PATCH",
             f"/data-rows/{int(data_row_id)}",
             json=changes,
+            once=True,
         )
 
     def delete_data_row(self, data_row_id: int) -> None:
-        self.request("DELETE", f"/data-rows/{int(data_row_id)}")
+        self.request("DELETE", f"/data-rows/{int(data_row_id)}", once=True)
 
     def delete_data_rows(
         self, ids: list[int] | None = None, global_keys: list[str] | None = None
@@ -145,6 +198,7 @@ class Client:
             "POST",
             "/data-rows/delete",
             json={"ids": ids or [], "global_keys": global_keys or []},
+            once=True,
         )["results"]
 
     def assign_global_keys(self, assignments: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -153,6 +207,7 @@ class Client:
             "POST",
             "/data-rows/global-keys",
             json={"assignments": assignments},
+            once=True,
         )["results"]
 
     def clear_global_keys(self, global_keys: list[str]) -> list[dict[str, Any]]:
@@ -160,6 +215,7 @@ class Client:
             "POST",
             "/data-rows/global-keys/clear",
             json={"global_keys": global_keys},
+            once=True,
         )["results"]
 
     # --- metadata schema -----------------------------------------------------------------
@@ -171,7 +227,7 @@ class Client:
         self, name: str, kind: str, options: list[str] | None = None, dimension: int | None = None
     ) -> dict[str, Any]:
         body = {"name": name, "kind": kind, "options": options, "dimension": dimension}
-        return self._json("POST", "/metadata-schema", json=body)
+        return self._json("POST", "/metadata-schema", json=body, once=True)
 
     def update_metadata_field(
         self, field: str, name: str | None = None, add_options: list[str] | None = None
@@ -181,10 +237,11 @@ class Client:
             "PATCH",
             f"/metadata-schema/{_segment(field)}",
             json=body,
+            once=True,
         )
 
     def delete_metadata_field(self, field: str) -> None:
-        self.request("DELETE", f"/metadata-schema/{_segment(field)}")
+        self.request("DELETE", f"/metadata-schema/{_segment(field)}", once=True)
 
     # --- jobs ----------------------------------------------------------------------------
 
@@ -268,12 +325,12 @@ class Dataset:
 
     def update(self, name: str | None = None, description: str | None = None) -> Dataset:
         body = {k: v for k, v in (("name", name), ("description", description)) if v is not None}
-        self._data = self.client._json("PATCH", f"/datasets/{self.id}", json=body)
+        self._data = self.client._json("PATCH", f"/datasets/{self.id}", json=body, once=True)
         return self
 
     def delete(self) -> int:
         """Delete the dataset and its rows; returns how many rows went."""
-        return int(self.client._json("DELETE", f"/datasets/{self.id}")["deleted_rows"])
+        return int(self.client._json("DELETE", f"/datasets/{self.id}", once=True)["deleted_rows"])
 
 
 class Job:
@@ -341,6 +398,10 @@ class Job:
     def cancel(self) -> Job:
         self._data = self.client._json("POST", f"/jobs/{self.id}/cancel")
         return self
+
+
+def _is_id(value: str) -> bool:
+    return value.isascii() and value.isdigit()
 
 
 def _segment(value: int | str) -> str:

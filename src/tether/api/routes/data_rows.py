@@ -7,6 +7,7 @@ import orjson
 from fastapi import APIRouter, Depends, Path, Query, Response
 
 from tether.api.deps import CallerDep, ConnDep
+from tether.api.idempotency import OnceDep
 from tether.api.models import (
     MAX_BIGINT,
     MAX_INT,
@@ -116,22 +117,31 @@ def get_data_row(row_id: RowIdPath, caller: CallerDep, conn: ConnDep) -> dict[st
 
 @router.patch("/{row_id}")
 def update_data_row(
-    row_id: RowIdPath, body: DataRowPatch, caller: CallerDep, conn: ConnDep
+    row_id: RowIdPath, body: DataRowPatch, caller: CallerDep, conn: ConnDep, once: OnceDep
 ) -> dict[str, Any]:
     """Change the given fields; the row is checked again as a whole."""
-    return data_rows.update_row(conn, caller.org_id, row_id, body.model_dump(exclude_unset=True))
+    changes = body.model_dump(exclude_unset=True)
+    return once(conn, lambda: data_rows.update_row(conn, caller.org_id, row_id, changes))
 
 
 @router.delete("/{row_id}", status_code=204)
-def delete_data_row(row_id: RowIdPath, caller: CallerDep, conn: ConnDep) -> None:
-    data_rows.get(conn, caller.org_id, row_id)
-    data_rows.delete_many(conn, caller.org_id, ids=[row_id])
+def delete_data_row(row_id: RowIdPath, caller: CallerDep, conn: ConnDep, once: OnceDep) -> None:
+    def work() -> None:
+        data_rows.get(conn, caller.org_id, row_id)
+        data_rows.delete_many(conn, caller.org_id, ids=[row_id])
+
+    once(conn, work)
 
 
 @router.post("/delete", response_model=ItemResults)
-def delete_data_rows(body: DeleteRows, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
+def delete_data_rows(
+    body: DeleteRows, caller: CallerDep, conn: ConnDep, once: OnceDep
+) -> dict[str, Any]:
     """Delete many rows by id and/or global key; one result per item."""
-    return {"results": data_rows.delete_many(conn, caller.org_id, body.ids, body.global_keys)}
+    return once(
+        conn,
+        lambda: {"results": data_rows.delete_many(conn, caller.org_id, body.ids, body.global_keys)},
+    )
 
 
 @router.post("/lookup", response_model=ItemResults)
@@ -141,11 +151,18 @@ def lookup_global_keys(body: GlobalKeys, caller: CallerDep, conn: ConnDep) -> di
 
 
 @router.post("/global-keys", response_model=ItemResults)
-def assign_global_keys(body: Assignments, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
+def assign_global_keys(
+    body: Assignments, caller: CallerDep, conn: ConnDep, once: OnceDep
+) -> dict[str, Any]:
     pairs = [a.model_dump() for a in body.assignments]
-    return {"results": data_rows.assign_global_keys(conn, caller.org_id, pairs)}
+    return once(conn, lambda: {"results": data_rows.assign_global_keys(conn, caller.org_id, pairs)})
 
 
 @router.post("/global-keys/clear", response_model=ItemResults)
-def clear_global_keys(body: GlobalKeys, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
-    return {"results": data_rows.clear_global_keys(conn, caller.org_id, body.global_keys)}
+def clear_global_keys(
+    body: GlobalKeys, caller: CallerDep, conn: ConnDep, once: OnceDep
+) -> dict[str, Any]:
+    return once(
+        conn,
+        lambda: {"results": data_rows.clear_global_keys(conn, caller.org_id, body.global_keys)},
+    )

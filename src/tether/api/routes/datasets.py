@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from tether.api.deps import CallerDep, ConnDep, EngineDep, QueueDep, SettingsDep
+from tether.api.idempotency import OnceDep
 from tether.api.models import Dataset, DatasetIn, DatasetList, DatasetPatch, Job
 from tether.api.uploads import receive_upload
 from tether.catalog import data_rows, datasets
@@ -19,12 +20,25 @@ router = APIRouter(prefix="/datasets", tags=["datasets"])
 
 
 @router.post("", status_code=201, response_model=Dataset)
-def create_dataset(body: DatasetIn, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
-    return datasets.create(conn, caller.org_id, body.name, body.description, caller.user_id)
+def create_dataset(
+    body: DatasetIn, caller: CallerDep, conn: ConnDep, once: OnceDep
+) -> dict[str, Any]:
+    return once(
+        conn,
+        lambda: datasets.create(conn, caller.org_id, body.name, body.description, caller.user_id),
+    )
 
 
 @router.get("", response_model=DatasetList)
-def list_datasets(caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
+def list_datasets(
+    caller: CallerDep,
+    conn: ConnDep,
+    name: Annotated[
+        str | None, Query(description="only the dataset of this name (none or one item)")
+    ] = None,
+) -> dict[str, Any]:
+    if name is not None:
+        return {"items": datasets.find_by_name(conn, caller.org_id, name)}
     return {"items": datasets.list_all(conn, caller.org_id)}
 
 
@@ -32,21 +46,24 @@ def list_datasets(caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
 def get_dataset(
     dataset: str, caller: CallerDep, conn: ConnDep, with_count: bool = False
 ) -> dict[str, Any]:
-    """By id or by name."""
+    """By id (a path of digits is always an id), or by a name that is not all digits; for any
+    name, `GET /datasets?name=...`."""
     return datasets.get(conn, caller.org_id, dataset, with_count=with_count)
 
 
 @router.patch("/{dataset}", response_model=Dataset)
 def update_dataset(
-    dataset: str, body: DatasetPatch, caller: CallerDep, conn: ConnDep
+    dataset: str, body: DatasetPatch, caller: CallerDep, conn: ConnDep, once: OnceDep
 ) -> dict[str, Any]:
-    return datasets.rename(conn, caller.org_id, dataset, body.name, body.description)
+    return once(
+        conn, lambda: datasets.rename(conn, caller.org_id, dataset, body.name, body.description)
+    )
 
 
 @router.delete("/{dataset}")
-def delete_dataset(dataset: str, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
+def delete_dataset(dataset: str, caller: CallerDep, conn: ConnDep, once: OnceDep) -> dict[str, Any]:
     """Delete a dataset with all its data rows."""
-    return {"deleted_rows": datasets.remove(conn, caller.org_id, dataset)}
+    return once(conn, lambda: {"deleted_rows": datasets.remove(conn, caller.org_id, dataset)})
 
 
 @router.post("/{dataset}/data-rows", status_code=202, response_model=Job)
