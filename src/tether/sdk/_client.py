@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 import uuid
@@ -166,7 +167,8 @@ class Client:
 
         Filters: ``dataset_id``, ``media_type``, ``external_id``, ``global_key``,
         ``global_key_prefix``, ``created_after``, ``created_before``, ``tag_contains`` and
-        ``metadata={"split": "valid", "score": {"gte": 0.5}}``.
+        ``metadata={"split": "valid", "score": {"gte": 0.5}}`` (or a list of the API's
+        ``"FIELD:OP:VALUE"`` strings).
         """
         params = _filter_params(filters)
         params["limit"] = page_size
@@ -249,7 +251,21 @@ class Client:
         return Job(self, self._json("GET", f"/jobs/{_segment(job_id)}"))
 
     def jobs(self, limit: int = 50) -> list[Job]:
-        return [Job(self, j) for j in self._json("GET", "/jobs", params={"limit": limit})["items"]]
+        """The newest jobs first, at most ``limit`` (see ``iter_jobs`` for more)."""
+        return list(itertools.islice(self.iter_jobs(page_size=min(limit, 500)), limit))
+
+    def iter_jobs(self, page_size: int = 100) -> Iterator[Job]:
+        """Every job, newest first, a page at a time (following ``next_cursor`` when the
+        server gives one)."""
+        params: dict[str, Any] = {"limit": page_size}
+        while True:
+            page = self._json("GET", "/jobs", params=params)
+            for item in page["items"]:
+                yield Job(self, item)
+            after = page.get("next_cursor")
+            if after is None or not page["items"]:
+                return
+            params["after"] = after
 
 
 class Dataset:
@@ -314,14 +330,27 @@ class Dataset:
         return self.client.data_rows(page_size=page_size, dataset_id=self.id, **filters)
 
     def export(self) -> Iterator[dict[str, Any]]:
-        """Every row, every field, streamed (what ``create_data_rows`` takes back)."""
+        """Every row, every field, streamed (what ``create_data_rows`` takes back).
+
+        A stream that breaks off raises ``httpx.RemoteProtocolError`` (or another
+        ``httpx.TransportError``); an error the server reports in the stream (a line
+        ``{"error": {...}}``) raises ``TetherAPIError``: what came before it is incomplete."""
         with self.client._http.stream("GET", f"/datasets/{self.id}/export") as response:
             if not response.is_success:
                 response.read()
                 raise_for_answer(response)
             for line in response.iter_lines():
-                if line:
-                    yield orjson.loads(line)
+                if not line:
+                    continue
+                item = orjson.loads(line)
+                if isinstance(item, dict) and set(item) == {"error"}:
+                    raise _stream_error(item["error"])
+                yield item
+
+    def count_rows(self) -> int:
+        """How many data rows the dataset holds now."""
+        path = f"/datasets/{self.id}"
+        return int(self.client._json("GET", path, params={"with_count": True})["row_count"])
 
     def update(self, name: str | None = None, description: str | None = None) -> Dataset:
         body = {k: v for k, v in (("name", name), ("description", description)) if v is not None}
@@ -400,6 +429,14 @@ class Job:
         return self
 
 
+def _stream_error(error: Any) -> TetherAPIError:
+    if not isinstance(error, dict):
+        return TetherAPIError(0, "stream_error", str(error))
+    code = str(error.get("code") or "stream_error")
+    message = str(error.get("message") or "the export stopped before its end")
+    return TetherAPIError(0, code, message, error.get("details"))
+
+
 def _is_id(value: str) -> bool:
     return value.isascii() and value.isdigit()
 
@@ -455,7 +492,9 @@ def _filter_params(filters: dict[str, Any]) -> dict[str, Any]:
     for key, value in filters.items():
         if value is None:
             continue
-        if key == "metadata":
+        if key == "metadata" and not isinstance(value, dict):
+            specs += [str(spec) for spec in value]  # "FIELD:OP:VALUE" as the API takes them
+        elif key == "metadata":
             for name, cond in value.items():
                 ops = cond if isinstance(cond, dict) else {"eq": cond}
                 specs += [f"{name}:{op}:{_text(v)}" for op, v in ops.items()]
