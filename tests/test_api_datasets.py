@@ -93,12 +93,6 @@ def test_get_by_id_and_by_name(tenant: Tenant) -> None:
     assert "no-such-dataset" in r.json()["error"]["message"]
 
 
-def test_a_digit_name_wins_over_an_id(tenant: Tenant) -> None:
-    first = tenant.dataset()
-    named = tenant.dataset(str(first["id"]))
-    assert tenant.get(f"/datasets/{first['id']}").json()["id"] == named["id"]
-
-
 def test_row_count_on_request(tenant: Tenant) -> None:
     ds = tenant.dataset()
     tenant.import_rows(ds["id"], _ndjson(3, uuid.uuid4().hex[:6]))

@@ -13,6 +13,7 @@ SDK_NAMES = {
     "AuthenticationError",
     "Client",
     "ConflictError",
+    "ForbiddenError",
     "Dataset",
     "InvalidError",
     "Job",
@@ -60,7 +61,13 @@ def test_unknown_names_are_attribute_errors() -> None:
 
 
 def test_exceptions_form_one_tree() -> None:
-    for name in ("AuthenticationError", "ConflictError", "InvalidError", "NotFoundError"):
+    for name in (
+        "AuthenticationError",
+        "ConflictError",
+        "ForbiddenError",
+        "InvalidError",
+        "NotFoundError",
+    ):
         assert issubclass(getattr(tether, name), tether.TetherAPIError)
     assert issubclass(tether.TooLargeError, tether.TetherAPIError)
     assert issubclass(tether.JobTimeoutError, TimeoutError)

@@ -7,36 +7,54 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from tether import accounts
 from tether.catalog import datasets
 from tether.catalog.metadata_schema import load_schema
 from tether.catalog.rows import normalize
 from tether.catalog.store import Target, write_rows
-from tether.errors import Conflict
+from tether.errors import Conflict, Unauthorized
 
 DEMO_EMAIL = "admin@example.com"
 
 
 def ensure_demo(engine: Engine, data_dir: Path) -> str:
-    """Create what is missing and return the demo API key (kept in the data dir, 0600)."""
+    """Create what is missing and return the demo API key (kept in the data dir, 0600). A
+    saved key that no longer works (revoked, or made for another database) is replaced."""
+    data_dir.mkdir(parents=True, exist_ok=True)
     key_file = data_dir / "demo-api-key"
     with engine.begin() as conn:
         with contextlib.suppress(Conflict):
             accounts.create_user(conn, DEMO_EMAIL, "demo", None, is_admin=True)
-        if not key_file.exists():
-            key = accounts.create_api_key(conn, DEMO_EMAIL, "demo")
-            key_file.touch(mode=0o600)
-            key_file.write_text(key)
-            os.chmod(key_file, 0o600)
-        caller = accounts.authenticate(conn, key_file.read_text().strip())
+        caller = _saved_key(conn, key_file)
+        if caller is None:
+            _save(key_file, accounts.create_api_key(conn, DEMO_EMAIL, "demo"))
+            caller = accounts.authenticate(conn, key_file.read_text().strip())
         try:
             dataset = datasets.create(conn, caller.org_id, "demo", "rows to try tether with")
         except Conflict:
             return key_file.read_text().strip()
     _fill(engine, caller.org_id, int(dataset["id"]), caller.user_id)
     return key_file.read_text().strip()
+
+
+def _saved_key(conn: Connection, key_file: Path) -> accounts.Caller | None:
+    """The demo user behind the saved key, or None when there is none or it does not work."""
+    if not key_file.exists():
+        return None
+    try:
+        caller = accounts.authenticate(conn, key_file.read_text().strip())
+    except Unauthorized:
+        return None
+    return caller if caller.email == DEMO_EMAIL else None
+
+
+def _save(key_file: Path, key: str) -> None:
+    key_file.unlink(missing_ok=True)
+    key_file.touch(mode=0o600)
+    os.chmod(key_file, 0o600)
+    key_file.write_text(key)
 
 
 def _fill(engine: Engine, org_id: int, dataset_id: int, user_id: int) -> None:

@@ -72,26 +72,45 @@ def _public(row: Any) -> dict[str, Any]:
     return out
 
 
+def is_id(value: int | str) -> bool:
+    """An id is an int or a string of ASCII digits (``"24"``, ``"0024"``); anything else
+    (``" 24"``, ``"24.0"``, ``"٢٤"``) is a name."""
+    return isinstance(value, int) or (value.isascii() and value.isdigit())
+
+
 def get(
     conn: Connection, org_id: int, id_or_name: int | str, with_count: bool = False
 ) -> dict[str, Any]:
-    """By id when given an int or a string of digits that names no dataset, else by name."""
+    """By id when given an id (see ``is_id``: digits are always an id, even when a dataset is
+        named so), else by name (compared stripped, as names are stored). ``find_by_name`` finds
+    any name."""
     query = select(*COLUMNS).where(datasets.c.org_id == org_id, LIVE)
-    row = None
-    if isinstance(id_or_name, str):
-        row = conn.execute(query.where(datasets.c.name == id_or_name)).mappings().first()
-        if row is None and id_or_name.isascii() and id_or_name.isdigit():
-            id_or_name = int(id_or_name)
-    if row is None and isinstance(id_or_name, int) and 0 < id_or_name <= MAX_ID:
-        row = conn.execute(query.where(datasets.c.id == id_or_name)).mappings().first()
-    if row is None:
-        raise NotFound(f"no dataset {id_or_name!r}")
+    if is_id(id_or_name):
+        dataset_id = int(id_or_name)
+        row = None
+        if 0 < dataset_id <= MAX_ID:
+            row = conn.execute(query.where(datasets.c.id == dataset_id)).mappings().first()
+        if row is None:
+            raise NotFound(f"no dataset with id {dataset_id}")
+    else:
+        name = str(id_or_name).strip()
+        row = conn.execute(query.where(datasets.c.name == name)).mappings().first()
+        if row is None:
+            raise NotFound(f"no dataset named {id_or_name!r}")
     out = _public(row)
     if with_count:
         out["row_count"] = conn.execute(
             select(func.count()).select_from(data_rows).where(data_rows.c.dataset_id == out["id"])
         ).scalar_one()
     return out
+
+
+def find_by_name(conn: Connection, org_id: int, name: str) -> list[dict[str, Any]]:
+    """The dataset of this name (names are stored stripped, so the name is too): [] or one."""
+    rows = conn.execute(
+        select(*COLUMNS).where(datasets.c.org_id == org_id, datasets.c.name == name.strip())
+    ).mappings()
+    return [_public(r) for r in rows]
 
 
 def rename(

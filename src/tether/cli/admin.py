@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
@@ -31,8 +32,12 @@ def register(app: typer.Typer) -> None:
     app.add_typer(keys_app, name="keys")
 
 
-def _engine(pooled: bool = False) -> Engine:
-    """The configured database, migrated. One-off commands hold no pool; a worker does."""
+def _engine(pooled: bool = False, create: bool = False) -> Engine:
+    """The configured database, migrated, said on stderr. Only ``migrate`` and ``serve``
+    (``create=True``) make a database that is not there: elsewhere a missing one is an
+    error, so a command run from another directory does not quietly start an empty one."""
+    from sqlalchemy import inspect
+    from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
     from tether.config import get_settings
@@ -40,15 +45,35 @@ def _engine(pooled: bool = False) -> Engine:
     from tether.db.migrate import upgrade
     from tether.security.secrets import redact_url
 
-    url = get_settings().sqlalchemy_url
+    settings = get_settings()
+    url = settings.sqlalchemy_url
+    parsed = make_url(url)
+    console.print(f"database: {parsed.render_as_string(hide_password=True)}", highlight=False)
+    sqlite_file = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    if not create and sqlite_file and not Path(sqlite_file).exists():
+        _no_database(f"there is no tether database at {sqlite_file}")
     engine = make_engine(url) if pooled else make_oneoff_engine(url)
     try:
+        if not create and not inspect(engine).has_table("alembic_version"):
+            engine.dispose()
+            _no_database("the database holds no tether schema")
         upgrade(engine)
     except SQLAlchemyError as exc:  # the message names host and port, never the password
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         console.print(f"[red]error:[/red] cannot use the database {redact_url(url)}: {reason}")
         raise typer.Exit(1) from None
     return engine
+
+
+def _no_database(why: str) -> NoReturn:
+    console.print(
+        f"[red]error:[/red] {why}. Run `tether migrate` to create it, or point this command "
+        "at the server's database with TETHER_DATA_DIR or TETHER_DATABASE_URL "
+        "(a relative TETHER_DATA_DIR, and the default ./tether-data, depend on the directory "
+        "you run in).",
+        highlight=False,
+    )
+    raise typer.Exit(1)
 
 
 def _fail(exc: TetherError) -> NoReturn:
@@ -58,7 +83,7 @@ def _fail(exc: TetherError) -> NoReturn:
 
 def migrate() -> None:
     """Create or upgrade the database schema (keeps existing rows)."""
-    _engine()
+    _engine(create=True)
     console.print("database is up to date")
 
 
@@ -76,7 +101,8 @@ def serve(
 
     settings = get_settings()
     host, port = host or settings.host, port or settings.port
-    engine = _engine()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # uploads and the queue live there
+    engine = _engine(create=True)
     url = settings.public_url or f"http://{host}:{port}"
     if demo:
         key = ensure_demo(engine, settings.data_dir)

@@ -2,25 +2,36 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 
 import httpx
 import orjson
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tether.sdk import Client, Job, NotFoundError, TetherAPIError
-from tether.sdk._client import DEFAULT_URL
+from tether.cli import jobs
+from tether.cli.common import (
+    EXIT_CODES_HELP,
+    WITH_ERRORS,
+    client,
+    console,
+    dataset,
+    exit_code,
+    fail,
+    is_id,
+    out,
+    plain,
+    print_json,
+    wait,
+)
+from tether.sdk import Dataset, Job, NotFoundError, TetherAPIError
 
-console = Console(stderr=True, soft_wrap=True)
-out = Console()
+DATASET_HELP = "dataset id (digits) or name"
 datasets_app = typer.Typer(help="List, create, rename and delete datasets.", no_args_is_help=True)
 rows_app = typer.Typer(help="Find, show and delete data rows.", no_args_is_help=True)
 schema_app = typer.Typer(help="The organization's metadata schema.", no_args_is_help=True)
@@ -29,42 +40,11 @@ FIRST_ERRORS = 10
 
 def register(app: typer.Typer) -> None:
     app.add_typer(datasets_app, name="datasets")
-    app.command("import")(import_file)
-    app.command("export")(export)
+    app.command("import", epilog=EXIT_CODES_HELP)(import_file)
+    app.command("export", epilog=EXIT_CODES_HELP)(export)
     app.add_typer(rows_app, name="rows")
     app.add_typer(schema_app, name="schema")
-
-
-@contextmanager
-def _client() -> Iterator[Client]:
-    """An SDK client; server errors end the command with their message, not a traceback."""
-    try:
-        with Client() as client:
-            yield client
-    except TetherAPIError as exc:
-        console.print(f"[red]error:[/red] {exc.message}")
-        raise typer.Exit(1) from None
-    except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    except (OSError, httpx.TransportError) as exc:
-        console.print(f"[red]error:[/red] cannot reach the server at {_url()}: {exc}")
-        raise typer.Exit(1) from None
-
-
-def _url() -> str:
-    return os.environ.get("TETHER_URL") or DEFAULT_URL
-
-
-def _json(value: Any) -> None:
-    typer.echo(orjson.dumps(value, default=_plain, option=orjson.OPT_INDENT_2).decode())
-
-
-def _plain(value: Any) -> Any:
-    """The SDK's answers are pydantic models: JSON as the server sent them."""
-    if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json")
-    raise TypeError(f"{type(value).__name__} is not JSON")
+    app.add_typer(jobs.app, name="jobs")
 
 
 # --- datasets ------------------------------------------------------------------------------
@@ -72,47 +52,57 @@ def _plain(value: Any) -> Any:
 
 @datasets_app.command("list")
 def datasets_list() -> None:
-    with _client() as client:
+    with client() as sdk:
         table = Table("id", "name", "description", "created")
-        for d in client.datasets():
+        for d in sdk.datasets():
             table.add_row(str(d.id), d.name, d.description, d.created_at)
         out.print(table)
 
 
 @datasets_app.command("create")
 def datasets_create(name: str, description: str = "") -> None:
-    with _client() as client:
-        d = client.create_dataset(name, description)
+    with client() as sdk:
+        d = sdk.create_dataset(name, description)
         console.print(f"created dataset {d.name} (id {d.id})")
 
 
 @datasets_app.command("get")
-def datasets_get(dataset: str) -> None:
-    """Show a dataset (by id or name) with its row count."""
-    with _client() as client:
-        _json(
-            client._json(
-                "GET", f"/datasets/{client.get_dataset(dataset).id}", params={"with_count": True}
-            )
+def datasets_get(ds: Annotated[str, typer.Argument(metavar="DATASET", help=DATASET_HELP)]) -> None:
+    """Show a dataset with its row count."""
+    with client() as sdk:
+        d = dataset(sdk, ds)
+        print_json(
+            {
+                "id": d.id,
+                "name": d.name,
+                "description": d.description,
+                "created_at": d.created_at,
+                "row_count": d.count_rows(),
+            }
         )
 
 
 @datasets_app.command("rename")
-def datasets_rename(dataset: str, new_name: str) -> None:
-    with _client() as client:
-        client.get_dataset(dataset).update(name=new_name)
-        console.print(f"renamed {dataset} to {new_name}")
+def datasets_rename(
+    ds: Annotated[str, typer.Argument(metavar="DATASET", help=DATASET_HELP)], new_name: str
+) -> None:
+    with client() as sdk:
+        d = dataset(sdk, ds)
+        old = d.name
+        d.update(name=new_name)
+        console.print(f"renamed {old} (id {d.id}) to {d.name}")
 
 
 @datasets_app.command("delete")
 def datasets_delete(
-    dataset: str, yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False
+    ds: Annotated[str, typer.Argument(metavar="DATASET", help=DATASET_HELP)],
+    yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False,
 ) -> None:
     """Delete a dataset and all its data rows."""
-    with _client() as client:
-        d = client.get_dataset(dataset)
+    with client() as sdk:
+        d = dataset(sdk, ds)
         if not yes:
-            typer.confirm(f"delete dataset {d.name} and all its rows?", abort=True)
+            typer.confirm(f"delete dataset {d.name} (id {d.id}) and all its rows?", abort=True)
         console.print(f"deleted {d.name} and {d.delete()} rows")
 
 
@@ -120,18 +110,16 @@ def datasets_delete(
 
 
 def import_file(
-    file: Annotated[
-        Path,
-        typer.Argument(
-            exists=True, dir_okay=False, readable=True, help="JSON, NDJSON, CSV, TSV or TXT"
-        ),
-    ],
-    dataset: Annotated[str, typer.Option(help="dataset id or name")],
-    create: Annotated[bool, typer.Option("--create", help="create the dataset if missing")] = False,
+    file: Annotated[Path, typer.Argument(help="JSON, NDJSON, CSV, TSV or TXT")],
+    ds: Annotated[str, typer.Option("--dataset", help=DATASET_HELP)],
+    create: Annotated[
+        bool, typer.Option("--create", help="create the dataset (by name) if missing")
+    ] = False,
     upsert: Annotated[
         bool,
         typer.Option(
-            "--upsert", help="update rows whose global key exists instead of reporting it"
+            "--upsert",
+            help="update rows of this dataset whose global key exists instead of reporting it",
         ),
     ] = False,
     format: Annotated[
@@ -146,31 +134,38 @@ def import_file(
         Path | None, typer.Option(help="write every error here as NDJSON")
     ] = None,
 ) -> None:
-    """Import data rows from a file, with a progress bar, a summary and the first errors."""
-    with _client() as client:
-        try:
-            target = client.get_dataset(dataset)
-        except NotFoundError:
-            if not create:
-                raise
-            target = client.create_dataset(dataset)
-            console.print(f"created dataset {target.name}")
-        job = _run_import(target, file, upsert, format, media_type)
+    """Import data rows from a file, with a progress bar, a summary and the first errors.
+
+    If the connection breaks while the import runs, the job id is printed: the import goes
+    on on the server, and `tether jobs wait ID` follows it again.
+    """
+    if not file.is_file():
+        fail(f"no file {file}")
+    with client() as sdk:
+        target = _import_target(sdk, ds, create)
+        job = wait(_upload(target, file, upsert, format, media_type))
         _summary(job, errors_file)
-        if job.status in ("failed", "canceled"):
-            raise typer.Exit(1)
+        raise typer.Exit(exit_code(job))
 
 
-def _run_import(
-    target: Any, file: Path, upsert: bool, format: str | None, media_type: str | None
+def _import_target(sdk: Any, value: str, create: bool) -> Dataset:
+    try:
+        return dataset(sdk, value)
+    except NotFoundError:
+        if not create:
+            raise
+    if is_id(value):
+        fail(f"--create makes a dataset by name, and {value} (all digits) reads as an id")
+    made: Dataset = sdk.create_dataset(value)
+    console.print(f"created dataset {made.name} (id {made.id})")
+    return made
+
+
+def _upload(
+    target: Dataset, file: Path, upsert: bool, format: str | None, media_type: str | None
 ) -> Job:
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, transient=False) as bar:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeElapsedColumn(), console=console) as bar:
         size = file.stat().st_size
         upload = bar.add_task("upload (bytes)", total=size)
         job = target.create_data_rows(
@@ -181,87 +176,96 @@ def _run_import(
             on_upload=lambda n: bar.advance(upload, n),
         )
         bar.update(upload, completed=size)
-        rows = bar.add_task("import (rows)", total=None)
-
-        def show(j: Job) -> None:
-            bar.update(
-                rows,
-                completed=j.progress["done"],
-                total=j.progress["total"],
-                description=f"import (rows, {j.format or 'detecting'})",
-            )
-
-        return job.wait_till_done(poll=0.3, on_progress=show)
+    console.print(f"job {job.id} started")
+    return job
 
 
 def _summary(job: Job, errors_file: Path | None) -> None:
     counts = job.counts
+    failed = int(counts.get("failed") or 0)
     colour = {"completed": "green", "completed_with_errors": "yellow"}.get(job.status, "red")
     console.print(
         f"[{colour}]{job.status}[/{colour}]  format {job.format}  "
-        f"created {counts['created']}  updated {counts['updated']}  "
-        f"failed {counts['failed']}  (job {job.id})"
+        f"created {counts.get('created', 0)}  updated {counts.get('updated', 0)}  "
+        f"failed {failed}  (job {job.id})"
     )
     if job.message:
         console.print(f"[red]{job.message}[/red]")
-    handle = errors_file.open("wb") if errors_file else None  # never leave a stale file
+    written = _show_errors(job, failed, errors_file)
+    if errors_file:
+        console.print(f"wrote {written} errors to {errors_file}")
+    elif failed > FIRST_ERRORS:
+        console.print(f"  … and {failed - FIRST_ERRORS} more (use --errors-file)")
+
+
+def _show_errors(job: Job, failed: int, errors_file: Path | None) -> int:
+    """Print the first errors; write all of them to ``errors_file`` (emptied in any case, so
+    no stale file stays behind). Returns how many were written."""
+    handle = errors_file.open("wb") if errors_file else None
     written = 0
     try:
-        if counts["failed"]:
-            for i, err in enumerate(job.iter_errors()):
-                if i < FIRST_ERRORS:
-                    where = f"item {err['index']}" + (
-                        f" ({err['global_key']})" if err["global_key"] else ""
-                    )
-                    console.print(f"  {where}: [bold]{err['code']}[/bold] {err['message']}")
-                if handle is None and i >= FIRST_ERRORS:
+        if not failed:
+            return 0
+        for i, err in enumerate(job.iter_errors()):
+            if i < FIRST_ERRORS:
+                key = err.get("global_key") or err.get("item_key")
+                where = f"item {err.get('index')}" + (f" ({key})" if key else "")
+                console.print(f"  {where}: [bold]{err['code']}[/bold] {err['message']}")
+            if handle is None:
+                if i >= FIRST_ERRORS:
                     break
-                if handle is not None:
-                    handle.write(
-                        orjson.dumps(err, default=_plain, option=orjson.OPT_APPEND_NEWLINE)
-                    )
-                    written += 1
+                continue
+            handle.write(orjson.dumps(err, default=plain, option=orjson.OPT_APPEND_NEWLINE))
+            written += 1
     finally:
         if handle is not None:
             handle.close()
-    if errors_file:
-        console.print(f"wrote {written} errors to {errors_file}")
-    elif counts["failed"] > FIRST_ERRORS:
-        console.print(f"  … and {counts['failed'] - FIRST_ERRORS} more (use --errors-file)")
+    return written
 
 
 def export(
-    dataset: Annotated[str, typer.Argument(help="dataset id or name")],
+    ds: Annotated[str, typer.Argument(metavar="DATASET", help=DATASET_HELP)],
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="file to write (standard output when not given)"),
     ] = None,
 ) -> None:
-    """Write every row of a dataset as NDJSON (it imports again unchanged)."""
-    with _client() as client:
-        target = client.get_dataset(dataset)
-        sink = output.open("wb") if output else sys.stdout.buffer
-        count = 0
+    """Write every row of a dataset as NDJSON (it imports again unchanged).
+
+    With --output the rows go to a temporary file beside it, renamed to OUTPUT only when the
+    export is complete: a failed export leaves no partial file and exits 1.
+    """
+    with client() as sdk:
+        target = dataset(sdk, ds)
+        if output is None:
+            _export_to(target, sys.stdout.buffer, show=False)
+            return
+        partial = output.with_name(f".{output.name}.{os.getpid()}.partial")
         try:
-            with Progress(
-                TextColumn("export"),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=console,
-                disable=output is None,
-            ) as bar:
-                task = bar.add_task("export", total=None)
-                for row in target.export():
-                    sink.write(orjson.dumps(row) + b"\n")
-                    count += 1
-                    if count % 1000 == 0:
-                        bar.update(task, completed=count)
-                bar.update(task, completed=count)
+            with partial.open("wb") as sink:
+                count = _export_to(target, sink, show=True)
+            partial.replace(output)
         finally:
-            if output:
-                sink.close()
-        if output:
-            console.print(f"exported {count} rows to {output}")
+            partial.unlink(missing_ok=True)
+        console.print(f"exported {count} rows to {output}")
+
+
+def _export_to(target: Dataset, sink: BinaryIO, show: bool) -> int:
+    count = 0
+    columns = (TextColumn("export"), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, disable=not show) as bar:
+        task = bar.add_task("export", total=None)
+        try:
+            for row in target.export():
+                sink.write(orjson.dumps(row, default=plain) + b"\n")
+                count += 1
+                if count % 1000 == 0:
+                    bar.update(task, completed=count)
+        except (httpx.TransportError, TetherAPIError) as exc:
+            reason = exc.message if isinstance(exc, TetherAPIError) else str(exc)
+            fail(f"the export is incomplete: it broke off after {count} rows ({reason})")
+        bar.update(task, completed=count)
+    return count
 
 
 # --- rows ----------------------------------------------------------------------------------
@@ -269,7 +273,7 @@ def export(
 
 @rows_app.command("list")
 def rows_list(
-    dataset: Annotated[str | None, typer.Option(help="dataset id or name")] = None,
+    ds: Annotated[str | None, typer.Option("--dataset", help=DATASET_HELP)] = None,
     media_type: str | None = None,
     external_id: str | None = None,
     global_key: str | None = None,
@@ -278,53 +282,58 @@ def rows_list(
         list[str] | None, typer.Option(help="FIELD:OP:VALUE, e.g. split:eq:valid (repeatable)")
     ] = None,
     tag_contains: str | None = None,
-    limit: Annotated[int, typer.Option(help="at most this many rows")] = 20,
+    limit: Annotated[int, typer.Option(min=1, help="at most this many rows")] = 20,
 ) -> None:
-    """Print matching rows as NDJSON."""
-    with _client() as client:
+    """Print matching rows as NDJSON, in creation order (fetched a page at a time)."""
+    with client() as sdk:
         filters: dict[str, Any] = {
             "media_type": media_type,
             "external_id": external_id,
             "global_key": global_key,
             "tag_contains": tag_contains,
             "global_key_prefix": global_key_prefix,
+            "metadata": metadata or None,
         }
-        if dataset:
-            filters["dataset_id"] = client.get_dataset(dataset).id
-        params = {k: v for k, v in filters.items() if v is not None}
-        if metadata:
-            params["metadata"] = metadata
-        params["limit"] = min(limit, 1000)
-        for row in client._json("GET", "/data-rows", params=params)["items"][:limit]:
-            typer.echo(orjson.dumps(row).decode())
+        if ds:
+            filters["dataset_id"] = dataset(sdk, ds).id
+        rows = sdk.data_rows(page_size=min(limit, 1000), **filters)
+        for row in itertools.islice(rows, limit):
+            typer.echo(orjson.dumps(row, default=plain).decode())
 
 
 @rows_app.command("get")
 def rows_get(data_row_id: int) -> None:
-    with _client() as client:
-        _json(client.get_data_row(data_row_id))
+    with client() as sdk:
+        print_json(sdk.get_data_row(data_row_id))
 
 
 @rows_app.command("lookup")
 def rows_lookup(global_keys: list[str]) -> None:
     """Data row ids for global keys (null when not found)."""
-    with _client() as client:
-        for result in client.get_data_row_ids_for_global_keys(global_keys):
+    with client() as sdk:
+        for result in sdk.get_data_row_ids_for_global_keys(global_keys):
             typer.echo(f"{result['global_key']}\t{result['data_row_id'] or 'not found'}")
 
 
-@rows_app.command("delete")
+@rows_app.command("delete", epilog=EXIT_CODES_HELP)
 def rows_delete(
     ids: Annotated[list[int] | None, typer.Option("--id", help="data row id (repeatable)")] = None,
     global_keys: Annotated[
         list[str] | None, typer.Option("--global-key", help="global key (repeatable)")
     ] = None,
 ) -> None:
-    with _client() as client:
-        results = client.delete_data_rows(ids or [], global_keys or [])
+    """Delete rows; one line a row given ('deleted', or why not)."""
+    with client() as sdk:
+        results = sdk.delete_data_rows(ids or [], global_keys or [])
+        missed = 0
         for r in results:
-            item = r.get("data_row_id", r.get("global_key"))
-            typer.echo(f"{item}\t{'deleted' if r['deleted'] else r['error']}")
+            item = r.get("data_row_id", r.get("id")) or r.get("global_key")
+            done = bool(r.get("deleted", r.get("ok")))
+            missed += not done
+            reason = r.get("error") or r.get("message") or r.get("code")
+            typer.echo(f"{item}\t{'deleted' if done else reason}")
+    if missed:
+        raise typer.Exit(WITH_ERRORS)
 
 
 # --- schema --------------------------------------------------------------------------------
@@ -332,9 +341,9 @@ def rows_delete(
 
 @schema_app.command("list")
 def schema_list() -> None:
-    with _client() as client:
+    with client() as sdk:
         table = Table("id", "name", "kind", "details")
-        for f in client.metadata_schema():
+        for f in sdk.metadata_schema():
             details = ", ".join(o["name"] for o in f.get("options") or []) or (
                 f"dimension {f['dimension']}" if f.get("dimension") else ""
             )
@@ -351,13 +360,13 @@ def schema_create(
     option: Annotated[list[str] | None, typer.Option(help="enum option (repeatable)")] = None,
     dimension: Annotated[int | None, typer.Option(help="embedding dimension")] = None,
 ) -> None:
-    with _client() as client:
-        f = client.create_metadata_field(name, kind, option, dimension)
+    with client() as sdk:
+        f = sdk.create_metadata_field(name, kind, option, dimension)
         console.print(f"created metadata field {f['name']} ({f['kind']}, id {f['id']})")
 
 
 @schema_app.command("delete")
 def schema_delete(field: str) -> None:
-    with _client() as client:
-        client.delete_metadata_field(field)
+    with client() as sdk:
+        sdk.delete_metadata_field(field)
         console.print(f"deleted metadata field {field}")

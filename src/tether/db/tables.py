@@ -57,8 +57,8 @@ users = Table(
     # admin: users, API keys, metadata schema, storages, deletes; member: everything else.
     Column("role", String(16), nullable=False, server_default="member"),
     Column("created_at", Ts, nullable=False),
-    sqlite_autoincrement=True,
     CheckConstraint("role IN ('admin', 'member')", name="ck_users_role"),
+    sqlite_autoincrement=True,
 )
 
 api_keys = Table(
@@ -253,4 +253,22 @@ job_errors = Table(
     Column("details", Text),  # JSON object (import: global_key, external_id)
     Index("ix_job_errors_job_id_id", "job_id", "id"),
     sqlite_autoincrement=True,
+)
+
+# A request that carried an ``Idempotency-Key``: a repeat of the same request returns the
+# stored answer instead of acting again (``tether/idempotency.py``).
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column(
+        "org_id",
+        ForeignKey("organizations.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("key", String(200), primary_key=True),
+    Column("scope", Text, nullable=False),  # "POST /api/v1/datasets"
+    Column("fingerprint", String(64), nullable=False),  # sha256 of query and body
+    Column("response", Text),  # the answer's JSON
+    Column("created_at", Ts, nullable=False),
 )

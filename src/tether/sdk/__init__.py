@@ -11,6 +11,7 @@ from tether.sdk._client import Client, Dataset, Job
 from tether.sdk._errors import (
     AuthenticationError,
     ConflictError,
+    ForbiddenError,
     InvalidError,
     JobTimeoutError,
     NotFoundError,
@@ -23,6 +24,7 @@ __all__ = [
     "Client",
     "ConflictError",
     "Dataset",
+    "ForbiddenError",
     "InvalidError",
     "Job",
     "JobTimeoutError",

@@ -3,6 +3,7 @@ response models (``tether.schemas``); each also reads like a dict (``row["id"]``
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 import uuid
@@ -16,21 +17,37 @@ import orjson
 from pydantic import BaseModel, PrivateAttr
 
 from tether import schemas
-from tether.sdk._errors import InvalidError, JobTimeoutError, TetherAPIError, raise_for_answer
+from tether.sdk._errors import (
+    InvalidError,
+    JobTimeoutError,
+    NotFoundError,
+    TetherAPIError,
+    raise_for_answer,
+)
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 FINISHED = ("completed", "completed_with_errors", "failed", "canceled")
 RETRY_STATUSES = (502, 503, 504)
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 UPLOAD_CHUNK = 1 << 20
 M = TypeVar("M", bound=BaseModel)
+
+
+class MissingAPIKeyError(ValueError):
+    """No API key was given and ``TETHER_API_KEY`` is not set."""
 
 
 class Client:
     """A connection to one tether server, as one API key's user.
 
     ``url`` and ``api_key`` default to the ``TETHER_URL`` and ``TETHER_API_KEY`` environment
-    variables. Failed connections and 502/503/504 answers are retried ``retries`` times;
-    bulk creates are retried with the same ``Idempotency-Key``, so nothing lands twice.
+    variables. A request that may safely be sent again — GET, HEAD, PUT, DELETE, or one
+    carrying an ``Idempotency-Key`` — is retried ``retries`` times after a lost connection or a
+    502/503/504 answer. Every call that creates or changes something sends a new
+    ``Idempotency-Key`` and the same one on each retry, so the server acts once and a retry
+    gets the first answer. Other requests are retried only when the connection could not
+    be opened (nothing was sent). ``transport`` is an httpx transport (e.g.
+    ``httpx.MockTransport`` in tests).
     """
 
     def __init__(
@@ -39,16 +56,20 @@ class Client:
         api_key: str | None = None,
         timeout: float = 60.0,
         retries: int = 3,
+        transport: httpx.BaseTransport | None = None,
+        backoff: float = 0.2,
     ) -> None:
         self.url = (url or os.environ.get("TETHER_URL") or DEFAULT_URL).rstrip("/")
         key = api_key or os.environ.get("TETHER_API_KEY")
         if not key:
-            raise ValueError("no API key: pass api_key= or set TETHER_API_KEY")
+            raise MissingAPIKeyError("no API key: pass api_key= or set TETHER_API_KEY")
         self.retries = retries
+        self.backoff = backoff
         self._http = httpx.Client(
             base_url=self.url + "/api/v1",
             timeout=timeout,
             headers={"Authorization": f"Bearer {key}", "User-Agent": "tether-sdk"},
+            transport=transport,
         )
 
     def close(self) -> None:
@@ -63,22 +84,43 @@ class Client:
     # --- plumbing ------------------------------------------------------------------------
 
     def request(
-        self, method: str, path: str, body_factory: Callable[[], Any] | None = None, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        body_factory: Callable[[], Any] | None = None,
+        *,
+        once: bool = False,
+        safe: bool = False,
+        **kwargs: Any,
     ) -> httpx.Response:
-        """One API call with retries; ``body_factory`` makes a fresh body for each try."""
+        """One API call. ``once=True`` sends a new ``Idempotency-Key`` (reused on each
+        retry); ``safe=True`` marks a POST that only reads. ``body_factory`` makes a fresh
+        body for each try."""
+        if once:
+            kwargs["headers"] = {"Idempotency-Key": uuid.uuid4().hex, **kwargs.get("headers", {})}
+        headers = kwargs.get("headers") or {}
+        retryable = (
+            safe
+            or method.upper() in IDEMPOTENT_METHODS
+            or any(name.lower() == "idempotency-key" for name in headers)
+        )
         for attempt in range(self.retries + 1):
+            last = attempt == self.retries
             if body_factory is not None:
                 kwargs["content"] = body_factory()
             try:
                 response = self._http.request(method, path, **kwargs)
-            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError):
-                if attempt == self.retries:
+            except (httpx.ConnectError, httpx.ConnectTimeout):
+                if last:  # the request never left: always safe to try again
+                    raise
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+                if last or not retryable:
                     raise
             else:
-                if response.status_code not in RETRY_STATUSES or attempt == self.retries:
+                if last or not retryable or response.status_code not in RETRY_STATUSES:
                     raise_for_answer(response)
                     return response
-            time.sleep(min(0.2 * 2**attempt, 5))
+            time.sleep(min(self.backoff * 2**attempt, 5))
         raise AssertionError("unreachable")
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -92,10 +134,21 @@ class Client:
 
     def create_dataset(self, name: str, description: str = "") -> Dataset:
         body = {"name": name, "description": description}
-        return Dataset._of(self, self._json("POST", "/datasets", json=body))
+        return Dataset._of(self, self._json("POST", "/datasets", json=body, once=True))
 
-    def get_dataset(self, id_or_name: int | str) -> Dataset:
-        return Dataset._of(self, self._json("GET", f"/datasets/{_segment(id_or_name)}"))
+    def get_dataset(self, dataset_id: int | str) -> Dataset:
+        """The dataset of this id. A string of digits is an id; for compatibility another
+        string is looked up as a name (``get_dataset_by_name``)."""
+        if isinstance(dataset_id, str) and not _is_id(dataset_id):
+            return self.get_dataset_by_name(dataset_id)
+        return Dataset._of(self, self._json("GET", f"/datasets/{int(dataset_id)}"))
+
+    def get_dataset_by_name(self, name: str) -> Dataset:
+        """The dataset of this name, whatever it holds (digits too); ``NotFoundError`` if none."""
+        items = self._json("GET", "/datasets", params={"name": name})["items"]
+        if not items:
+            raise NotFoundError(404, "not_found", f"no dataset named {name!r}")
+        return Dataset._of(self, items[0])
 
     def datasets(self) -> list[Dataset]:
         return [Dataset._of(self, d) for d in self._json("GET", "/datasets")["items"]]
@@ -114,6 +167,7 @@ class Client:
                 "POST",
                 "/data-rows/lookup",
                 json={"global_keys": global_keys[start : start + 10_000]},
+                safe=True,
             ).results
         return out
 
@@ -122,7 +176,8 @@ class Client:
 
         Filters: ``dataset_id``, ``media_type``, ``external_id``, ``global_key``,
         ``global_key_prefix``, ``created_after``, ``created_before``, ``tag_contains`` and
-        ``metadata={"split": "valid", "score": {"gte": 0.5}}``.
+        ``metadata={"split": "valid", "score": {"gte": 0.5}}`` (or a list of the API's
+        ``"FIELD:OP:VALUE"`` strings).
         """
         params = _filter_params(filters)
         params["limit"] = page_size
@@ -142,10 +197,11 @@ class Client:
             "PATCH",
             f"/data-rows/{int(data_row_id)}",
             json=changes,
+            once=True,
         )
 
     def delete_data_row(self, data_row_id: int) -> None:
-        self.request("DELETE", f"/data-rows/{int(data_row_id)}")
+        self.request("DELETE", f"/data-rows/{int(data_row_id)}", once=True)
 
     def delete_data_rows(
         self, ids: list[int] | None = None, global_keys: list[str] | None = None
@@ -156,6 +212,7 @@ class Client:
             "POST",
             "/data-rows/delete",
             json={"ids": ids or [], "global_keys": global_keys or []},
+            once=True,
         ).results
 
     def assign_global_keys(self, assignments: list[dict[str, Any]]) -> list[schemas.AssignResult]:
@@ -166,6 +223,7 @@ class Client:
             "POST",
             "/data-rows/global-keys",
             json={"assignments": assignments},
+            once=True,
         ).results
 
     def clear_global_keys(self, global_keys: list[str]) -> list[schemas.ClearResult]:
@@ -174,6 +232,7 @@ class Client:
             "POST",
             "/data-rows/global-keys/clear",
             json={"global_keys": global_keys},
+            once=True,
         ).results
 
     # --- metadata schema -----------------------------------------------------------------
@@ -185,7 +244,7 @@ class Client:
         self, name: str, kind: str, options: list[str] | None = None, dimension: int | None = None
     ) -> schemas.MetadataField:
         body = {"name": name, "kind": kind, "options": options, "dimension": dimension}
-        return self._model(schemas.MetadataField, "POST", "/metadata-schema", json=body)
+        return self._model(schemas.MetadataField, "POST", "/metadata-schema", json=body, once=True)
 
     def update_metadata_field(
         self, field: str, name: str | None = None, add_options: list[str] | None = None
@@ -196,10 +255,11 @@ class Client:
             "PATCH",
             f"/metadata-schema/{_segment(field)}",
             json=body,
+            once=True,
         )
 
     def delete_metadata_field(self, field: str) -> None:
-        self.request("DELETE", f"/metadata-schema/{_segment(field)}")
+        self.request("DELETE", f"/metadata-schema/{_segment(field)}", once=True)
 
     # --- jobs ----------------------------------------------------------------------------
 
@@ -207,8 +267,21 @@ class Client:
         return Job._of(self, self._json("GET", f"/jobs/{_segment(job_id)}"))
 
     def jobs(self, limit: int = 50) -> list[Job]:
-        answer = self._json("GET", "/jobs", params={"limit": limit})
-        return [Job._of(self, j) for j in answer["items"]]
+        """The newest jobs first, at most ``limit`` (see ``iter_jobs`` for more)."""
+        return list(itertools.islice(self.iter_jobs(page_size=min(limit, 500)), limit))
+
+    def iter_jobs(self, page_size: int = 100) -> Iterator[Job]:
+        """Every job, newest first, a page at a time (following ``next_cursor`` when the
+        server gives one)."""
+        params: dict[str, Any] = {"limit": page_size}
+        while True:
+            page = self._json("GET", "/jobs", params=params)
+            for item in page["items"]:
+                yield Job._of(self, item)
+            after = page.get("next_cursor")
+            if after is None or not page["items"]:
+                return
+            params["after"] = after
 
 
 class _Bound(schemas.Model):
@@ -300,27 +373,40 @@ class Dataset(schemas.Dataset, _Bound):
 
     def export(self) -> Iterator[dict[str, Any]]:
         """Every row, every field, streamed as plain dicts (what ``create_data_rows`` takes
-        back, and what ``orjson.dumps`` writes as is)."""
+        back, and what ``orjson.dumps`` writes as is).
+
+        A stream that breaks off raises ``httpx.RemoteProtocolError`` (or another
+        ``httpx.TransportError``); an error the server reports in the stream (a line
+        ``{"error": {...}}``) raises ``TetherAPIError``: what came before it is incomplete."""
         with self.client._http.stream("GET", f"/datasets/{self.id}/export") as response:
             if not response.is_success:
                 response.read()
                 raise_for_answer(response)
             for line in response.iter_lines():
-                if line:
-                    yield orjson.loads(line)
+                if not line:
+                    continue
+                item = orjson.loads(line)
+                if isinstance(item, dict) and set(item) == {"error"}:
+                    raise _stream_error(item["error"])
+                yield item
+
+    def count_rows(self) -> int:
+        """How many data rows the dataset holds now."""
+        path = f"/datasets/{self.id}"
+        return int(self.client._json("GET", path, params={"with_count": True})["row_count"])
 
     def update(self, name: str | None = None, description: str | None = None) -> Dataset:
         body = {k: v for k, v in (("name", name), ("description", description)) if v is not None}
-        self._replace(self.client._json("PATCH", f"/datasets/{self.id}", json=body))
+        self._replace(self.client._json("PATCH", f"/datasets/{self.id}", json=body, once=True))
         return self
 
     def delete(self, wait: bool = True, timeout: float | None = None) -> int:
         """Delete the dataset and its rows; returns how many rows go. The dataset is gone at
         once; its rows go in a job, which this waits for unless ``wait=False`` (until it ends,
         the rows' global keys stay taken)."""
-        answer = self.client._json("DELETE", f"/datasets/{self.id}")
+        answer = self.client._json("DELETE", f"/datasets/{self.id}", once=True)
         if wait and "id" in answer:
-            Job(self.client, answer).wait_till_done(timeout=timeout, poll=0.2)
+            Job._of(self.client, answer).wait_till_done(timeout=timeout, poll=0.2)
         return int(answer["deleted_rows"])
 
 
@@ -381,6 +467,18 @@ class Job(schemas.Job, _Bound):
         return self
 
 
+def _stream_error(error: Any) -> TetherAPIError:
+    if not isinstance(error, dict):
+        return TetherAPIError(0, "stream_error", str(error))
+    code = str(error.get("code") or "stream_error")
+    message = str(error.get("message") or "the export stopped before its end")
+    return TetherAPIError(0, code, message, error.get("details"))
+
+
+def _is_id(value: str) -> bool:
+    return value.isascii() and value.isdigit()
+
+
 def _segment(value: int | str) -> str:
     return quote(str(value), safe="")
 
@@ -432,7 +530,9 @@ def _filter_params(filters: dict[str, Any]) -> dict[str, Any]:
     for key, value in filters.items():
         if value is None:
             continue
-        if key == "metadata":
+        if key == "metadata" and not isinstance(value, dict):
+            specs += [str(spec) for spec in value]  # "FIELD:OP:VALUE" as the API takes them
+        elif key == "metadata":
             for name, cond in value.items():
                 ops = cond if isinstance(cond, dict) else {"eq": cond}
                 specs += [f"{name}:{op}:{_text(v)}" for op, v in ops.items()]

@@ -2,6 +2,7 @@
 
 TetherAPIError         any error answer from the server (status, code, message, details)
 ├── AuthenticationError   401: missing, wrong or revoked API key
+├── ForbiddenError        403: the key's user may not do this (e.g. a member, not an admin)
 ├── NotFoundError         404
 ├── ConflictError         409
 ├── TooLargeError         413
@@ -29,6 +30,10 @@ class AuthenticationError(TetherAPIError):
     pass
 
 
+class ForbiddenError(TetherAPIError):
+    pass
+
+
 class NotFoundError(TetherAPIError):
     pass
 
@@ -51,6 +56,7 @@ class JobTimeoutError(TimeoutError):
 
 _BY_STATUS: dict[int, type[TetherAPIError]] = {
     401: AuthenticationError,
+    403: ForbiddenError,
     404: NotFoundError,
     409: ConflictError,
     413: TooLargeError,

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from tether.api import params
 from tether.api.deps import CallerDep, ConnDep
 from tether.api.errors import documented
+from tether.api.idempotency import OnceDep
 from tether.api.models import (
     MAX_BIGINT,
     MAX_INT,
@@ -143,16 +144,20 @@ def get_data_row(row_id: RowIdPath, caller: CallerDep, conn: ConnDep) -> dict[st
     ),
 )
 def update_data_row(
-    row_id: RowIdPath, body: DataRowPatch, caller: CallerDep, conn: ConnDep
+    row_id: RowIdPath, body: DataRowPatch, caller: CallerDep, conn: ConnDep, once: OnceDep
 ) -> dict[str, Any]:
     """Change the given fields; the row is checked again as a whole."""
-    return data_rows.update_row(conn, caller.org_id, row_id, body.model_dump(exclude_unset=True))
+    changes = body.model_dump(exclude_unset=True)
+    return once(conn, lambda: data_rows.update_row(conn, caller.org_id, row_id, changes))
 
 
 @router.delete("/{row_id}", status_code=204, responses=documented(404))
-def delete_data_row(row_id: RowIdPath, caller: CallerDep, conn: ConnDep) -> None:
-    queries.get(conn, caller.org_id, row_id)
-    data_rows.delete_many(conn, caller.org_id, ids=[row_id])
+def delete_data_row(row_id: RowIdPath, caller: CallerDep, conn: ConnDep, once: OnceDep) -> None:
+    def work() -> None:
+        queries.get(conn, caller.org_id, row_id)
+        data_rows.delete_many(conn, caller.org_id, ids=[row_id])
+
+    once(conn, work)
 
 
 @router.post(
@@ -161,11 +166,18 @@ def delete_data_row(row_id: RowIdPath, caller: CallerDep, conn: ConnDep) -> None
     response_model_exclude_unset=True,  # an item by global key has no data_row_id, as before
     responses=documented(413),
 )
-def delete_data_rows(body: DeleteRows, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
+def delete_data_rows(
+    body: DeleteRows, caller: CallerDep, conn: ConnDep, once: OnceDep
+) -> dict[str, Any]:
     """Delete many rows by id and/or global key; one result per item."""
-    return {
-        "results": uniform(data_rows.delete_many(conn, caller.org_id, body.ids, body.global_keys))
-    }
+    return once(
+        conn,
+        lambda: {
+            "results": uniform(
+                data_rows.delete_many(conn, caller.org_id, body.ids, body.global_keys)
+            )
+        },
+    )
 
 
 @router.post("/lookup", response_model=KeyLookups, responses=documented(413))
@@ -175,11 +187,23 @@ def lookup_global_keys(body: GlobalKeys, caller: CallerDep, conn: ConnDep) -> di
 
 
 @router.post("/global-keys", response_model=AssignResults, responses=documented(413))
-def assign_global_keys(body: Assignments, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
+def assign_global_keys(
+    body: Assignments, caller: CallerDep, conn: ConnDep, once: OnceDep
+) -> dict[str, Any]:
     pairs = [a.model_dump() for a in body.assignments]
-    return {"results": uniform(data_rows.assign_global_keys(conn, caller.org_id, pairs))}
+    return once(
+        conn,
+        lambda: {"results": uniform(data_rows.assign_global_keys(conn, caller.org_id, pairs))},
+    )
 
 
 @router.post("/global-keys/clear", response_model=ClearResults, responses=documented(413))
-def clear_global_keys(body: GlobalKeys, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
-    return {"results": uniform(data_rows.clear_global_keys(conn, caller.org_id, body.global_keys))}
+def clear_global_keys(
+    body: GlobalKeys, caller: CallerDep, conn: ConnDep, once: OnceDep
+) -> dict[str, Any]:
+    return once(
+        conn,
+        lambda: {
+            "results": uniform(data_rows.clear_global_keys(conn, caller.org_id, body.global_keys))
+        },
+    )

@@ -8,6 +8,7 @@ from fastapi.responses import StreamingResponse
 from tether.api import params
 from tether.api.deps import CallerDep, ConnDep, EngineDep, QueueDep, SettingsDep
 from tether.api.errors import documented
+from tether.api.idempotency import OnceDep
 from tether.api.models import (
     Dataset,
     DatasetDeletion,
@@ -30,12 +31,25 @@ TAKEN = "A dataset of that name exists already."
 @router.post(
     "", status_code=201, response_model=Dataset, responses=documented(409, 413, e409=TAKEN)
 )
-def create_dataset(body: DatasetIn, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
-    return datasets.create(conn, caller.org_id, body.name, body.description, caller.user_id)
+def create_dataset(
+    body: DatasetIn, caller: CallerDep, conn: ConnDep, once: OnceDep
+) -> dict[str, Any]:
+    return once(
+        conn,
+        lambda: datasets.create(conn, caller.org_id, body.name, body.description, caller.user_id),
+    )
 
 
 @router.get("", response_model=DatasetList)
-def list_datasets(caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
+def list_datasets(
+    caller: CallerDep,
+    conn: ConnDep,
+    name: Annotated[
+        str | None, Query(description="only the dataset of this name (none or one item)")
+    ] = None,
+) -> dict[str, Any]:
+    if name is not None:
+        return {"items": datasets.find_by_name(conn, caller.org_id, name)}
     return {"items": datasets.list_all(conn, caller.org_id)}
 
 
@@ -43,28 +57,39 @@ def list_datasets(caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
 def get_dataset(
     dataset: str, caller: CallerDep, conn: ConnDep, with_count: bool = False
 ) -> dict[str, Any]:
-    """By id or by name."""
+    """By id (a path of digits is always an id), or by a name that is not all digits; for any
+    name, `GET /datasets?name=...`."""
     return datasets.get(conn, caller.org_id, dataset, with_count=with_count)
 
 
 @router.patch("/{dataset}", response_model=Dataset, responses=documented(404, 409, 413, e409=TAKEN))
 def update_dataset(
-    dataset: str, body: DatasetPatch, caller: CallerDep, conn: ConnDep
+    dataset: str, body: DatasetPatch, caller: CallerDep, conn: ConnDep, once: OnceDep
 ) -> dict[str, Any]:
-    return datasets.rename(conn, caller.org_id, dataset, body.name, body.description)
+    return once(
+        conn, lambda: datasets.rename(conn, caller.org_id, dataset, body.name, body.description)
+    )
 
 
 @router.delete(
     "/{dataset}", status_code=202, response_model=DatasetDeletion, responses=documented(403, 404)
 )
 def delete_dataset(
-    dataset: str, caller: CallerDep, engine: EngineDep, queue: QueueDep
+    dataset: str,
+    caller: CallerDep,
+    conn: ConnDep,
+    engine: EngineDep,
+    queue: QueueDep,
+    once: OnceDep,
 ) -> dict[str, Any]:
     """Delete a dataset with all its data rows (admins only). It leaves every listing and
     lookup at once; its rows go in a ``delete_dataset`` job (answered here; poll
     ``/jobs/{id}``)."""
-    return deletion.submit(
-        engine, queue.enqueue, caller.org_id, dataset, caller.user_id, role=caller.role
+    return once(
+        conn,
+        lambda: deletion.submit(
+            engine, queue.enqueue, caller.org_id, dataset, caller.user_id, role=caller.role
+        ),
     )
 
 

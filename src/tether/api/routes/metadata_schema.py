@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from tether.api.deps import CallerDep, ConnDep
 from tether.api.errors import documented
+from tether.api.idempotency import OnceDep
 from tether.api.models import FieldIn, FieldPatch, MetadataField, MetadataSchema
 from tether.catalog import metadata_schema as schema
 
@@ -24,10 +25,19 @@ def get_schema(caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
 @router.post(
     "", status_code=201, response_model=MetadataField, responses=documented(409, 413, e409=TAKEN)
 )
-def create_field(body: FieldIn, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
-    return schema.create_field(
-        conn, caller.org_id, body.name, body.kind, body.options, body.dimension, role=caller.role
-    ).to_dict()
+def create_field(body: FieldIn, caller: CallerDep, conn: ConnDep, once: OnceDep) -> dict[str, Any]:
+    return once(
+        conn,
+        lambda: schema.create_field(
+            conn,
+            caller.org_id,
+            body.name,
+            body.kind,
+            body.options,
+            body.dimension,
+            role=caller.role,
+        ).to_dict(),
+    )
 
 
 @router.get("/{field}", response_model=MetadataField, responses=documented(404))
@@ -38,10 +48,15 @@ def get_field(field: str, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
 @router.patch(
     "/{field}", response_model=MetadataField, responses=documented(404, 409, 413, e409=TAKEN)
 )
-def update_field(field: str, body: FieldPatch, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
-    return schema.update_field(
-        conn, caller.org_id, field, body.name, body.add_options, role=caller.role
-    ).to_dict()
+def update_field(
+    field: str, body: FieldPatch, caller: CallerDep, conn: ConnDep, once: OnceDep
+) -> dict[str, Any]:
+    return once(
+        conn,
+        lambda: schema.update_field(
+            conn, caller.org_id, field, body.name, body.add_options, role=caller.role
+        ).to_dict(),
+    )
 
 
 @router.delete(
@@ -49,5 +64,5 @@ def update_field(field: str, body: FieldPatch, caller: CallerDep, conn: ConnDep)
     status_code=204,
     responses=documented(404, 409, e409="The field is reserved, or rows still use it."),
 )
-def delete_field(field: str, caller: CallerDep, conn: ConnDep) -> None:
-    schema.delete_field(conn, caller.org_id, field, role=caller.role)
+def delete_field(field: str, caller: CallerDep, conn: ConnDep, once: OnceDep) -> None:
+    once(conn, lambda: schema.delete_field(conn, caller.org_id, field, role=caller.role))

@@ -1,0 +1,128 @@
+"""What the data commands share: the SDK client, dataset addressing, waiting for a job and
+the exit codes. Only the SDK's public API is used here (the CLI is one of its clients)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+import httpx
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tether.sdk import Client, Dataset, Job, NotFoundError, TetherAPIError
+
+console = Console(stderr=True, soft_wrap=True, highlight=False)
+out = Console(highlight=False)
+
+# Exit codes of every data command (the README and `tether --help` say the same).
+OK = 0  # completed
+FAILED = 1  # failed, canceled, or could not start (bad input, no server, no key)
+WITH_ERRORS = 2  # completed, but some items failed (reported)
+EXIT_BY_STATUS = {"completed": OK, "completed_with_errors": WITH_ERRORS}
+EXIT_CODES_HELP = (
+    "Exit codes: 0 completed; 2 completed with per-item errors (reported); "
+    "1 failed, canceled or could not start."
+)
+
+
+class JobLost(Exception):
+    """The connection broke while a job ran on the server (it goes on there)."""
+
+    def __init__(self, job_id: str, cause: BaseException) -> None:
+        super().__init__(job_id)
+        self.job_id = job_id
+        self.cause = cause
+
+
+def fail(message: str, code: int = FAILED) -> NoReturn:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+def server_url() -> str:
+    return (os.environ.get("TETHER_URL") or "http://127.0.0.1:8080").rstrip("/")
+
+
+@contextmanager
+def client() -> Iterator[Client]:
+    """An SDK client for TETHER_URL / TETHER_API_KEY; errors end the command with their
+    message and exit code 1, never a traceback."""
+    if not os.environ.get("TETHER_API_KEY"):
+        fail(
+            "no API key: set TETHER_API_KEY to one (an admin prints one with "
+            "`tether keys create EMAIL`; `tether serve --demo` prints a demo key)"
+        )
+    sdk = Client()
+    try:
+        yield sdk
+    except JobLost as exc:
+        fail(
+            f"lost the connection to the server ({exc.cause}); job {exc.job_id} goes on "
+            f"there: see it with `tether jobs wait {exc.job_id}`"
+        )
+    except TetherAPIError as exc:
+        fail(exc.message)
+    except httpx.TransportError as exc:
+        fail(f"cannot reach the server at {sdk.url}: {exc}")
+    except OSError as exc:
+        fail(str(exc))
+    finally:
+        sdk.close()
+
+
+def is_id(value: str) -> bool:
+    return value.isascii() and value.isdigit()
+
+
+def dataset(sdk: Client, value: str) -> Dataset:
+    """A dataset by id (ASCII digits) or else by name (the explicit lookup)."""
+    if is_id(value):
+        try:
+            return sdk.get_dataset(int(value))
+        except NotFoundError:
+            fail(
+                f"no dataset with id {int(value)} (a --dataset of digits is an id; "
+                "`tether datasets list` shows ids and names)"
+            )
+    return sdk.get_dataset_by_name(value)
+
+
+def plain(value: Any) -> Any:
+    """``default`` for orjson: the SDK's answers are pydantic models, written as the JSON the
+    server sent."""
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def print_json(value: Any) -> None:
+    typer.echo(orjson.dumps(value, default=plain, option=orjson.OPT_INDENT_2).decode())
+
+
+def wait(job: Job) -> Job:
+    """Follow a job with a progress bar until it ends; a lost connection raises JobLost."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeElapsedColumn(), console=console) as bar:
+        rows = bar.add_task(f"{job.kind} (items)", total=None)
+
+        def show(j: Job) -> None:
+            bar.update(
+                rows,
+                completed=j.progress.done,
+                total=j.progress.total,
+                description=f"{j.kind} (rows, {j.format or 'detecting'})",
+            )
+
+        try:
+            return job.wait_till_done(poll=0.3, on_progress=show)
+        except (httpx.TransportError, TetherAPIError) as exc:
+            raise JobLost(job.id, exc) from exc
+
+
+def exit_code(job: Job) -> int:
+    return EXIT_BY_STATUS.get(job.status, FAILED)

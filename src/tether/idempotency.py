@@ -1,0 +1,83 @@
+"""Idempotency keys: a request sent again with the same ``Idempotency-Key`` gets the first
+answer back and changes nothing.
+
+The key is reserved in the request's own transaction before the work starts and its answer
+stored before that transaction commits, so the key and what the request did commit together
+or not at all (a request that failed may be sent again and does its work then). A second
+request with the same key waits on the first one's row (a unique index on PostgreSQL, the
+write lock on SQLite) and then reads its answer. Bulk imports keep their key on the job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from tether.db.tables import idempotency_keys
+from tether.errors import Conflict, Invalid
+
+
+class KeyReused(Invalid):
+    code = "idempotency_key_reused"
+
+
+@dataclass(frozen=True)
+class Request:
+    """What one key stands for: ``scope`` is the method and path, ``fingerprint`` a hash of
+    the query and the body."""
+
+    org_id: int
+    key: str
+    scope: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class Replay:
+    response: Any
+
+
+def reserve(conn: Connection, request: Request) -> Replay | None:
+    """Take the key for this request (None: go on and do the work), or the first answer."""
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                insert(idempotency_keys).values(
+                    org_id=request.org_id,
+                    key=request.key,
+                    scope=request.scope,
+                    fingerprint=request.fingerprint,
+                    created_at=datetime.now(UTC),
+                )
+            )
+        return None
+    except IntegrityError:
+        pass
+    first = conn.execute(
+        select(idempotency_keys).where(
+            idempotency_keys.c.org_id == request.org_id, idempotency_keys.c.key == request.key
+        )
+    ).one()
+    if first.scope != request.scope or first.fingerprint != request.fingerprint:
+        raise KeyReused(
+            f"the Idempotency-Key {request.key!r} was used for another request "
+            f"({first.scope}); send a new key for a new request",
+            {"first": first.scope, "now": request.scope},
+        )
+    if first.response is None:  # only visible to the transaction that holds it
+        raise Conflict(f"the request with Idempotency-Key {request.key!r} is still running")
+    return Replay(orjson.loads(first.response))
+
+
+def finish(conn: Connection, request: Request, response: Any) -> None:
+    """Keep the answer (plain JSON data) of the request that reserved the key."""
+    conn.execute(
+        update(idempotency_keys)
+        .where(idempotency_keys.c.org_id == request.org_id, idempotency_keys.c.key == request.key)
+        .values(response=orjson.dumps(response, option=orjson.OPT_NON_STR_KEYS).decode())
+    )
