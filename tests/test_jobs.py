@@ -322,7 +322,9 @@ def test_a_deleted_dataset_is_gone_at_once_and_its_rows_go_in_chunks(
     rows = [{"row_data": f"s3://b/{i}.jpg", "global_key": f"del{ds['id']}-{i}"} for i in range(45)]
     tenant.import_rows(ds["id"], ndjson(rows))
     queued: list[str] = []
-    answer = deletion.submit(engine, queued.append, tenant.org_id, ds["id"], tenant.user_id)
+    answer = deletion.submit(
+        engine, queued.append, tenant.org_id, ds["id"], tenant.user_id, role="admin"
+    )
     assert answer["deleted_rows"] == 45 and answer["status"] == "queued"
     assert queued == [answer["id"]]
     # Gone for every lookup before any row went; its name is free again.
@@ -368,7 +370,7 @@ def test_an_import_queued_for_a_dataset_being_deleted_fails_saying_so(
     upload = settings.uploads_dir / f"late-{uuid.uuid4().hex}.upload"
     upload.write_bytes(b"s3://b/1.jpg\n")
     job_id = new_job(engine, tenant, "import", params={"_upload": str(upload)}, dataset_id=ds["id"])
-    deletion.submit(engine, lambda _id: None, tenant.org_id, ds["id"])
+    deletion.submit(engine, lambda _id: None, tenant.org_id, ds["id"], role="admin")
     worker.execute(engine, job_id, {"import": import_runner(50)}, "w", LEASE)
     job = tenant.get(f"/jobs/{job_id}").json()
     assert job["status"] == "failed" and "deleted" in job["message"]

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Connection, Engine, delete, select
 
 from tether.accounts.roles import require_admin
 from tether.catalog import datasets
@@ -25,6 +25,27 @@ from tether.jobs.worker import JobRun, Runner
 KIND = "delete_dataset"
 
 
+def start(
+    conn: Connection, org_id: int, dataset: int | str, user_id: int | None = None, *, role: str
+) -> dict[str, Any]:
+    """Mark the dataset deleted (admins only) and create, in the caller's transaction, the
+    queued job that deletes its rows; the caller queues it once that commits. The job, with
+    ``deleted_rows`` (the rows the dataset held, which the job deletes)."""
+    require_admin(role, "delete datasets")
+    dataset_id, rows = datasets.mark_deleted(conn, org_id, dataset)
+    job, _new = jobs.create(
+        conn,
+        org_id,
+        KIND,
+        {"_cancelable": False},
+        dataset_id,
+        created_by=user_id,
+        total=rows,
+        counts={"deleted": 0},
+    )
+    return {**job, "deleted_rows": rows}
+
+
 def submit(
     engine: Engine,
     enqueue: Callable[[str], None],
@@ -34,24 +55,12 @@ def submit(
     *,
     role: str,
 ) -> dict[str, Any]:
-    """Mark the dataset deleted (admins only) and queue the job that deletes its rows: the
-    job, with ``deleted_rows`` (the rows the dataset held, which the job deletes)."""
-    require_admin(role, "delete datasets")
+    """``start`` in a transaction of its own, then queue the job."""
     with engine.begin() as conn:
-        dataset_id, rows = datasets.mark_deleted(conn, org_id, dataset)
-        job, _new = jobs.create(
-            conn,
-            org_id,
-            KIND,
-            {"_cancelable": False},
-            dataset_id,
-            created_by=user_id,
-            total=rows,
-            counts={"deleted": 0},
-        )
+        job = start(conn, org_id, dataset, user_id, role=role)
     enqueue(job["id"])
     with engine.connect() as conn:
-        return {**jobs.get(conn, org_id, job["id"]), "deleted_rows": rows}
+        return {**jobs.get(conn, org_id, job["id"]), "deleted_rows": job["deleted_rows"]}
 
 
 def delete_runner(chunk_rows: int = 10_000) -> Runner:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from tether.api import params
@@ -78,19 +78,20 @@ def delete_dataset(
     dataset: str,
     caller: CallerDep,
     conn: ConnDep,
-    engine: EngineDep,
     queue: QueueDep,
     once: OnceDep,
+    later: BackgroundTasks,
 ) -> dict[str, Any]:
     """Delete a dataset with all its data rows (admins only). It leaves every listing and
     lookup at once; its rows go in a ``delete_dataset`` job (answered here; poll
     ``/jobs/{id}``)."""
-    return once(
-        conn,
-        lambda: deletion.submit(
-            engine, queue.enqueue, caller.org_id, dataset, caller.user_id, role=caller.role
-        ),
+    answer = once(
+        conn, lambda: deletion.start(conn, caller.org_id, dataset, caller.user_id, role=caller.role)
     )
+    # Queued once the request's transaction has committed (a repeat finds the job claimed or
+    # finished and leaves it).
+    later.add_task(queue.enqueue, answer["id"])
+    return answer
 
 
 @router.post(
