@@ -107,14 +107,19 @@ def test_a_chunk_commits_with_the_callers_transaction(engine: Engine) -> None:
     assert sorted(_stored(engine, target)) == sorted(f"{prefix}-{i}" for i in range(5))
 
 
+@pytest.mark.parametrize("look_up_first", [True, False])
 @pytest.mark.parametrize("upsert", [False, True])
 def test_a_second_write_of_the_same_keys_updates_or_reports_each(
-    engine: Engine, upsert: bool
+    engine: Engine, upsert: bool, look_up_first: bool
 ) -> None:
+    """Whether the keys are looked up first (the first chunk, or after a chunk that met
+    taken keys) or the insert finds them taken (after a chunk that met none)."""
     target = _target(engine, upsert)
     prefix = uuid.uuid4().hex[:8]
     assert _write(engine, target, _normal(engine, target, prefix, range(6))).created == 6
+    assert target.look_up_first is False
     again = Target(target.org_id, target.dataset_id, target.user_id, upsert)
+    again.look_up_first = look_up_first
     result = _write(engine, again, _normal(engine, again, prefix, range(3, 9), who="b"))
     assert result.created == 3
     stored = _stored(engine, target)

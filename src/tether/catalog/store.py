@@ -64,6 +64,9 @@ class Target:
     user_id: int | None
     upsert: bool = False
     seen_keys: set[int] = field(default_factory=set)
+    # Look the keys up before inserting? Not after a chunk none of whose keys was taken:
+    # the insert then finds out itself (and a conflict sends the chunk the long way round).
+    look_up_first: bool = True
 
 
 @dataclass
@@ -108,15 +111,21 @@ def write_rows(
     _check_dataset(conn, target)
     with collector_paused():
         rows = _drop_repeats(target, rows, result)
-        fresh, updates = _sort_out(conn, target, rows, result)
+        if target.look_up_first:
+            fresh, updates = _sort_out(conn, target, rows, result)
+        else:
+            fresh, updates = rows, []
+        taken = len(rows) - len(fresh)
         if fresh:
             start = reserve_ids(conn, len(fresh)) if first_id is None else first_id
             lost = _insert_new(conn, target, fresh, start, now, result)
-            if lost:  # another writer committed these keys since we looked
+            if lost:  # keys taken before we looked, or another writer committed them since
                 late, more = _sort_out(conn, target, lost, result)
                 updates += more
                 for index, row in late:
                     result.errors.append(_key_error(index, row, "was taken and released again"))
+                taken += len(lost)
+        target.look_up_first = taken > 0
         if updates:
             _update_existing(conn, target, updates, now, result)
         record_text_values(conn, target.org_id, [v for _i, r in rows for v in r.metadata_values])
