@@ -81,7 +81,7 @@ def open_export(engine: Engine, org_id: int, dataset: int | str) -> Export:
     organization's) and count its rows in it."""
     conn = engine.connect()
     try:
-        _begin_snapshot(conn)
+        conn = _begin_snapshot(conn)
         dataset_id = int(datasets.get(conn, org_id, dataset)["id"])
         count = conn.execute(
             select(func.count()).where(data_rows.c.dataset_id == dataset_id)
@@ -93,14 +93,17 @@ def open_export(engine: Engine, org_id: int, dataset: int | str) -> Export:
     return Export(dataset_id, int(count), _chunks(conn, dataset_id, renamed))
 
 
-def _begin_snapshot(conn: Connection) -> None:
+def _begin_snapshot(conn: Connection) -> Connection:
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        return
+        # The pool sets the connection back to its default level when it is returned.
+        conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        conn.begin()
+        return conn
     # The sqlite3 driver would run every SELECT in a transaction of its own.
     dbapi: Any = conn.connection.dbapi_connection
     if not dbapi.in_transaction:
         dbapi.execute("BEGIN")
+    return conn
 
 
 def _renames(conn: Connection, org_id: int) -> dict[str, str]:
