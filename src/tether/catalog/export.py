@@ -18,7 +18,7 @@ renamed since, and rows with extra keys, are parsed and written again.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,11 +69,16 @@ _ENTRY = re.compile(r'\{"schema_id":"([^"\\]*)","name":("(?:[^"\\]|\\.)*")')
 @dataclass
 class Export:
     """An open export: ``rows`` lines will come from ``chunks`` (bytes, whole lines each).
-    The snapshot stays open until ``chunks`` is exhausted or closed."""
+    The snapshot stays open until ``chunks`` is exhausted or ``close()`` is called (which a
+    reader that stops early must do: a dropped generator is closed only when it is collected,
+    maybe much later)."""
 
     dataset_id: int
     rows: int
-    chunks: Iterator[bytes]
+    chunks: Generator[bytes, None, None]
+
+    def close(self) -> None:
+        self.chunks.close()
 
 
 def open_export(engine: Engine, org_id: int, dataset: int | str) -> Export:
@@ -116,7 +121,9 @@ def _renames(conn: Connection, org_id: int) -> dict[str, str]:
     }
 
 
-def _chunks(conn: Connection, dataset_id: int, renamed: dict[str, str]) -> Iterator[bytes]:
+def _chunks(
+    conn: Connection, dataset_id: int, renamed: dict[str, str]
+) -> Generator[bytes, None, None]:
     """The lines, ``BATCH_ROWS`` rows a chunk; ends the snapshot and returns the connection
     when done, failed or closed."""
     try:
