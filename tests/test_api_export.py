@@ -431,3 +431,27 @@ def test_a_failed_export_is_an_incomplete_response(
         promised = int(r.headers["x-tether-export-rows"])
         got.extend(r.iter_lines())
     assert promised == 300 and 0 < len([g for g in got if g]) < promised
+
+
+def test_a_client_that_leaves_mid_export_ends_the_snapshot(
+    tenant: Tenant, app: Any, live: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The export's connection (and its read transaction) goes back to the pool when the
+    client hangs up part way: no snapshot is left open to hold back the database."""
+    from tether.catalog import export as export_module
+
+    monkeypatch.setattr(export_module, "BATCH_ROWS", 50)
+    ds = tenant.dataset()
+    tenant.import_rows(ds["id"], "".join(f"s3://b/{i}.jpg\n" for i in range(2000)))
+    engine = app.state.engine  # the server's own
+    idle = engine.pool.checkedout()
+    with (
+        httpx.Client(headers=tenant.headers, timeout=30) as client,
+        client.stream("GET", f"{live}/datasets/{ds['id']}/export") as r,
+    ):
+        next(r.iter_raw(100))
+        assert engine.pool.checkedout() == idle + 1
+    deadline = time.monotonic() + 20
+    while engine.pool.checkedout() > idle and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert engine.pool.checkedout() == idle

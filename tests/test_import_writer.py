@@ -13,14 +13,17 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
 from sqlalchemy import Engine, func, insert, select
 
+from tests.conftest import Tenant
 from tether import accounts
 from tether.catalog import datasets, store
 from tether.catalog.metadata_schema import load_schema
 from tether.catalog.rows import normalize
 from tether.catalog.store import Target, WriteResult, allocate_ids, write_rows
+from tether.config import Settings
 from tether.db.tables import data_row_metadata, data_rows
 
 
@@ -107,14 +110,19 @@ def test_a_chunk_commits_with_the_callers_transaction(engine: Engine) -> None:
     assert sorted(_stored(engine, target)) == sorted(f"{prefix}-{i}" for i in range(5))
 
 
+@pytest.mark.parametrize("look_up_first", [True, False])
 @pytest.mark.parametrize("upsert", [False, True])
 def test_a_second_write_of_the_same_keys_updates_or_reports_each(
-    engine: Engine, upsert: bool
+    engine: Engine, upsert: bool, look_up_first: bool
 ) -> None:
+    """Whether the keys are looked up first (the first chunk, or after a chunk that met
+    taken keys) or the insert finds them taken (after a chunk that met none)."""
     target = _target(engine, upsert)
     prefix = uuid.uuid4().hex[:8]
     assert _write(engine, target, _normal(engine, target, prefix, range(6))).created == 6
+    assert target.look_up_first is False
     again = Target(target.org_id, target.dataset_id, target.user_id, upsert)
+    again.look_up_first = look_up_first
     result = _write(engine, again, _normal(engine, again, prefix, range(3, 9), who="b"))
     assert result.created == 3
     stored = _stored(engine, target)
@@ -399,3 +407,68 @@ def test_bulk_updates_read_back_like_the_rows_they_replace(engine: Engine) -> No
     assert [tuple(r)[:-1] for r in updated] == [tuple(r) for r in inserted]
     assert {r.updated_at.replace(tzinfo=UTC) for r in updated} == {now}
     assert set(_value_rows(engine, target).values()) == {3}
+
+
+@pytest.mark.parametrize("upsert", [False, True])
+def test_two_import_jobs_side_by_side_on_overlapping_keys(
+    tenant: Tenant, engine: Engine, settings: Settings, upsert: bool
+) -> None:
+    """What two workers do: two import jobs, started together, over files with the same
+    global keys in the same order (so their chunks race on every key) and keys of their own.
+    Upserts: every key once, the shared ones updated, nothing failed; plain imports: each
+    shared key is ``global_key_exists`` for exactly one of the two."""
+    from tether.imports.runner import run_import
+    from tether.jobs import service as jobs
+
+    overlap = 2000
+    ds = tenant.dataset()
+    prefix = uuid.uuid4().hex[:8]
+    settings.uploads_dir.mkdir(parents=True, exist_ok=True)
+    made = []
+    shared = list(range(overlap))
+    own = {"a": range(10_000, 11_000), "b": range(20_000, 21_000)}
+    for who in ("a", "b"):
+        keys = [*shared, *own[who]]
+        upload = settings.uploads_dir / f"race-{prefix}-{who}.upload"
+        upload.write_bytes(
+            b"".join(
+                orjson.dumps({"row_data": f"s3://b/{who}/{k}.jpg", "global_key": f"{prefix}-{k}"})
+                + b"\n"
+                for k in keys
+            )
+        )
+        params = {"_upload": str(upload), "upsert": upsert, "format": "ndjson"}
+        with engine.begin() as conn:
+            job, _new = jobs.create(conn, tenant.org_id, "import", params, ds["id"], None, None)
+        made.append(job["id"])
+    start = threading.Barrier(2)
+
+    def work(job_id: str) -> None:
+        start.wait()
+        run_import(engine, job_id, 500)
+
+    threads = [threading.Thread(target=work, args=(j,)) for j in made]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(180)
+    done = [tenant.get(f"/jobs/{j}").json() for j in made]
+    created = sum(j["counts"]["created"] for j in done)
+    updated = sum(j["counts"]["updated"] for j in done)
+    failed = sum(j["counts"]["failed"] for j in done)
+    everything = [*shared, *own["a"], *own["b"]]
+    assert created == len(everything), done
+    if upsert:
+        assert (updated, failed) == (overlap, 0), done
+        assert {j["status"] for j in done} == {"completed"}
+    else:
+        assert (updated, failed) == (0, overlap), done
+        codes = {e["code"] for j in made for e in tenant.errors(j)}
+        assert codes == {"global_key_exists"}
+    with engine.connect() as conn:
+        keys = list(
+            conn.execute(
+                select(data_rows.c.global_key).where(data_rows.c.dataset_id == ds["id"])
+            ).scalars()
+        )
+    assert sorted(keys) == sorted(f"{prefix}-{k}" for k in everything)

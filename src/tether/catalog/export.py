@@ -18,7 +18,7 @@ renamed since, and rows with extra keys, are parsed and written again.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,11 +69,16 @@ _ENTRY = re.compile(r'\{"schema_id":"([^"\\]*)","name":("(?:[^"\\]|\\.)*")')
 @dataclass
 class Export:
     """An open export: ``rows`` lines will come from ``chunks`` (bytes, whole lines each).
-    The snapshot stays open until ``chunks`` is exhausted or closed."""
+    The snapshot stays open until ``chunks`` is exhausted or ``close()`` is called (which a
+    reader that stops early must do: a dropped generator is closed only when it is collected,
+    maybe much later)."""
 
     dataset_id: int
     rows: int
-    chunks: Iterator[bytes]
+    chunks: Generator[bytes, None, None]
+
+    def close(self) -> None:
+        self.chunks.close()
 
 
 def open_export(engine: Engine, org_id: int, dataset: int | str) -> Export:
@@ -81,7 +86,7 @@ def open_export(engine: Engine, org_id: int, dataset: int | str) -> Export:
     organization's) and count its rows in it."""
     conn = engine.connect()
     try:
-        _begin_snapshot(conn)
+        conn = _begin_snapshot(conn)
         dataset_id = int(datasets.get(conn, org_id, dataset)["id"])
         count = conn.execute(
             select(func.count()).where(data_rows.c.dataset_id == dataset_id)
@@ -93,14 +98,17 @@ def open_export(engine: Engine, org_id: int, dataset: int | str) -> Export:
     return Export(dataset_id, int(count), _chunks(conn, dataset_id, renamed))
 
 
-def _begin_snapshot(conn: Connection) -> None:
+def _begin_snapshot(conn: Connection) -> Connection:
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        return
+        # The pool sets the connection back to its default level when it is returned.
+        conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        conn.begin()
+        return conn
     # The sqlite3 driver would run every SELECT in a transaction of its own.
     dbapi: Any = conn.connection.dbapi_connection
     if not dbapi.in_transaction:
         dbapi.execute("BEGIN")
+    return conn
 
 
 def _renames(conn: Connection, org_id: int) -> dict[str, str]:
@@ -113,7 +121,9 @@ def _renames(conn: Connection, org_id: int) -> dict[str, str]:
     }
 
 
-def _chunks(conn: Connection, dataset_id: int, renamed: dict[str, str]) -> Iterator[bytes]:
+def _chunks(
+    conn: Connection, dataset_id: int, renamed: dict[str, str]
+) -> Generator[bytes, None, None]:
     """The lines, ``BATCH_ROWS`` rows a chunk; ends the snapshot and returns the connection
     when done, failed or closed."""
     try:

@@ -28,7 +28,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, Table, Text, any_, bindparam, column, func, select
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    DateTime,
+    Engine,
+    Table,
+    Text,
+    any_,
+    bindparam,
+    column,
+    func,
+    select,
+)
 from sqlalchemy.dialects import postgresql
 
 from tether.catalog.rows import NormalRow
@@ -52,6 +64,9 @@ class Target:
     user_id: int | None
     upsert: bool = False
     seen_keys: set[int] = field(default_factory=set)
+    # Look the keys up before inserting? Not after a chunk none of whose keys was taken:
+    # the insert then finds out itself (and a conflict sends the chunk the long way round).
+    look_up_first: bool = True
 
 
 @dataclass
@@ -96,15 +111,21 @@ def write_rows(
     _check_dataset(conn, target)
     with collector_paused():
         rows = _drop_repeats(target, rows, result)
-        fresh, updates = _sort_out(conn, target, rows, result)
+        if target.look_up_first:
+            fresh, updates = _sort_out(conn, target, rows, result)
+        else:
+            fresh, updates = rows, []
+        taken = len(rows) - len(fresh)
         if fresh:
             start = reserve_ids(conn, len(fresh)) if first_id is None else first_id
             lost = _insert_new(conn, target, fresh, start, now, result)
-            if lost:  # another writer committed these keys since we looked
+            if lost:  # keys taken before we looked, or another writer committed them since
                 late, more = _sort_out(conn, target, lost, result)
                 updates += more
                 for index, row in late:
                     result.errors.append(_key_error(index, row, "was taken and released again"))
+                taken += len(lost)
+        target.look_up_first = taken > 0
         if updates:
             _update_existing(conn, target, updates, now, result)
         record_text_values(conn, target.org_id, [v for _i, r in rows for v in r.metadata_values])
@@ -444,8 +465,9 @@ def _insert_sql(conn: Connection, table: Table, tail: str = "") -> str:
 
 
 def bulk_insert(conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:
-    """INSERT tuples (in the column order of ``_records``) with the driver itself: COPY on
-    PostgreSQL, ``executemany`` elsewhere."""
+    """INSERT tuples (in the column order of ``_records``) with the driver itself: a binary
+    COPY on PostgreSQL (about half the client's CPU of a text COPY, and no text for the
+    server to parse), ``executemany`` elsewhere."""
     if not rows:
         return
     cursor = conn.connection.cursor()
@@ -454,7 +476,9 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]])
             columns = ROW_COLUMNS if table is data_rows else VALUE_COLUMNS
             quote = conn.dialect.identifier_preparer.quote
             names = ", ".join(quote(c) for c in columns)
-            with cursor.copy(f"COPY {quote(table.name)} ({names}) FROM STDIN") as copy:
+            sql = f"COPY {quote(table.name)} ({names}) FROM STDIN (FORMAT BINARY)"
+            with cursor.copy(sql) as copy:
+                copy.set_types([_copy_type(table.c[c].type) for c in columns])
                 write_row: Callable[[Any], None] = copy.write_row
                 for row in rows:
                     write_row(row)
@@ -462,6 +486,17 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]])
             cursor.executemany(_insert_sql(conn, table), rows)
     finally:
         cursor.close()
+
+
+def _copy_type(kind: Any) -> str:
+    """The PostgreSQL type whose binary form a binary COPY sends for a column (a varchar
+    column takes text's)."""
+    for python_type, name in ((int, "int8"), (float, "float8"), (str, "text")):
+        if kind.python_type is python_type:
+            return name if name != "int8" or isinstance(kind, BigInteger) else "int4"
+    if isinstance(kind, DateTime):
+        return "timestamptz" if kind.timezone else "timestamp"
+    raise TypeError(f"no binary COPY type for {kind!r}; extend _copy_type")
 
 
 def insert_skipping_taken_keys(conn: Connection, records: Sequence[tuple[Any, ...]]) -> None:
