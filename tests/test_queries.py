@@ -510,3 +510,92 @@ def test_every_combination_of_filters_matches_python(
                 wrong.append(f"{'+'.join(atoms)}: {got[:5]} / {counted} != {expected[:5]}")
     assert not wrong, "\n".join(wrong[:10])
     assert answered > 60, "most combinations of the broad filters should match rows"
+
+
+# --- many filters (issue 12.8) ------------------------------------------------------------
+
+MANY = 50  # what the API accepts (it answers 422 past that)
+
+
+@pytest.fixture(scope="module")
+def wide(engine: Any, http: Any) -> dict[str, Any]:
+    """Rows with 47 string fields and a number: rows 0-9 hold "yes" in every field, row 10+k
+    holds "no" in field k."""
+    tenant = make_tenant(engine, http)
+    names = [f"f{k:02d}" for k in range(MANY - 3)]
+    for name in names:
+        assert tenant.post("/metadata-schema", json={"name": name, "kind": "string"}).is_success
+    assert tenant.post("/metadata-schema", json={"name": "n", "kind": "number"}).is_success
+    rows = []
+    for i in range(10 + len(names)):
+        fields = [
+            {"name": nm, "value": "no" if i - 10 == k else "yes"} for k, nm in enumerate(names)
+        ]
+        fields += [{"name": "split", "value": "train"}, {"name": "tag", "value": f"t{i % 3}"}]
+        fields.append({"name": "n", "value": i})
+        rows.append({"row_data": f"s3://b/wide/{i}.jpg", "metadata_fields": fields})
+    ds = tenant.dataset()
+    job = tenant.import_rows(ds["id"], _ndjson(rows))
+    assert job["counts"]["created"] == len(rows), job
+    ids = [r["id"] for r in _all(tenant, {"dataset_id": ds["id"]})]
+    return {"tenant": tenant, "names": names, "ids": ids, "dataset_id": ds["id"]}
+
+
+def _many_cases(names: list[str], ids: list[int]) -> list[tuple[str, list[str], list[int]]]:
+    every_field = [f"{nm}:eq:yes" for nm in names] + ["split:eq:train", "tag:contains:t", "n:gte:0"]
+    bounds = [f"n:gt:{k}" for k in range(MANY // 2)] + [f"n:lte:{40 + k}" for k in range(MANY // 2)]
+    return [
+        ("50 fields", every_field, ids[:10]),
+        ("one field 50 times", ["tag:eq:t1"] * 25 + ["tag:contains:t"] * 25, ids[1::3]),
+        ("50 ends of one range", bounds, ids[25:41]),
+        ("50 different values of one field", [f"tag:eq:t{k}" for k in range(MANY)], []),
+        (
+            "50 contains",
+            [f"f{k:02d}:contains:{'yes'[k % 3 :]}" for k in range(MANY - 3)]
+            + ["tag:contains:t", "tag:contains:1", "n:lt:99"],
+            ids[1:10:3],
+        ),
+    ]
+
+
+@pytest.mark.parametrize("scoped", [True, False], ids=["dataset", "organization"])
+def test_fifty_filters_answer_exactly(wide: dict[str, Any], scoped: bool) -> None:
+    tenant, ids = wide["tenant"], wide["ids"]
+    scope = {"dataset_id": wide["dataset_id"]} if scoped else {}
+    for name, specs, expected in _many_cases(wide["names"], ids):
+        assert len(specs) == MANY, name
+        got = [r["id"] for r in _all(tenant, {**scope, "metadata": specs}, limit=7)]
+        assert got == expected, name
+        count = tenant.get("/data-rows/count", params={**scope, "metadata": specs})
+        assert count.json() == {"count": len(expected), "exact": True}, name
+        pair = [*specs[: MANY // 2 - 1], "nosuch:eq:1"]  # still a clear error, not a 500
+        assert tenant.get("/data-rows", params={**scope, "metadata": pair}).status_code == 422
+
+
+def test_hundreds_of_repeated_filters_still_build(
+    wide: dict[str, Any], engine: Any, backend: str
+) -> None:
+    """Past the API's limit the query builder still makes one condition a field (the API
+    refuses such requests; jobs and the CLI may call the service directly)."""
+    from tether.catalog import queries as service
+
+    tenant, ids = wide["tenant"], wide["ids"]
+    specs = [service.MetadataFilter("tag", "eq", "t1")] * 450
+    specs += [service.MetadataFilter(nm, "eq", "yes") for nm in wide["names"]]
+    specs += [service.MetadataFilter("n", "lt", 100 + k) for k in range(450)]
+    flt = service.RowFilter(metadata=specs)
+    with engine.connect() as conn:
+        rows, _cursor = service.page(conn, tenant.org_id, flt, None, 1000)
+        assert [r["id"] for r in rows] == ids[1:10:3]
+        assert service.count(conn, tenant.org_id, flt) == (3, True)
+        if backend == "postgresql":
+            conn.exec_driver_sql("SET enable_seqscan = off")
+        for query in (
+            service.page_query(conn, tenant.org_id, flt, None, 101),
+            service.count_query(conn, tenant.org_id, flt)[0],
+        ):
+            if backend == "sqlite":
+                assert _sqlite_problems(_sqlite_plan(conn, query), None) == []
+            else:
+                assert _pg_problems(_pg_plan(conn, query), None) == []
+        conn.rollback()

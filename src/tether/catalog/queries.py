@@ -354,7 +354,8 @@ def _matching_ids(
     if drive != "metadata":
         searched = _SEARCHED[drive]
         ids = select(data_rows.c.id).where(*_row_conditions(org_id, flt, searched))
-        ids = ids.where(*(_exists_value(conn, org_id, flt, t, data_rows.c.id) for t in tests))
+        probes = [_value_probe(conn, org_id, flt, t, data_rows.c.id) for t in tests]
+        ids = ids.where(*_exists(conn, probes))
         ordered = "id" in searched
         key: Any = data_rows.c.id
         if after is not None:
@@ -365,27 +366,35 @@ def _matching_ids(
     ids = select(m.c.data_row_id).where(
         _scope(m, org_id, flt), *_field_condition(conn, org_id, first, m)
     )
-    ids = ids.where(*(_exists_value(conn, org_id, flt, t, m.c.data_row_id) for t in rest))
+    probes = [_value_probe(conn, org_id, flt, t, m.c.data_row_id) for t in rest]
     row_conds = _row_conditions(org_id, flt, set(), scoped=False)
     if row_conds:
-        ids = ids.where(
-            exists(select(data_rows.c.id).where(data_rows.c.id == m.c.data_row_id, *row_conds))
-        )
+        probes.append(select(data_rows.c.id).where(data_rows.c.id == m.c.data_row_id, *row_conds))
+    ids = ids.where(*_exists(conn, probes))
     key = m.c.data_row_id
     if after is not None:
         ids = ids.where((key if first.ordered else func.coalesce(key, key)) > after)
     return _Matching(ids, key, first.ordered)
 
 
-def _exists_value(
+def _value_probe(
     conn: Connection, org_id: int, flt: RowFilter, test: _FieldTest, row_id: Any
-) -> Any:
-    """The row has a value of the test's field that passes it (one primary key search)."""
+) -> Select[Any]:
+    """The row's value of the test's field, if it passes (one primary key search)."""
     m = data_row_metadata.alias()
     conds = _field_condition(conn, org_id, test, m)
-    return exists(
-        select(m.c.data_row_id).where(m.c.data_row_id == row_id, _scope(m, org_id, flt), *conds)
-    )
+    return select(m.c.data_row_id).where(m.c.data_row_id == row_id, _scope(m, org_id, flt), *conds)
+
+
+# PostgreSQL turns each EXISTS into a semi-join and plans their order: 4 ms for 2, 100 ms for
+# 12, 300 ms for 20. Past this many, ``OFFSET 0`` keeps each a probe run per matching row.
+SEMI_JOINS = 3
+
+
+def _exists(conn: Connection, probes: list[Select[Any]]) -> list[Any]:
+    if conn.dialect.name == "postgresql" and len(probes) > SEMI_JOINS:
+        probes = [probe.offset(0) for probe in probes]
+    return [exists(probe) for probe in probes]
 
 
 def _require_dataset(conn: Connection, org_id: int, dataset_id: int) -> None:
