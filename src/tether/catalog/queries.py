@@ -260,11 +260,13 @@ def _scope(table: Any, org_id: int, flt: RowFilter) -> Any:
 
 
 # What drives a query, most selective first: the one condition whose index is searched; every
-# other condition is checked on the rows it finds.
+# other condition is checked on the rows it finds. A key prefix or a created range goes before
+# the metadata only when it holds fewer than PROBE_ROWS rows (counted, capped, first).
 DRIVERS = ("global_key", "external_id", "global_key_prefix", "metadata", "created", "media_type")
+PROBE_ROWS = 5000
 
 
-def driver(flt: RowFilter) -> str:
+def driver(conn: Connection, org_id: int, flt: RowFilter) -> str:
     """The filter whose index a query searches ("scope": the dataset's or organization's)."""
     given = {
         "global_key": flt.global_key is not None,
@@ -274,7 +276,23 @@ def driver(flt: RowFilter) -> str:
         "created": flt.created_after is not None or flt.created_before is not None,
         "media_type": bool(flt.media_type),
     }
-    return next((name for name in DRIVERS if given[name]), "scope")
+    first = next((name for name in DRIVERS if given[name]), "scope")
+    if first == "metadata":
+        narrow = (name for name in ("global_key_prefix", "created") if given[name])
+        return next((name for name in narrow if _few(conn, org_id, flt, name)), first)
+    return first
+
+
+def _few(conn: Connection, org_id: int, flt: RowFilter, name: str) -> bool:
+    """Whether the scope holds fewer than PROBE_ROWS rows that pass this one filter."""
+    only = RowFilter(dataset_id=flt.dataset_id)
+    if name == "created":
+        only.created_after, only.created_before = flt.created_after, flt.created_before
+    else:
+        only.global_key_prefix = flt.global_key_prefix
+    ids = select(data_rows.c.id).where(*_row_conditions(org_id, only, _SEARCHED[name]))
+    probe = select(func.count()).select_from(ids.limit(PROBE_ROWS).subquery())
+    return int(conn.execute(probe).scalar_one()) < PROBE_ROWS
 
 
 # The data_rows columns each driver's index searches.
@@ -350,7 +368,7 @@ def _matching_ids(
     if flt.global_key is not None and not flt.global_key.startswith(flt.global_key_prefix or ""):
         raise _Empty()
     tests = _field_tests(conn, org_id, flt.metadata)
-    drive = driver(flt)
+    drive = driver(conn, org_id, flt)
     if drive != "metadata":
         searched = _SEARCHED[drive]
         ids = select(data_rows.c.id).where(*_row_conditions(org_id, flt, searched))
