@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import shutil
 import socket
 import statistics
@@ -45,6 +46,7 @@ from tether.sdk import Client
 
 ORGS, DATASETS_PER_ORG, TAGS = 2, 5, 1000
 YEAR_START = datetime(2024, 1, 1, tzinfo=UTC)
+CREATED_START = datetime(2025, 1, 1, tzinfo=UTC)  # PG_GENERATE says the same
 SPLIT_ID = "cko8sbczn0002h2dkdaxb5kal"
 TAG_ID = "cko8s9r5v0001h2dk9elqdidh"
 CAPTURE_ID = "cko8sdzv70006h2dk8jg64zvb"
@@ -170,6 +172,7 @@ def _load(engine: Engine, n: int) -> dict[str, Any]:
         # A settled database: autovacuum would get here on its own after a bulk load.
         conn.execute(text("VACUUM ANALYZE" if engine.dialect.name == "postgresql" else "ANALYZE"))
     setup["per_dataset"] = per_dataset
+    setup["rows"] = next_id - 1
     return setup
 
 
@@ -181,10 +184,14 @@ def _tag(i: int) -> str:
     return f"tag-{i:04d}"
 
 
+def _created(row_id: int) -> datetime:
+    """Rows were created one a second, in id order (so created ranges cut the catalog)."""
+    return CREATED_START + timedelta(seconds=row_id)
+
+
 def _rows(
     org: dict[str, Any], dataset_id: int, first: int, count: int, rng: random.Random
 ) -> Iterator[tuple[tuple[Any, ...], list[tuple[Any, ...]]]]:
-    now = datetime.now(UTC)
     year = 365 * 24 * 3600
     for i in range(first, first + count):
         split = ("train", "valid", "test")[rng.randrange(3)]
@@ -210,8 +217,8 @@ def _rows(
             MEDIA[i % 10],
             orjson.dumps(f"s3://bench/{dataset_id}/{i}.jpg").decode(),
             orjson.dumps(meta).decode(),
-            now,
-            now,
+            _created(i),
+            _created(i),
         )
         values = [
             (i, SPLIT_KEY, org["org_id"], dataset_id, split, None),
@@ -283,7 +290,8 @@ SELECT g, %(org)s::int, %(ds)s::int, 'gk-' || lpad(g::text, 9, '0'), 'ext-' || g
                            'value', to_char(moment AT TIME ZONE 'UTC',
                                             'YYYY-MM-DD"T"HH24:MI:SS"Z"')),
          json_build_object('schema_id', %(score_id)s::text, 'name', 'score', 'value', score))::text,
-       now(), now()
+       TIMESTAMPTZ '2025-01-01 00:00:00+00' + g * INTERVAL '1 second',
+       TIMESTAMPTZ '2025-01-01 00:00:00+00' + g * INTERVAL '1 second'
 FROM gen;
 
 INSERT INTO data_row_metadata (data_row_id, field_key, org_id, dataset_id, value_text, value_num)
@@ -330,7 +338,8 @@ def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
 
 
 def _queries(engine: Engine, setup: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    """(label, kind, params): kind is "page", "count" or "lookup"."""
+    """(label, kind, params): kind is "page", "count" or "lookup". Single filters first, then
+    combinations (every filter the API takes, with a dataset and across the organization)."""
     org = setup["orgs"][0]
     dataset = org["datasets"][2]
     with engine.connect() as conn:
@@ -341,15 +350,16 @@ def _queries(engine: Engine, setup: dict[str, Any]) -> list[tuple[str, str, dict
             .offset(int(setup["per_dataset"] * 0.8))
             .limit(1)
         ).scalar_one()
-        some = conn.execute(
-            select(data_rows.c.global_key, data_rows.c.external_id)
-            .where(data_rows.c.org_id == org["org_id"])
+        some = conn.execute(  # a row in the middle of the dataset
+            select(data_rows.c.global_key, data_rows.c.external_id, data_rows.c.created_at)
+            .where(data_rows.c.dataset_id == dataset)
             .order_by(data_rows.c.id)
             .offset(setup["per_dataset"] // 2)
             .limit(1)
         ).one()
     week = (datetime(2024, 6, 3, tzinfo=UTC), datetime(2024, 6, 10, tzinfo=UTC))
-    md = {
+    made = some.created_at.replace(tzinfo=UTC)
+    f: dict[str, dict[str, Any]] = {
         "split": {"metadata": ["split:eq:valid"]},
         "tag": {"tag_contains": "-042"},
         "week": {
@@ -358,23 +368,78 @@ def _queries(engine: Engine, setup: dict[str, Any]) -> list[tuple[str, str, dict
                 f"captureDateTime:lt:{week[1].isoformat()}",
             ]
         },
-        "score": {"metadata": ["score:gte:10", "score:lt:12"], "media_type": "VIDEO"},
+        "score": {"metadata": ["score:gte:10", "score:lt:12"]},
+        "video": {"media_type": "VIDEO"},
+        "ext": {"external_id": some.external_id},
+        "key": {"global_key": some.global_key},
+        "prefix": {"global_key_prefix": some.global_key[:-2]},
+        # an hour of the dataset's rows (one row a second over all datasets), and the newest
+        # tenth of the catalog
+        "hour": {
+            "created_after": made.isoformat(),
+            "created_before": (made + timedelta(hours=1)).isoformat(),
+        },
+        "recent": {
+            "created_after": (CREATED_START + timedelta(seconds=setup["rows"] * 0.9)).isoformat()
+        },
     }
+
+    def both(*names: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in names:
+            for key, value in f[name].items():
+                out[key] = out.get(key, []) + value if key == "metadata" else value
+        return out
+
+    ds = {"dataset_id": dataset}
     queries: list[tuple[str, str, dict[str, Any]]] = [
-        ("1a dataset, first page", "page", {"dataset_id": dataset}),
-        ("1b dataset, deep page (cursor)", "page", {"dataset_id": dataset, "after": deep}),
-        ("2  split = valid", "page", {"dataset_id": dataset, **md["split"]}),
-        ("2' split = valid, whole org", "page", md["split"]),
-        ("3  tag contains '-042'", "page", {"dataset_id": dataset, **md["tag"]}),
-        ("4  captureDateTime in one week", "page", {"dataset_id": dataset, **md["week"]}),
-        ("5  score 10-12 and VIDEO", "page", {"dataset_id": dataset, **md["score"]}),
-        ("6a external_id =", "page", {"external_id": some.external_id}),
-        ("6b global_key prefix", "page", {"global_key_prefix": some.global_key[:-2]}),
+        ("1a dataset, first page", "page", ds),
+        ("1b dataset, deep page (cursor)", "page", {**ds, "after": deep}),
+        ("1c org, first page", "page", {}),
+        ("2  split = valid", "page", {**ds, **f["split"]}),
+        ("2' split = valid, whole org", "page", f["split"]),
+        ("3  tag contains '-042'", "page", {**ds, **f["tag"]}),
+        ("4  captureDateTime in one week", "page", {**ds, **f["week"]}),
+        ("5  score 10-12 and VIDEO", "page", {**ds, **both("score", "video")}),
+        ("6a external_id =", "page", f["ext"]),
+        ("6b global_key prefix", "page", f["prefix"]),
         ("7  ids for 1,000 global keys", "lookup", {}),
     ]
-    for name, params in md.items():
-        queries.append((f"8  count: {name}", "count", {"dataset_id": dataset, **params}))
-    queries.append(("8' count: split, whole org", "count", md["split"]))
+    combos = [
+        ("ext",),
+        ("key",),
+        ("prefix",),
+        ("video",),
+        ("hour",),
+        ("recent",),
+        ("ext", "split"),
+        ("key", "video"),
+        ("prefix", "video"),
+        ("prefix", "split"),
+        ("video", "split"),
+        ("video", "hour"),
+        ("video", "recent"),
+        ("hour", "split"),
+        ("recent", "split"),
+        ("split", "tag"),
+        ("split", "week", "video"),
+        ("split", "tag", "score", "video", "recent"),
+        ("ext", "split", "tag", "week", "score", "video", "hour", "prefix"),
+    ]
+    for names in combos:
+        label = "+".join(names)
+        queries.append((f"9  dataset {label}", "page", {**ds, **both(*names)}))
+        queries.append((f"9' org {label}", "page", both(*names)))
+    queries.append(("9  dataset VIDEO, deep page", "page", {**ds, **f["video"], "after": deep}))
+    fifty = [f"score:gte:{k / 10}" for k in range(25)] + ["split:eq:valid"] * 25
+    queries.append(("9  dataset 50 filters", "page", {**ds, "metadata": fifty}))
+    for name in ("split", "tag", "week", "score"):
+        queries.append((f"8  count: {name}", "count", {**ds, **f[name]}))
+    queries.append(("8' count: split, whole org", "count", f["split"]))
+    for names in (("video",), ("hour",), ("recent",), ("video", "split"), ("ext", "split")):
+        label = "+".join(names)
+        queries.append((f"8  count: dataset {label}", "count", {**ds, **both(*names)}))
+        queries.append((f"8' count: org {label}", "count", both(*names)))
     return queries
 
 
@@ -382,12 +447,18 @@ def _row_filter(params: dict[str, Any]) -> RowFilter:
     specs = [MetadataFilter(*m.split(":", 2)) for m in params.get("metadata", [])]
     if params.get("tag_contains"):
         specs.append(MetadataFilter("tag", "contains", params["tag_contains"]))
+    moments = {
+        name: datetime.fromisoformat(params[name]) if params.get(name) else None
+        for name in ("created_after", "created_before")
+    }
     return RowFilter(
         dataset_id=params.get("dataset_id"),
         media_type=params.get("media_type"),
         external_id=params.get("external_id"),
+        global_key=params.get("global_key"),
         global_key_prefix=params.get("global_key_prefix"),
         metadata=specs,
+        **moments,
     )
 
 
@@ -408,36 +479,48 @@ def _sql_time_and_plan(
         if engine.dialect.name == "sqlite":
             sql_params: Any = tuple(binds[name] for name in compiled.positiontup or [])
             plan_rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, sql_params).all()
-            plan = " | ".join(r[-1] for r in plan_rows)
+            plan = _sqlite_index_use([r[-1] for r in plan_rows])
         else:
             sql_params = binds
-            plan = " ".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + sql, sql_params))
+            found = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + sql, sql_params)
+            plan = _pg_index_use(found.scalar_one()[0]["Plan"])
         times = []
         for _ in range(runs):
             started = time.perf_counter()
             conn.exec_driver_sql(sql, sql_params).all()
             times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times), _index_use(plan)
+    return statistics.median(times), plan
 
 
-def _index_use(plan: str) -> str:
-    import re
+TABLES = ("data_rows", "data_row_metadata", "metadata_values", "m0")
 
-    names = sorted(
-        set(
-            re.findall(
-                r"(?:INDEX|Index Only Scan using|Index Scan using|"
-                r"Bitmap Index Scan on) (\w+)",
-                plan,
-            )
-        )
-    )
-    if "PRIMARY KEY" in plan or "INTEGER PRIMARY KEY" in plan:
-        names.append("primary key")
-    scans = "SCAN data_rows" in plan and "USING" not in plan.split("SCAN data_rows")[1][:20]
-    if names and not scans and "Seq Scan" not in plan:
-        return "index: " + ", ".join(names)
-    return ("NO INDEX " if not names else "partly: ") + plan[:160]
+
+def _sqlite_index_use(lines: list[str]) -> str:
+    """The indexes a plan searches, the one that drives first; or what it reads whole."""
+    whole = [ln for ln in lines if ln.startswith("SCAN ") and ln.split()[1].startswith(TABLES)]
+    if whole:
+        return "FULL SCAN: " + " | ".join(whole)
+    names = [re.sub(r".*USING (?:COVERING )?(INDEX )?", "", ln) for ln in lines if " USING " in ln]
+    return "index: " + ", ".join(dict.fromkeys(n.split(" (")[0] for n in names))
+
+
+def _pg_index_use(node: dict[str, Any]) -> str:
+    """As ``_sqlite_index_use``, from PostgreSQL's plan as the planner chose it."""
+    whole, names = [], []
+    stack = [node]
+    while stack:
+        step = stack.pop(0)
+        kind, relation = step["Node Type"], step.get("Relation Name", "")
+        if kind == "Seq Scan" and relation.startswith(TABLES):
+            whole.append(f"Seq Scan on {relation}")
+        elif "Index Name" in step:
+            names.append(step["Index Name"])
+            if "Index Cond" not in step and kind != "Bitmap Index Scan":
+                whole.append(f"{kind} on {step['Index Name']} (no condition)")
+        stack = step.get("Plans", []) + stack
+    if whole:
+        return "FULL SCAN: " + " | ".join(whole)
+    return "index: " + ", ".join(dict.fromkeys(names))
 
 
 def _measure(engine: Engine, url: str, work: Path, setup: dict[str, Any], runs: int) -> None:
@@ -460,7 +543,7 @@ def _measure(engine: Engine, url: str, work: Path, setup: dict[str, Any], runs: 
         client = Client(f"http://127.0.0.1:{port}", org["key"])
         _wait(client)
         keys = [f"gk-{i:09d}" for i in range(1, setup["per_dataset"] * 5, 997)][:1000]
-        print(f"\n{'query':36} {'p50 ms':>8} {'p95 ms':>8} {'SQL p50':>8}  target  plan")
+        print(f"\n{'query':50} {'p50 ms':>8} {'p95 ms':>8} {'SQL p50':>8}  target  plan")
         for label, kind, params in _queries(engine, setup):
             call = _caller(client, kind, params, keys)
             call()  # warm up
@@ -476,7 +559,7 @@ def _measure(engine: Engine, url: str, work: Path, setup: dict[str, Any], runs: 
                 sql_ms, plan = _sql_time_and_plan(engine, org["org_id"], kind, params, runs)
             limit = TARGET_COUNT_MS if kind == "count" else TARGET_PAGE_MS
             verdict = "ok" if p95 < limit else "SLOW"
-            print(f"{label:36} {p50:8.1f} {p95:8.1f} {sql_ms:8.1f}  {verdict:6}  {plan}")
+            print(f"{label:50} {p50:8.1f} {p95:8.1f} {sql_ms:8.1f}  {verdict:6}  {plan}")
         _memory_while_iterating(client, server.pid, org["datasets"][0])
     finally:
         server.terminate()

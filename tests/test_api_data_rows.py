@@ -537,6 +537,188 @@ def test_patch_another_organizations_row_is_404(tenant: Tenant, other_tenant: Te
     assert other_tenant.get(f"/data-rows/{theirs['id']}").json()["external_id"] == "theirs"
 
 
+# --- changing single metadata fields (issue 12.13) ---------------------------------------
+
+START_META: list[Row] = [
+    {"name": "split", "value": "train"},
+    {"name": "tag", "value": "old tag"},
+    {"name": "score", "value": 1.5},
+    {"name": "shot_at", "value": "2024-05-01T12:00:00Z"},
+]
+
+
+def _indexed(engine: Engine, row_id: int) -> list[tuple[Any, ...]]:
+    """What the filters search for a row: its typed values, by field id."""
+    from sqlalchemy import select
+
+    from tether.catalog.metadata_schema import RESERVED
+    from tether.db.tables import data_row_metadata as v
+    from tether.db.tables import metadata_fields
+
+    with engine.connect() as conn:
+        ids = {f.key: f.id for f in RESERVED}
+        ids.update(
+            (k, i) for k, i in conn.execute(select(metadata_fields.c.key, metadata_fields.c.id))
+        )
+        rows = conn.execute(
+            select(v.c.field_key, v.c.value_text, v.c.value_num, v.c.org_id, v.c.dataset_id).where(
+                v.c.data_row_id == row_id
+            )
+        )
+        return sorted((ids[k], *rest) for k, *rest in rows)
+
+
+def _expected_index(tenant: Tenant, row: Row) -> list[tuple[Any, ...]]:
+    """The typed values a row's metadata must have, worked out from the API's view of it."""
+    kinds = {f["id"]: f["kind"] for f in tenant.get("/metadata-schema").json()["fields"]}
+    out = []
+    for entry in row["metadata_fields"]:
+        value, kind = entry["value"], kinds[entry["schema_id"]]
+        if kind == "datetime":
+            typed: tuple[Any, Any] = (None, datetime.fromisoformat(value).timestamp())
+        else:
+            typed = (None, float(value)) if kind == "number" else (value, None)
+        out.append((entry["schema_id"], *typed, tenant.org_id, row["dataset_id"]))
+    return sorted(out)
+
+
+def _names(row: Row) -> list[tuple[str, Any]]:
+    return [(m["name"], m["value"]) for m in row["metadata_fields"]]
+
+
+PATCHES: list[tuple[str, dict[str, Any], list[tuple[str, Any]]]] = [
+    (
+        "change one",
+        {"metadata_fields_set": [{"name": "tag", "value": "new tag"}]},
+        [
+            ("split", "train"),
+            ("tag", "new tag"),
+            ("score", 1.5),
+            ("shot_at", "2024-05-01T12:00:00Z"),
+        ],
+    ),
+    (
+        "change a number and a datetime",
+        {
+            "metadata_fields_set": [
+                {"name": "score", "value": "7"},
+                {"name": "shot_at", "value": "2025-01-02T03:04:05+01:00"},
+            ]
+        },
+        [("split", "train"), ("tag", "old tag"), ("score", 7), ("shot_at", "2025-01-02T02:04:05Z")],
+    ),
+    (
+        "add one",
+        {"metadata_fields_set": [{"name": "weather", "value": "rain"}]},
+        [*_names({"metadata_fields": START_META}), ("weather", "rain")],
+    ),
+    (
+        "remove one",
+        {"metadata_fields_remove": ["tag"]},
+        [("split", "train"), ("score", 1.5), ("shot_at", "2024-05-01T12:00:00Z")],
+    ),
+    (
+        "remove one the row lacks",
+        {"metadata_fields_remove": ["note"]},
+        _names({"metadata_fields": START_META}),
+    ),
+    (
+        "set and remove, by schema id",
+        {
+            "metadata_fields_set": [
+                {"schema_id": "cko8sbczn0002h2dkdaxb5kal", "value": "cko8scbz70005h2dkastwhgqt"}
+            ],
+            "metadata_fields_remove": ["cko8s9r5v0001h2dk9elqdidh", "score", "shot_at"],
+        },
+        [("split", "test")],
+    ),
+    (
+        "beside other changes",
+        {"external_id": "e2", "metadata_fields_set": [{"name": "note", "value": "n"}]},
+        [*_names({"metadata_fields": START_META}), ("note", "n")],
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "body", "expected"), PATCHES, ids=[p[0] for p in PATCHES])
+def test_patch_changes_single_metadata_fields(
+    tenant: Tenant, engine: Engine, name: str, body: dict[str, Any], expected: list[Any]
+) -> None:
+    make_fields(tenant)
+    row = _one_row(
+        tenant,
+        global_key="g",
+        external_id="e",
+        metadata_fields=START_META,
+        attachments=[{"type": "TEXT", "value": "a"}],
+    )
+    assert _indexed(engine, row["id"]) == _expected_index(tenant, row)
+    r = tenant.patch(f"/data-rows/{row['id']}", json=body)
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert _names(got) == expected
+    kept = {k: v for k, v in row.items() if k not in ("metadata_fields", "updated_at", *body)}
+    assert {k: got[k] for k in kept} == kept
+    assert _indexed(engine, row["id"]) == _expected_index(tenant, got)
+    for field, value in expected:  # the filters see the new values, and only those
+        if field in ("split", "tag", "note", "weather"):
+            spec = f"{field}:eq:{value}"
+            assert [x["id"] for x in list_all(tenant, metadata=[spec])] == [row["id"]], spec
+    for field, value in _names(row):
+        if field in ("tag",) and (field, value) not in expected:
+            assert list_all(tenant, metadata=[f"tag:eq:{value}"]) == []
+
+
+BAD_PATCHES: list[tuple[dict[str, Any], str]] = [
+    (
+        {"metadata_fields": [], "metadata_fields_set": [{"name": "tag", "value": "x"}]},
+        "replaces the whole list",
+    ),
+    ({"metadata_fields": [], "metadata_fields_remove": ["tag"]}, "replaces the whole list"),
+    (
+        {"metadata_fields_set": [{"name": "tag", "value": "x"}], "metadata_fields_remove": ["tag"]},
+        "both set and removed",
+    ),
+    (
+        {"metadata_fields_set": [{"name": "tag", "value": "x"}, {"name": "tag", "value": "y"}]},
+        "set twice",
+    ),
+    ({"metadata_fields_remove": ["nosuch"]}, "nosuch"),
+    ({"metadata_fields_set": [{"name": "nosuch", "value": 1}]}, "nosuch"),
+    ({"metadata_fields_set": [{"name": "tag"}]}, "needs a name or schema_id and a value"),
+    ({"metadata_fields_set": [{"name": "score", "value": "lots"}]}, "score"),
+    ({"metadata_fields_set": [{"name": "split", "value": "holdout"}]}, "split"),
+    ({"metadata_fields_set": [{"name": "shot_at", "value": "soon"}]}, "shot_at"),
+    ({"metadata_fields_set": [{"name": "tag", "value": None}]}, "tag"),
+]
+
+
+def test_bad_single_field_changes_change_nothing(tenant: Tenant, engine: Engine) -> None:
+    make_fields(tenant)
+    row = _one_row(tenant, metadata_fields=START_META)
+    before = _indexed(engine, row["id"])
+    for body, words in BAD_PATCHES:
+        r = tenant.patch(f"/data-rows/{row['id']}", json=body)
+        assert r.status_code == 422, (body, r.text)
+        assert words in r.json()["error"]["message"], (body, r.json())
+        assert tenant.get(f"/data-rows/{row['id']}").json() == row
+        assert _indexed(engine, row["id"]) == before
+    for body in ({"metadata_fields_set": {"name": "tag"}}, {"metadata_fields_remove": "tag"}):
+        assert tenant.patch(f"/data-rows/{row['id']}", json=body).status_code == 422
+
+
+def test_whole_metadata_replacement_still_drops_what_is_not_sent(
+    tenant: Tenant, engine: Engine
+) -> None:
+    make_fields(tenant)
+    row = _one_row(tenant, metadata_fields=START_META)
+    got = tenant.patch(
+        f"/data-rows/{row['id']}", json={"metadata_fields": [{"name": "note", "value": "only"}]}
+    ).json()
+    assert _names(got) == [("note", "only")]
+    assert _indexed(engine, row["id"]) == _expected_index(tenant, got)
+
+
 # --- delete -----------------------------------------------------------------------------
 
 

@@ -5,6 +5,7 @@ show. Runs on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -308,3 +309,311 @@ def test_migrate_keeps_rows(catalog: dict[str, Any], engine: Any) -> None:
         after = conn.execute(select(func.count()).select_from(data_rows)).scalar_one()
     assert after == before >= 350
     assert len(_all(tenant, {})) == 350
+
+
+# --- every combination of filters is an index search (issue 12.14) ------------------------
+
+ATOMS: dict[str, dict[str, Any]] = {
+    "global_key": {"global_key": "a-0101"},
+    "external_id": {"external_id": "ext-7"},
+    "global_key_prefix": {"global_key_prefix": "a-01"},
+    "media_type": {"media_type": "VIDEO"},
+    "created": {"created_after": START, "created_before": START + timedelta(days=1)},
+    "split": {"metadata": [("split", "eq", "valid")]},
+    "score": {"metadata": [("score", "gt", 20), ("score", "lte", 45.5)]},
+    "tag contains": {"metadata": [("tag", "contains", "-00")]},
+}
+# The filter whose index must drive, most selective first (the specification, restated).
+PRIORITY = ["global_key", "external_id", "global_key_prefix", "metadata", "created", "media_type"]
+TABLES = ("data_rows", "data_row_metadata", "metadata_values", "m0")
+
+
+def _combinations() -> list[tuple[str, ...]]:
+    names = list(ATOMS)
+    return [
+        tuple(n for i, n in enumerate(names) if mask >> i & 1) for mask in range(2 ** len(names))
+    ]
+
+
+def _flt(service: Any, atoms: tuple[str, ...], dataset_id: int | None) -> Any:
+    fields: dict[str, Any] = {"dataset_id": dataset_id, "metadata": []}
+    for atom in atoms:
+        for key, value in ATOMS[atom].items():
+            if key == "metadata":
+                fields["metadata"] += [service.MetadataFilter(*spec) for spec in value]
+            else:
+                fields[key] = value
+    return service.RowFilter(**fields)
+
+
+def _expected_index(atoms: tuple[str, ...], scoped: bool, narrow: bool) -> str:
+    """``narrow``: the key prefix and the created range hold few rows (else many)."""
+    given = {"metadata" if a in ("split", "score", "tag contains") else a for a in atoms}
+    order = PRIORITY
+    if narrow:
+        order = [p for p in PRIORITY if p != "metadata"]
+        order.insert(order.index("media_type"), "metadata")
+    first = next((p for p in order if p in given), "scope")
+    scope = "dataset" if scoped else "org"
+    if first == "metadata":
+        kind = (
+            "num"
+            if atoms[[a in ("split", "score", "tag contains") for a in atoms].index(True)]
+            == "score"
+            else "text"
+        )
+        return f"ix_data_row_metadata_{scope}_{kind}"
+    return {
+        "global_key": "uq_data_rows_org_global_key",
+        "external_id": "ix_data_rows_org_external_id",
+        "global_key_prefix": "uq_data_rows_org_global_key",
+        "created": f"ix_data_rows_{scope}_created_id",
+        "media_type": f"ix_data_rows_{scope}_media_type_id",
+        "scope": "ix_data_rows_dataset_id_id" if scoped else "ix_data_rows_org_id_id",
+    }[first]
+
+
+def _sqlite_plan(conn: Any, query: Any) -> list[str]:
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params = tuple(compiled.params[name] for name in compiled.positiontup or [])
+    rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + str(compiled), params).all()
+    return [r[-1] for r in rows]
+
+
+def _pg_plan(conn: Any, query: Any) -> dict[str, Any]:
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    plan = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(compiled), compiled.params)
+    return plan.scalar_one()[0]["Plan"]  # type: ignore[no-any-return]
+
+
+def _pg_scans(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every node that reads a table or an index, outer side first."""
+    if "Relation Name" in node or node["Node Type"] == "Bitmap Index Scan":
+        yield node
+    for child in node.get("Plans", []):
+        yield from _pg_scans(child)
+
+
+def _sqlite_problems(lines: list[str], expected: str | None) -> list[str]:
+    problems = [
+        line for line in lines if line.startswith("SCAN ") and line.split()[1].startswith(TABLES)
+    ]
+    if expected is not None:
+        reads = [line for line in lines if line.startswith(("SEARCH ", "SCAN "))]
+        unique = expected.replace("uq_data_rows_org_global_key", "sqlite_autoindex_data_rows_1")
+        if not reads or not any(name + " (" in reads[0] for name in (expected, unique)):
+            problems.append(f"driven by {reads[:1]}, not {expected}")
+    return problems
+
+
+def _pg_problems(plan: dict[str, Any], expected: str | None) -> list[str]:
+    """As ``_sqlite_problems``; ``expected`` is the index that must be among those searched."""
+    problems = []
+    used = []
+    for node in _pg_scans(plan):
+        kind = node["Node Type"]
+        if kind == "Bitmap Heap Scan":
+            continue  # its Bitmap Index Scan child is checked
+        if kind not in ("Index Scan", "Index Only Scan", "Bitmap Index Scan"):
+            problems.append(f"{kind} on {node.get('Relation Name')}")
+        elif "Index Cond" not in node:
+            problems.append(f"{kind} using {node['Index Name']} without a condition")
+        else:
+            used.append(node["Index Name"])
+    if expected is not None and expected not in used:
+        problems.append(f"{expected} unused: {used}")
+    return problems
+
+
+@pytest.mark.parametrize(
+    ("scoped", "narrow"),
+    [(True, True), (False, True), (True, False)],
+    ids=["dataset", "organization", "dataset, wide ranges"],
+)
+def test_every_combination_of_filters_is_an_index_search(
+    catalog: dict[str, Any],
+    engine: Any,
+    backend: str,
+    scoped: bool,
+    narrow: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Pages (first and later), counts and the ids they read, for all 256 combinations of
+    the filters: no plan reads data_rows or the metadata values whole (SQLite: no SCAN;
+    PostgreSQL, told to avoid sequential scans: every scan has an index condition), and the
+    most selective filter's index is the one searched (SQLite: first). The test's rows are
+    few, so a key prefix or created range is narrow enough to drive before the metadata;
+    the third run makes them wide."""
+    from tether.catalog import queries as service
+
+    tenant = catalog["tenant"]
+    dataset_id = catalog["datasets"][0]["id"] if scoped else None
+    if not narrow:  # as if every prefix and created range held too many rows to drive
+        monkeypatch.setattr(service, "PROBE_ROWS", 0)
+    failures: dict[str, list[str]] = {}
+    with engine.connect() as conn:
+        if backend == "postgresql":
+            conn.exec_driver_sql("SET enable_seqscan = off")
+        for atoms in _combinations():
+            flt = _flt(service, atoms, dataset_id)
+            expected = _expected_index(atoms, scoped, narrow)
+            # Where only the scope, a media type or a created range is left, PostgreSQL
+            # weighs by its statistics whether to search their index or to read the scope's
+            # rows in id order (the better plan for a wide range): any index search will do.
+            pg_expected = expected if set(atoms) - {"media_type", "created"} else None
+            statements = {
+                "ids": (service.page_ids_query(conn, tenant.org_id, flt, None, 101), expected),
+                "page": (service.page_query(conn, tenant.org_id, flt, None, 101), None),
+                "next page": (service.page_query(conn, tenant.org_id, flt, 100, 101), None),
+                "count": (service.count_query(conn, tenant.org_id, flt)[0], None),
+            }
+            for what, (query, index) in statements.items():
+                if backend == "sqlite":
+                    problems = _sqlite_problems(_sqlite_plan(conn, query), index)
+                else:
+                    problems = _pg_problems(_pg_plan(conn, query), index and pg_expected)
+                if problems:
+                    failures[f"{'+'.join(atoms) or 'nothing'} ({what})"] = problems
+        conn.rollback()
+    assert not failures, "\n".join(f"{k}: {v}" for k, v in list(failures.items())[:20])
+
+
+def _picks(created: tuple[datetime, datetime]) -> dict[str, Any]:
+    """Each atom as a plain Python test of a row, as the API shows it."""
+
+    def between(row: dict[str, Any], low: float, high: float) -> bool:
+        return (s := _meta(row, "score")) is not None and low < s <= high
+
+    return {
+        "global_key": lambda r: r["global_key"] == ATOMS["global_key"]["global_key"],
+        "external_id": lambda r: r["external_id"] == "ext-7",
+        "global_key_prefix": lambda r: (r["global_key"] or "").startswith("a-01"),
+        "media_type": lambda r: r["media_type"] == "VIDEO",
+        "created": lambda r: created[0] <= datetime.fromisoformat(r["created_at"]) < created[1],
+        "split": lambda r: _meta(r, "split") == "valid",
+        "score": lambda r: between(r, 20, 45.5),
+        "tag contains": lambda r: "-00" in (_meta(r, "tag") or ""),
+    }
+
+
+@pytest.mark.parametrize("scoped", [True, False], ids=["dataset", "organization"])
+def test_every_combination_of_filters_matches_python(
+    catalog: dict[str, Any], engine: Any, scoped: bool
+) -> None:
+    """The same 256 combinations return exactly the rows a plain Python filter picks, and
+    count them exactly (the created range cuts the rows of the three imports)."""
+    from tether.catalog import queries as service
+
+    tenant, rows = catalog["tenant"], catalog["rows"]
+    moments = sorted(datetime.fromisoformat(r["created_at"]) for r in rows)
+    created = (moments[len(moments) // 3], moments[2 * len(moments) // 3])
+    picks = _picks(created)
+    dataset_id = catalog["datasets"][0]["id"] if scoped else None
+    wrong, answered = [], 0
+    with engine.connect() as conn:
+        for atoms in _combinations():
+            flt = _flt(service, atoms, dataset_id)
+            if "created" in atoms:
+                flt.created_after, flt.created_before = created
+            expected = [
+                r["id"]
+                for r in rows
+                if all(picks[a](r) for a in atoms)
+                and r["dataset_id"] == (dataset_id or r["dataset_id"])
+            ]
+            got = [r["id"] for r in service.page(conn, tenant.org_id, flt, None, 1000)[0]]
+            counted = service.count(conn, tenant.org_id, flt)
+            answered += bool(expected)
+            if got != expected or counted != (len(expected), True):
+                wrong.append(f"{'+'.join(atoms)}: {got[:5]} / {counted} != {expected[:5]}")
+    assert not wrong, "\n".join(wrong[:10])
+    assert answered > 60, "most combinations of the broad filters should match rows"
+
+
+# --- many filters (issue 12.8) ------------------------------------------------------------
+
+MANY = 50  # what the API accepts (it answers 422 past that)
+
+
+@pytest.fixture(scope="module")
+def wide(engine: Any, http: Any) -> dict[str, Any]:
+    """Rows with 47 string fields and a number: rows 0-9 hold "yes" in every field, row 10+k
+    holds "no" in field k."""
+    tenant = make_tenant(engine, http)
+    names = [f"f{k:02d}" for k in range(MANY - 3)]
+    for name in names:
+        assert tenant.post("/metadata-schema", json={"name": name, "kind": "string"}).is_success
+    assert tenant.post("/metadata-schema", json={"name": "n", "kind": "number"}).is_success
+    rows = []
+    for i in range(10 + len(names)):
+        fields = [
+            {"name": nm, "value": "no" if i - 10 == k else "yes"} for k, nm in enumerate(names)
+        ]
+        fields += [{"name": "split", "value": "train"}, {"name": "tag", "value": f"t{i % 3}"}]
+        fields.append({"name": "n", "value": i})
+        rows.append({"row_data": f"s3://b/wide/{i}.jpg", "metadata_fields": fields})
+    ds = tenant.dataset()
+    job = tenant.import_rows(ds["id"], _ndjson(rows))
+    assert job["counts"]["created"] == len(rows), job
+    ids = [r["id"] for r in _all(tenant, {"dataset_id": ds["id"]})]
+    return {"tenant": tenant, "names": names, "ids": ids, "dataset_id": ds["id"]}
+
+
+def _many_cases(names: list[str], ids: list[int]) -> list[tuple[str, list[str], list[int]]]:
+    every_field = [f"{nm}:eq:yes" for nm in names] + ["split:eq:train", "tag:contains:t", "n:gte:0"]
+    bounds = [f"n:gt:{k}" for k in range(MANY // 2)] + [f"n:lte:{40 + k}" for k in range(MANY // 2)]
+    return [
+        ("50 fields", every_field, ids[:10]),
+        ("one field 50 times", ["tag:eq:t1"] * 25 + ["tag:contains:t"] * 25, ids[1::3]),
+        ("50 ends of one range", bounds, ids[25:41]),
+        ("50 different values of one field", [f"tag:eq:t{k}" for k in range(MANY)], []),
+        (
+            "50 contains",
+            [f"f{k:02d}:contains:{'yes'[k % 3 :]}" for k in range(MANY - 3)]
+            + ["tag:contains:t", "tag:contains:1", "n:lt:99"],
+            ids[1:10:3],
+        ),
+    ]
+
+
+@pytest.mark.parametrize("scoped", [True, False], ids=["dataset", "organization"])
+def test_fifty_filters_answer_exactly(wide: dict[str, Any], scoped: bool) -> None:
+    tenant, ids = wide["tenant"], wide["ids"]
+    scope = {"dataset_id": wide["dataset_id"]} if scoped else {}
+    for name, specs, expected in _many_cases(wide["names"], ids):
+        assert len(specs) == MANY, name
+        got = [r["id"] for r in _all(tenant, {**scope, "metadata": specs}, limit=7)]
+        assert got == expected, name
+        count = tenant.get("/data-rows/count", params={**scope, "metadata": specs})
+        assert count.json() == {"count": len(expected), "exact": True}, name
+        pair = [*specs[: MANY // 2 - 1], "nosuch:eq:1"]  # still a clear error, not a 500
+        assert tenant.get("/data-rows", params={**scope, "metadata": pair}).status_code == 422
+
+
+def test_hundreds_of_repeated_filters_still_build(
+    wide: dict[str, Any], engine: Any, backend: str
+) -> None:
+    """Past the API's limit the query builder still makes one condition a field (the API
+    refuses such requests; jobs and the CLI may call the service directly)."""
+    from tether.catalog import queries as service
+
+    tenant, ids = wide["tenant"], wide["ids"]
+    specs = [service.MetadataFilter("tag", "eq", "t1")] * 450
+    specs += [service.MetadataFilter(nm, "eq", "yes") for nm in wide["names"]]
+    specs += [service.MetadataFilter("n", "lt", 100 + k) for k in range(450)]
+    flt = service.RowFilter(metadata=specs)
+    with engine.connect() as conn:
+        rows, _cursor = service.page(conn, tenant.org_id, flt, None, 1000)
+        assert [r["id"] for r in rows] == ids[1:10:3]
+        assert service.count(conn, tenant.org_id, flt) == (3, True)
+        if backend == "postgresql":
+            conn.exec_driver_sql("SET enable_seqscan = off")
+        for query in (
+            service.page_query(conn, tenant.org_id, flt, None, 101),
+            service.count_query(conn, tenant.org_id, flt)[0],
+        ):
+            if backend == "sqlite":
+                assert _sqlite_problems(_sqlite_plan(conn, query), None) == []
+            else:
+                assert _pg_problems(_pg_plan(conn, query), None) == []
+        conn.rollback()

@@ -76,7 +76,17 @@ class DataRowPatch(Body):
     external_id: str | None = None
     media_type: str | None = None
     media_attributes: dict[str, Any] | None = None
-    metadata_fields: list[dict[str, Any]] | None = None
+    metadata_fields: list[dict[str, Any]] | None = Field(
+        default=None, description="the row's whole metadata: fields not listed are dropped"
+    )
+    metadata_fields_set: list[dict[str, Any]] | None = Field(
+        default=None,
+        max_length=1000,
+        description="{name or schema_id, value} entries to add or change; other fields stay",
+    )
+    metadata_fields_remove: list[str] | None = Field(
+        default=None, max_length=1000, description="names or schema ids of fields to remove"
+    )
     attachments: list[dict[str, Any]] | None = None
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from tether.catalog.metadata_schema import load_schema
+from tether.catalog.metadata_schema import Schema, load_schema
 from tether.catalog.queries import get, ids_for_global_keys
 from tether.catalog.rows import MAX_GLOBAL_KEY, NormalRow, RowError, normalize
 from tether.db.dml import insert_ignoring_duplicates
@@ -39,8 +39,21 @@ def update_row(
     merged.update({k: v for k, v in changes.items() if k in merged or k == "metadata_fields"})
     extra = {k: v for k, v in current.items() if k not in merged and k not in _SERVER_FIELDS}
     merged["extra"] = extra or None
+    schema = load_schema(conn, org_id)
+    if changes.get("metadata_fields_set") or changes.get("metadata_fields_remove"):
+        if "metadata_fields" in changes:
+            raise _invalid_metadata(
+                "metadata_fields replaces the whole list; send it alone, or change single "
+                "fields with metadata_fields_set and metadata_fields_remove"
+            )
+        merged["metadata_fields"] = patch_metadata(
+            schema,
+            current["metadata_fields"],
+            changes.get("metadata_fields_set") or [],
+            changes.get("metadata_fields_remove") or [],
+        )
     try:
-        norm = normalize(merged, load_schema(conn, org_id))
+        norm = normalize(merged, schema)
     except RowError as exc:
         raise Invalid(exc.message, details={"code": exc.code}) from None
     try:
@@ -53,6 +66,42 @@ def update_row(
             code="global_key_exists",
         ) from None
     return get(conn, org_id, row_id)
+
+
+def patch_metadata(
+    schema: Schema, current: list[dict[str, Any]], to_set: list[Any], to_remove: list[Any]
+) -> list[dict[str, Any]]:
+    """A row's metadata entries with some set (changed in place, or added at the end) and
+    some removed (removing a field the row does not have changes nothing). The values are
+    checked afterwards with the whole row."""
+    removed = set()
+    for name in to_remove:
+        f = schema.resolve(name, name)
+        if f is None:
+            raise _invalid_metadata(f"unknown metadata field {name!r} in metadata_fields_remove")
+        removed.add(f.id)
+    entries = {entry["schema_id"]: entry for entry in current}
+    changed: set[str] = set()
+    for entry in to_set:
+        if not isinstance(entry, dict) or "value" not in entry:
+            raise _invalid_metadata(
+                f"metadata_fields_set entry {entry!r} needs a name or schema_id and a value"
+            )
+        schema_id = entry.get("schema_id") or entry.get("schemaId")
+        f = schema.resolve(schema_id, entry.get("name") or entry.get("schema_name"))
+        if f is None:
+            raise _invalid_metadata(f"unknown metadata field {entry.get('name') or schema_id!r}")
+        if f.id in removed:
+            raise _invalid_metadata(f"metadata field {f.name!r} is both set and removed")
+        if f.id in changed:
+            raise _invalid_metadata(f"metadata field {f.name!r} is set twice")
+        changed.add(f.id)
+        entries[f.id] = {"schema_id": f.id, "name": f.name, "value": entry["value"]}
+    return [entry for key, entry in entries.items() if key not in removed]
+
+
+def _invalid_metadata(message: str) -> Invalid:
+    return Invalid(message, details={"code": "invalid_metadata"})
 
 
 _SERVER_FIELDS = ("id", "dataset_id", "created_by", "created_at", "updated_at", "metadata_fields")

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Select, and_, func, select, text
+from sqlalchemy import Connection, Select, exists, func, select, text
 from sqlalchemy.exc import OperationalError
 
 from tether.catalog import datasets
@@ -113,69 +113,306 @@ def ids_for_global_keys(conn: Connection, org_id: int, keys: list[str]) -> list[
 
 
 class _Empty(Exception):
-    """A filter that no row can match (a "contains" no stored value has)."""
+    """A filter that no row can match (a "contains" no stored value has, two different
+    values asked of one field)."""
 
 
-def _row_conditions(org_id: int, flt: RowFilter) -> list[Any]:
-    """Conditions on data_rows' own columns, beyond its organization and dataset."""
-    conds: list[Any] = []
-    if flt.media_type:
-        conds.append(data_rows.c.media_type == flt.media_type.upper())
-    if flt.external_id is not None:
-        conds.append(data_rows.c.external_id == flt.external_id)
-    if flt.global_key is not None:
-        conds.append(data_rows.c.global_key == flt.global_key)
-    if flt.global_key_prefix:
-        prefix = flt.global_key_prefix
-        conds += [data_rows.c.global_key >= prefix, data_rows.c.global_key < prefix + "\U0010ffff"]
-    if flt.created_after:
-        conds.append(data_rows.c.created_at >= flt.created_after)
-    if flt.created_before:
-        conds.append(data_rows.c.created_at < flt.created_before)
+# Past this many matching values a "contains" filter is sent as a subquery, not a list
+# (SQLite takes at most 32,766 parameters in one statement).
+CONTAINS_LIST_LIMIT = 500
+
+
+@dataclass
+class _FieldTest:
+    """Every filter on one metadata field, reduced to one condition: the text values it may
+    hold (eq and contains intersected), or one number interval (eq and range ends)."""
+
+    of: Field
+    texts: set[str] | None = None
+    containing: list[str] = field(default_factory=list)  # parts too common to list
+    low: tuple[float, bool] | None = None  # (bound, inclusive)
+    high: tuple[float, bool] | None = None
+
+    @property
+    def ordered(self) -> bool:
+        """Its index reads matching rows in id order (one text value, nothing else)."""
+        return self.texts is not None and len(self.texts) == 1 and not self.containing
+
+
+def _field_tests(conn: Connection, org_id: int, filters: list[MetadataFilter]) -> list[_FieldTest]:
+    """One test per filtered field, in the order the fields were first named. However many
+    filters are given, each field costs one small condition."""
+    if not filters:
+        return []
+    schema = load_schema(conn, org_id)
+    tests: dict[str, _FieldTest] = {}
+    for mf in filters:
+        f = schema.resolve(mf.field, mf.field)
+        if f is None:
+            raise Invalid(f"unknown metadata field {mf.field!r}")
+        if f.kind == "embedding":
+            raise Invalid("embedding fields cannot be filtered on")
+        _narrow(conn, org_id, tests.setdefault(f.id, _FieldTest(f)), mf)
+    for test in tests.values():
+        if test.texts is not None and not test.texts:
+            raise _Empty()
+        if test.low and test.high and not _overlap(test.low, test.high):
+            raise _Empty()
+    return list(tests.values())
+
+
+def _narrow(conn: Connection, org_id: int, test: _FieldTest, mf: MetadataFilter) -> None:
+    """Add one filter to its field's test."""
+    f = test.of
+    if mf.op not in OPS:
+        raise Invalid(f"unknown filter {mf.op!r}; expected one of {', '.join(OPS)}")
+    if mf.op == "contains":
+        if f.kind != "string":
+            raise Invalid(f"'contains' works on string fields; {f.name!r} is a {f.kind}")
+        values = _values_containing(conn, org_id, f.key, str(mf.value))
+        if values is None:
+            test.containing.append(str(mf.value))
+        else:
+            test.texts = values if test.texts is None else test.texts & values
+        return
+    if mf.op != "eq" and f.kind in ("string", "enum"):
+        raise Invalid(f"{mf.op!r} needs a number or datetime field; {f.name!r} is a {f.kind}")
+    try:
+        _json, value_text, number = coerce(f, mf.value)
+    except ValueError as exc:
+        raise Invalid(f"filter on {f.name!r}: {exc}") from None
+    if value_text is not None:
+        test.texts = {value_text} if test.texts is None else test.texts & {value_text}
+        return
+    assert number is not None
+    if mf.op in ("eq", "gt", "gte"):
+        test.low = _tighter(test.low, (number, mf.op != "gt"), 1)
+    if mf.op in ("eq", "lt", "lte"):
+        test.high = _tighter(test.high, (number, mf.op != "lt"), -1)
+
+
+def _tighter(
+    bound: tuple[float, bool] | None, new: tuple[float, bool], side: int
+) -> tuple[float, bool]:
+    """The stricter of two lower (``side`` 1) or upper (-1) bounds."""
+    if bound is None or new[0] * side > bound[0] * side:
+        return new
+    if new[0] == bound[0]:
+        return (new[0], new[1] and bound[1])
+    return bound
+
+
+def _overlap(low: tuple[float, bool], high: tuple[float, bool]) -> bool:
+    return low[0] < high[0] or (low[0] == high[0] and low[1] and high[1])
+
+
+def _values_containing(conn: Connection, org_id: int, field_key: int, part: str) -> set[str] | None:
+    """The field's stored text values holding ``part``; None when there are too many to
+    list (the query then looks them up itself, ``_containing``)."""
+    found = conn.execute(
+        _containing(conn, org_id, field_key, part).limit(CONTAINS_LIST_LIMIT + 1)
+    ).scalars()
+    values = set(found)
+    return None if len(values) > CONTAINS_LIST_LIMIT else values
+
+
+def _containing(conn: Connection, org_id: int, field_key: int, part: str) -> Select[Any]:
+    return select(metadata_values.c.value_text).where(
+        metadata_values.c.org_id == org_id,
+        metadata_values.c.field_key == field_key,
+        _position(conn, metadata_values.c.value_text, part) > 0,
+    )
+
+
+def _position(conn: Connection, column: Any, part: str) -> Any:
+    """Where ``part`` starts in ``column`` (0: nowhere), case-sensitive on both databases
+    (SQLite's LIKE ignores ASCII case, PostgreSQL's does not)."""
+    if conn.dialect.name == "sqlite":
+        return func.instr(column, part)
+    return func.strpos(column, part)
+
+
+def _field_condition(conn: Connection, org_id: int, test: _FieldTest, m: Any) -> list[Any]:
+    conds: list[Any] = [m.c.field_key == test.of.key]
+    if test.texts is not None:
+        texts = sorted(test.texts)
+        conds.append(m.c.value_text == texts[0] if len(texts) == 1 else m.c.value_text.in_(texts))
+    for part in test.containing:
+        conds.append(m.c.value_text.in_(_containing(conn, org_id, test.of.key, part)))
+    if test.low is not None and test.low == test.high:
+        conds.append(m.c.value_num == test.low[0])
+        return conds
+    if test.low is not None:
+        conds.append(m.c.value_num >= test.low[0] if test.low[1] else m.c.value_num > test.low[0])
+    if test.high is not None:
+        conds.append(
+            m.c.value_num <= test.high[0] if test.high[1] else m.c.value_num < test.high[0]
+        )
+    if test.texts is None and not test.containing and test.low is None and test.high is None:
+        conds.append(m.c.value_num.is_not(None))  # the partial number index
     return conds
 
 
-def _metadata_joins(conn: Connection, org_id: int, flt: RowFilter) -> list[tuple[Any, Any]]:
-    """One (alias, condition) per filtered field, each served by a (scope, field, value, id)
-    partial index: text equality reads in id order, a number range is one seek."""
-    joins = []
-    for i, (f, filters) in enumerate(_by_field(conn, org_id, flt.metadata)):
-        m = data_row_metadata.alias(f"m{i}")
-        scope = (
-            m.c.dataset_id == flt.dataset_id if flt.dataset_id is not None else m.c.org_id == org_id
-        )
-        conds = [_metadata_condition(conn, org_id, f, mf, m) for mf in filters]
-        joins.append((m, and_(scope, m.c.field_key == f.key, *conds)))
-    return joins
+def _scope(table: Any, org_id: int, flt: RowFilter) -> Any:
+    if flt.dataset_id is not None:
+        return table.c.dataset_id == flt.dataset_id
+    return table.c.org_id == org_id
 
 
-def _matching_ids(conn: Connection, org_id: int, flt: RowFilter) -> tuple[Select[Any], Any]:
-    """The ids of matching rows, and the column they are ordered and keyset by.
+# What drives a query, most selective first: the one condition whose index is searched; every
+# other condition is checked on the rows it finds. A key prefix or a created range goes before
+# the metadata only when it holds fewer than PROBE_ROWS rows (counted, capped, first).
+DRIVERS = ("global_key", "external_id", "global_key_prefix", "metadata", "created", "media_type")
+PROBE_ROWS = 5000
 
-    It reads only the index that drives the filter: ``data_rows (dataset_id, id)`` for a
-    dataset, the metadata index for metadata filters (joining data_rows only when a row
-    column is filtered too). Rows are fetched by id afterwards, so no planner can choose to
-    walk the whole table in id order instead.
+
+def driver(conn: Connection, org_id: int, flt: RowFilter) -> str:
+    """The filter whose index a query searches ("scope": the dataset's or organization's)."""
+    given = {
+        "global_key": flt.global_key is not None,
+        "external_id": flt.external_id is not None,
+        "global_key_prefix": bool(flt.global_key_prefix),
+        "metadata": bool(flt.metadata),
+        "created": flt.created_after is not None or flt.created_before is not None,
+        "media_type": bool(flt.media_type),
+    }
+    first = next((name for name in DRIVERS if given[name]), "scope")
+    if first == "metadata":
+        narrow = (name for name in ("global_key_prefix", "created") if given[name])
+        return next((name for name in narrow if _few(conn, org_id, flt, name)), first)
+    return first
+
+
+def _few(conn: Connection, org_id: int, flt: RowFilter, name: str) -> bool:
+    """Whether the scope holds fewer than PROBE_ROWS rows that pass this one filter."""
+    only = RowFilter(dataset_id=flt.dataset_id)
+    if name == "created":
+        only.created_after, only.created_before = flt.created_after, flt.created_before
+    else:
+        only.global_key_prefix = flt.global_key_prefix
+    ids = select(data_rows.c.id).where(*_row_conditions(org_id, only, _SEARCHED[name]))
+    probe = select(func.count()).select_from(ids.limit(PROBE_ROWS).subquery())
+    return int(conn.execute(probe).scalar_one()) < PROBE_ROWS
+
+
+# The data_rows columns each driver's index searches.
+_SEARCHED = {
+    "global_key": {"org_id", "global_key"},
+    "external_id": {"org_id", "external_id"},
+    "global_key_prefix": {"org_id", "global_key"},
+    "metadata": set(),
+    "created": {"scope", "created_at"},
+    "media_type": {"scope", "media_type", "id"},
+    "scope": {"scope", "id"},
+}
+
+
+def _row_conditions(
+    org_id: int, flt: RowFilter, searched: set[str], scoped: bool = True
+) -> list[Any]:
+    """Conditions on data_rows' own columns (with its organization and dataset unless not
+    ``scoped``). Those of columns outside ``searched`` are written so that no index can serve
+    them (``coalesce(c, c)``): the planner then cannot trade the driver's search for another
+    index's walk in id order (a dataset's rows read one by one to find one external id was
+    the slow plan this prevents)."""
+    scope_column = "dataset_id" if flt.dataset_id is not None else "org_id"
+
+    def col(name: str) -> Any:
+        column = data_rows.c[name]
+        if name in searched or (name == scope_column and "scope" in searched):
+            return column
+        return func.coalesce(column, column)
+
+    conds = []
+    if scoped and (flt.dataset_id is None or "org_id" in searched):
+        conds.append(col("org_id") == org_id)  # (a dataset filter names one of the org's)
+    if scoped and flt.dataset_id is not None:
+        conds.append(col("dataset_id") == flt.dataset_id)
+    if flt.media_type:
+        conds.append(col("media_type") == flt.media_type.upper())
+    if flt.external_id is not None:
+        conds.append(col("external_id") == flt.external_id)
+    if flt.global_key is not None:
+        conds.append(col("global_key") == flt.global_key)
+    elif flt.global_key_prefix:  # (with a global key, ``_matching_ids`` checks the prefix)
+        prefix = flt.global_key_prefix
+        conds += [col("global_key") >= prefix, col("global_key") < prefix + "\U0010ffff"]
+    if flt.created_after:
+        conds.append(col("created_at") >= flt.created_after)
+    if flt.created_before:
+        conds.append(col("created_at") < flt.created_before)
+    return conds
+
+
+@dataclass
+class _Matching:
+    """The ids of matching rows, the column they are keyset by, and whether the driving
+    index reads them in that order already."""
+
+    ids: Select[Any]
+    key: Any
+    ordered: bool
+
+
+def _matching_ids(
+    conn: Connection, org_id: int, flt: RowFilter, after: int | None = None
+) -> _Matching:
+    """The ids of matching rows, read through one index: the driver's (``driver``).
+
+    Rows are fetched by id afterwards, so no planner can choose to walk the whole table in
+    id order instead. Other metadata fields are checked per row through the values' primary
+    key (``EXISTS``), so many filters never make a join SQLite refuses.
     """
-    joins = _metadata_joins(conn, org_id, flt)
-    row_conds = _row_conditions(org_id, flt)
     if flt.dataset_id is not None:
         _require_dataset(conn, org_id, flt.dataset_id)
-    if not joins:
-        scope = (
-            data_rows.c.dataset_id == flt.dataset_id
-            if flt.dataset_id is not None
-            else data_rows.c.org_id == org_id
-        )
-        return select(data_rows.c.id).where(scope, *row_conds), data_rows.c.id
-    (first, first_cond), rest = joins[0], joins[1:]
-    source: Any = first
-    for m, cond in rest:
-        source = source.join(m, and_(m.c.data_row_id == first.c.data_row_id, cond))
+    if flt.global_key is not None and not flt.global_key.startswith(flt.global_key_prefix or ""):
+        raise _Empty()
+    tests = _field_tests(conn, org_id, flt.metadata)
+    drive = driver(conn, org_id, flt)
+    if drive != "metadata":
+        searched = _SEARCHED[drive]
+        ids = select(data_rows.c.id).where(*_row_conditions(org_id, flt, searched))
+        probes = [_value_probe(conn, org_id, flt, t, data_rows.c.id) for t in tests]
+        ids = ids.where(*_exists(conn, probes))
+        ordered = "id" in searched
+        key: Any = data_rows.c.id
+        if after is not None:
+            ids = ids.where((key if ordered else func.coalesce(key, key)) > after)
+        return _Matching(ids, key, ordered)
+    first, rest = tests[0], tests[1:]
+    m = data_row_metadata.alias("m0")
+    ids = select(m.c.data_row_id).where(
+        _scope(m, org_id, flt), *_field_condition(conn, org_id, first, m)
+    )
+    probes = [_value_probe(conn, org_id, flt, t, m.c.data_row_id) for t in rest]
+    row_conds = _row_conditions(org_id, flt, set(), scoped=False)
     if row_conds:
-        source = source.join(data_rows, and_(data_rows.c.id == first.c.data_row_id, *row_conds))
-    ids = select(first.c.data_row_id).select_from(source).where(first_cond)
-    return ids, first.c.data_row_id
+        probes.append(select(data_rows.c.id).where(data_rows.c.id == m.c.data_row_id, *row_conds))
+    ids = ids.where(*_exists(conn, probes))
+    key = m.c.data_row_id
+    if after is not None:
+        ids = ids.where((key if first.ordered else func.coalesce(key, key)) > after)
+    return _Matching(ids, key, first.ordered)
+
+
+def _value_probe(
+    conn: Connection, org_id: int, flt: RowFilter, test: _FieldTest, row_id: Any
+) -> Select[Any]:
+    """The row's value of the test's field, if it passes (one primary key search)."""
+    m = data_row_metadata.alias()
+    conds = _field_condition(conn, org_id, test, m)
+    return select(m.c.data_row_id).where(m.c.data_row_id == row_id, _scope(m, org_id, flt), *conds)
+
+
+# PostgreSQL turns each EXISTS into a semi-join and plans their order: 4 ms for 2, 100 ms for
+# 12, 300 ms for 20. Past this many, ``OFFSET 0`` keeps each a probe run per matching row.
+SEMI_JOINS = 3
+
+
+def _exists(conn: Connection, probes: list[Select[Any]]) -> list[Any]:
+    if conn.dialect.name == "postgresql" and len(probes) > SEMI_JOINS:
+        probes = [probe.offset(0) for probe in probes]
+    return [exists(probe) for probe in probes]
 
 
 def _require_dataset(conn: Connection, org_id: int, dataset_id: int) -> None:
@@ -189,95 +426,34 @@ def _require_dataset(conn: Connection, org_id: int, dataset_id: int) -> None:
         raise _Empty()
 
 
-def _by_field(
-    conn: Connection, org_id: int, filters: list[MetadataFilter]
-) -> list[tuple[Field, list[MetadataFilter]]]:
-    """Filters grouped by field (a range's two ends share one join)."""
-    if not filters:
-        return []
-    schema = load_schema(conn, org_id)
-    groups: dict[str, tuple[Field, list[MetadataFilter]]] = {}
-    for mf in filters:
-        f = schema.resolve(mf.field, mf.field)
-        if f is None:
-            raise Invalid(f"unknown metadata field {mf.field!r}")
-        if f.kind == "embedding":
-            raise Invalid("embedding fields cannot be filtered on")
-        groups.setdefault(f.id, (f, []))[1].append(mf)
-    return list(groups.values())
+def _sort_key(conn: Connection, matching: _Matching) -> Any:
+    """The ORDER BY of a page. Where the driving index is not in id order, ``key + 0`` makes
+    SQLite sort the matches itself (3.40 was seen to take an ``IN (...)`` over the metadata
+    index as already ordered by id, and pages skipped rows)."""
+    key = matching.key
+    return key if matching.ordered or conn.dialect.name != "sqlite" else key + 0
 
 
-def _metadata_condition(conn: Connection, org_id: int, f: Field, mf: MetadataFilter, m: Any) -> Any:
-    if mf.op not in OPS:
-        raise Invalid(f"unknown filter {mf.op!r}; expected one of {', '.join(OPS)}")
-    if mf.op == "contains":
-        if f.kind != "string":
-            raise Invalid(f"'contains' works on string fields; {f.name!r} is a {f.kind}")
-        values = _values_containing(conn, org_id, f.key, str(mf.value))
-        if not values:
-            raise _Empty()
-        return m.c.value_text.in_(values)
-    if mf.op != "eq" and f.kind in ("string", "enum"):
-        raise Invalid(f"{mf.op!r} needs a number or datetime field; {f.name!r} is a {f.kind}")
-    try:
-        _json, value_text, number = coerce(f, mf.value)
-    except ValueError as exc:
-        raise Invalid(f"filter on {f.name!r}: {exc}") from None
-    if f.kind in ("string", "enum"):
-        return m.c.value_text == value_text
-    column = m.c.value_num
-    return {
-        "eq": column == number,
-        "gt": column > number,
-        "gte": column >= number,
-        "lt": column < number,
-        "lte": column <= number,
-    }[mf.op]
-
-
-def _values_containing(conn: Connection, org_id: int, field_key: int, part: str) -> list[str]:
-    return list(
-        conn.execute(
-            select(metadata_values.c.value_text).where(
-                metadata_values.c.org_id == org_id,
-                metadata_values.c.field_key == field_key,
-                _position(conn, metadata_values.c.value_text, part) > 0,
-            )
-        ).scalars()
-    )
-
-
-def _position(conn: Connection, column: Any, part: str) -> Any:
-    """Where ``part`` starts in ``column`` (0: nowhere), case-sensitive on both databases
-    (SQLite's LIKE ignores ASCII case, PostgreSQL's does not)."""
-    if conn.dialect.name == "sqlite":
-        return func.instr(column, part)
-    return func.strpos(column, part)
-
-
-def _sort_key(conn: Connection, flt: RowFilter, key: Any) -> Any:
-    """The ORDER BY of a page. SQLite 3.40 was seen (in one test run out of several) to take
-    an ``IN (...)`` over the metadata index as already ordered by id, so pages driven by a
-    "contains" filter skipped rows; ``key + 0`` makes it sort the matches itself."""
-    drives_with_in = bool(flt.metadata) and flt.metadata[0].op == "contains"
-    return key + 0 if drives_with_in and conn.dialect.name == "sqlite" else key
+def page_ids_query(
+    conn: Connection, org_id: int, flt: RowFilter, after: int | None, limit: int
+) -> Select[Any]:
+    """The ids of one page, in order."""
+    matching = _matching_ids(conn, org_id, flt, after)
+    return matching.ids.order_by(_sort_key(conn, matching)).limit(limit)
 
 
 def page_query(
     conn: Connection, org_id: int, flt: RowFilter, after: int | None, limit: int
 ) -> Select[Any]:
     """The statement behind one page (the query benchmark runs it directly)."""
-    ids, key = _matching_ids(conn, org_id, flt)
-    if after is not None:
-        ids = ids.where(key > after)
-    ids = ids.order_by(_sort_key(conn, flt, key)).limit(limit)
+    ids = page_ids_query(conn, org_id, flt, after, limit)
     query = select(data_rows).where(data_rows.c.org_id == org_id, data_rows.c.id.in_(ids))
     return query.order_by(data_rows.c.id)
 
 
 def count_query(conn: Connection, org_id: int, flt: RowFilter) -> tuple[Select[Any], Select[Any]]:
     """The count statement, and the statement whose rows it counts."""
-    counted, _key = _matching_ids(conn, org_id, flt)
+    counted = _matching_ids(conn, org_id, flt).ids
     return select(func.count()).select_from(counted.subquery()), counted
 
 

@@ -146,6 +146,11 @@ data_rows = Table(
     Index("ix_data_rows_dataset_id_id", "dataset_id", "id"),
     Index("ix_data_rows_org_external_id", "org_id", "external_id"),
     Index("ix_data_rows_dataset_media_type_id", "dataset_id", "media_type", "id"),
+    # Whole-organization listings in id order, and created_at ranges (0004_queries).
+    Index("ix_data_rows_org_id_id", "org_id", "id"),
+    Index("ix_data_rows_org_media_type_id", "org_id", "media_type", "id"),
+    Index("ix_data_rows_dataset_created_id", "dataset_id", "created_at", "id"),
+    Index("ix_data_rows_org_created_id", "org_id", "created_at", "id"),
 )
 
 metadata_fields = Table(
