@@ -96,7 +96,7 @@ class DatasetList(Model):
 class MetadataValue(Model):
     schema_id: str
     name: str
-    value: str | int | float | list[float] = Field(
+    value: str | int | float | list[int | float] = Field(
         description="text, a number, an ISO 8601 time or an embedding (a list of numbers)"
     )
 

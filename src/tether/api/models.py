@@ -117,7 +117,10 @@ class Assignments(Body):
 
 class FieldIn(Body):
     name: str
-    kind: str = Field(description="string, number, datetime, enum or embedding")
+    kind: str = Field(
+        description="string, number, datetime, enum or embedding",
+        json_schema_extra={"enum": ["string", "number", "datetime", "enum", "embedding"]},
+    )
     options: list[str] | None = None
     dimension: int | None = None
 

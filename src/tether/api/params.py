@@ -5,11 +5,14 @@ database parses (SQLite: "Expression tree is too large")."""
 
 from __future__ import annotations
 
-from fastapi import Request
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from fastapi import Query, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from tether.catalog.media import normal_media_type
+from tether.catalog.media import MEDIA_TYPES, normal_media_type
 from tether.errors import Invalid
 
 MAX_QUERY_ITEMS = 64
@@ -50,6 +53,23 @@ def media_type(value: str | None) -> str | None:
             str(exc), details=[{"loc": ["query", "media_type"], "message": str(exc)}]
         ) from None
 
+
+def one_of(values: Iterable[str]) -> Callable[[dict[str, Any]], None]:
+    """A ``json_schema_extra`` that documents an optional text parameter as an enum (the
+    code checks it, with a message that says what is expected)."""
+    allowed = list(values)
+
+    def document(schema: dict[str, Any]) -> None:
+        schema.pop("anyOf", None)
+        schema.update(type="string", enum=allowed)
+
+    return document
+
+
+# What the document says a media_type parameter takes (the server also takes any case).
+MEDIA_TYPE_QUERY = Query(
+    description="one of the media types, in any case", json_schema_extra=one_of(MEDIA_TYPES)
+)
 
 _DECLARED: dict[int, frozenset[str]] = {}
 

@@ -33,6 +33,7 @@ from tether.errors import Invalid
 router = APIRouter(prefix="/data-rows", tags=["data rows"], responses=documented(401, 422))
 
 MAX_METADATA_FILTERS = 20
+FILTER_PATTERN = "^[^:]+:(eq|gt|gte|lt|lte|contains):"
 METADATA_HELP = (
     "repeatable `FIELD:OP:VALUE` (FIELD a field's name or id; the value is everything after "
     "the second `:`), OP one of eq, gt, gte, lt, lte, contains; e.g. `split:eq:valid`, "
@@ -63,13 +64,22 @@ RowIdPath = Annotated[int, Path(ge=1, le=MAX_BIGINT, description="a data row id"
 
 def row_filter(
     dataset_id: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
-    media_type: str | None = None,
+    media_type: Annotated[str | None, params.MEDIA_TYPE_QUERY] = None,
     external_id: str | None = None,
     global_key: str | None = None,
     global_key_prefix: str | None = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
-    metadata: Annotated[list[str], Query(description=METADATA_HELP)] = [],  # noqa: B006
+    metadata: Annotated[
+        list[str],
+        Query(
+            description=METADATA_HELP,
+            json_schema_extra={
+                "maxItems": MAX_METADATA_FILTERS,
+                "items": {"type": "string", "pattern": FILTER_PATTERN},
+            },
+        ),
+    ] = [],  # noqa: B006
     tag_contains: Annotated[str | None, Query(description="tag holds this text")] = None,
 ) -> RowFilter:
     """The filters data row listing and counting share."""

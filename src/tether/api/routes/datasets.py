@@ -111,10 +111,11 @@ async def create_data_rows(
         str | None,
         Query(
             description="the file's container (json, ndjson, csv, tsv, txt), its kind "
-            "(labelbox, label_studio) or both (csv/labelbox); detected when not given"
+            "(labelbox, label_studio) or both (csv/labelbox); detected when not given",
+            json_schema_extra=params.one_of(formats.CONTAINERS),
         ),
     ] = None,
-    media_type: Annotated[str | None, Query(description="media type for every row")] = None,
+    media_type: Annotated[str | None, params.MEDIA_TYPE_QUERY] = None,
     filename: str | None = None,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> dict[str, Any]:

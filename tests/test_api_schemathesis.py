@@ -1,0 +1,90 @@
+"""A short schemathesis run over every operation of the document, on both databases: no
+answer is a 5xx, and every answer (status, content type, body, headers) is one the document
+describes. Each operation runs on generated input, and then again with its path naming things
+that exist (a dataset, a data row, a job, a metadata field), so the 2xx answers are checked
+too.
+
+Not checked: that every schema-valid request is accepted (``positive_data_acceptance``). Some
+rules are not schema-shaped: a name may be taken (409), a text may not hold NUL, a filter's
+field must exist."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from tests.conftest import Tenant
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import schemathesis
+    from schemathesis import checks
+
+pytestmark = pytest.mark.slow
+EXAMPLES = 4
+CHECKS = [
+    checks.not_a_server_error,
+    checks.status_code_conformance,
+    checks.content_type_conformance,
+    checks.response_schema_conformance,
+    checks.response_headers_conformance,
+    checks.negative_data_rejection,
+]
+
+
+def _existing(tenant: Tenant) -> dict[str, Any]:
+    """Path parameter values that name real things of the tenant."""
+    ds = tenant.dataset()
+    rows = b"".join(
+        b'{"row_data": "s3://b/%d.jpg", "global_key": "st-%d", '
+        b'"metadata_fields": [{"name": "tag", "value": "t"}], '
+        b'"attachments": [{"type": "TEXT", "value": "a note"}]}\n' % (i, i)
+        for i in range(3)
+    )
+    job = tenant.import_rows(ds["id"], rows + b'{"global_key": "no row_data"}\n')
+    field = tenant.post("/metadata-schema", json={"name": "weather", "kind": "string"}).json()
+    row = tenant.get("/data-rows", params={"dataset_id": ds["id"]}).json()["items"][0]
+    return {
+        "dataset": str(ds["id"]),
+        "row_id": row["id"],
+        "job_id": job["id"],
+        "field": field["id"],
+    }
+
+
+def _runner(operation: Any, path: dict[str, Any] | None, headers: dict[str, str]) -> Any:
+    """A hypothesis test of one operation; ``path`` replaces generated path parameters."""
+
+    @given(case=operation.as_strategy())
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
+    def run(case: Any) -> None:
+        if path is not None and case.path_parameters:
+            case.path_parameters = {k: path[k] for k in case.path_parameters}
+        case.call_and_validate(headers=headers, checks=CHECKS)
+
+    return run
+
+
+def test_every_operation_answers_as_documented(app: Any, tenant: Tenant) -> None:
+    schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", app)
+    existing = _existing(tenant)
+    failures = []
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 20
+    for operation in operations:
+        named = "{" in operation.path
+        for path in (None, existing) if named else (None,):
+            try:
+                _runner(operation, path, tenant.headers)()
+            except BaseException as exc:  # a FailureGroup: keep going, report them all
+                failures.append(f"{operation.label} (path {path}):\n{exc}")
+    assert not failures, "\n\n".join(failures)
