@@ -5,7 +5,8 @@ same rows in one transaction (how tether deleted datasets before).
     python bench/delete_dataset.py --rows 300000 [--database-url postgresql://...]
 
 Rows are written with plain SQL (two metadata values each), so the setup is quick; both
-deletions start from the same rows.
+deletions start from the same rows. On PostgreSQL give it a database of its own (it migrates
+it and leaves its rows' organization behind).
 """
 
 from __future__ import annotations
