@@ -489,15 +489,16 @@ def test_same_idempotency_key_twice_makes_one_job(server: Server, client: Client
     key = uuid.uuid4().hex
     headers = {"Authorization": f"Bearer {server.key}", "Idempotency-Key": key}
     url = f"{server.url}/api/v1/datasets/{dataset.id}/data-rows"
-    first = httpx.post(
-        url,
-        content=b"".join(orjson.dumps(r) + b"\n" for r in labelbox_rows(prefix, 20)),
-        headers=headers,
-    )
+    body = b"".join(orjson.dumps(r) + b"\n" for r in labelbox_rows(prefix, 20))
+    first = httpx.post(url, content=body, headers=headers)
     assert first.status_code == 202, first.text
-    again = httpx.post(url, content=orjson.dumps(labelbox_rows(prefix + "x", 5)), headers=headers)
+    again = httpx.post(url, content=body, headers=headers)
     assert again.status_code == 202, again.text
     assert again.json()["id"] == first.json()["id"]
+    # The key with another body is refused, and says so.
+    other = httpx.post(url, content=orjson.dumps(labelbox_rows(prefix + "x", 5)), headers=headers)
+    assert other.status_code == 422, other.text
+    assert other.json()["error"]["code"] == "idempotency_key_reused"
     job = client.get_job(first.json()["id"]).wait_till_done(timeout=60)
     assert job.counts["created"] == 20
     assert sum(1 for _ in dataset.data_rows()) == 20

@@ -375,3 +375,15 @@ def test_an_import_queued_for_a_dataset_being_deleted_fails_saying_so(
     job = tenant.get(f"/jobs/{job_id}").json()
     assert job["status"] == "failed" and "deleted" in job["message"]
     assert row_count(engine, ds["id"]) == 0
+
+
+def test_an_empty_body_with_a_used_key_asks_for_its_job(tenant: Tenant) -> None:
+    """The SDK's retry of a one-shot iterator: it cannot send the rows again."""
+    ds = tenant.dataset()
+    key = {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+    first = tenant.post(f"/datasets/{ds['id']}/data-rows", content=BODY, headers=key)
+    again = tenant.post(f"/datasets/{ds['id']}/data-rows", content=b"", headers=key)
+    assert again.status_code == 202 and again.json()["id"] == first.json()["id"]
+    unused = {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+    r = tenant.post(f"/datasets/{ds['id']}/data-rows", content=b"", headers=unused)
+    assert r.status_code == 422 and "empty" in r.json()["error"]["message"]

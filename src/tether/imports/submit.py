@@ -43,9 +43,17 @@ def submit(
 ) -> dict[str, Any]:
     """Queue an import of the staged ``upload`` into ``target_dataset``, and hand the file to
     the job. The same ``Idempotency-Key`` with the same body, dataset and options returns the
-    first job (and drops this upload); with anything else it is ``IdempotencyKeyReused``."""
+    first job (and drops this upload); with anything else it is ``IdempotencyKeyReused``.
+    An empty body with a used key asks for the key's job (the SDK's retry of a one-shot
+    iterator, which it cannot send again): no import has an empty body."""
     asked = jobs.fingerprint(KIND, body_sha256, target_dataset, params)
     try:
+        if idempotency_key and upload.stat().st_size == 0:
+            with engine.connect() as conn:
+                first = jobs.find_by_idempotency_key(conn, org_id, idempotency_key)
+            if first is not None:
+                upload.unlink(missing_ok=True)
+                return first
         params = {**params, "format": params.get("format") or _precheck(upload, params)}
         with engine.begin() as conn:
             job, created = jobs.create(
