@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from tests.conftest import Tenant, make_tenant
 from tether import accounts
 from tether.db.engine import foreign_keys_unchecked, make_engine
 from tether.db.migrate import alembic_config, upgrade
+from tether.errors import Conflict
 
 
 @dataclass
@@ -410,3 +412,57 @@ def test_migration_turns_is_admin_into_roles_and_back(blank_engine: Engine) -> N
             )
         }
         assert "sessions" not in tables
+
+
+# --- two admins demoting each other at once ------------------------------------------
+
+
+def test_two_admins_demoting_each_other_at_once_leave_one(engine: Engine, tenant: Tenant) -> None:
+    """Each thread's own transaction: exactly one demotion wins, every round."""
+    with engine.connect() as conn:
+        org_name = accounts.get_org(conn, tenant.org_id)["name"]
+    for _round in range(4):
+        a = make_tenant(engine, tenant.http, org=org_name, role="admin")
+        b = make_tenant(engine, tenant.http, org=org_name, role="admin")
+        with engine.begin() as conn:  # only a and b are admins now
+            for user in (tenant.user_id, *_other_admins(conn, tenant.org_id, a, b)):
+                conn.execute(text("UPDATE users SET role = 'member' WHERE id = :id"), {"id": user})
+        outcomes = _race(engine, [(a, b.user_id), (b, a.user_id)])
+        assert sorted(outcomes) == ["Conflict", "ok"], outcomes
+        with engine.connect() as conn:
+            admins = conn.execute(
+                text("SELECT count(*) FROM users WHERE org_id = :o AND role = 'admin'"),
+                {"o": tenant.org_id},
+            ).scalar()
+        assert admins == 1
+
+
+def _other_admins(conn: Any, org_id: int, *keep: Tenant) -> list[int]:
+    rows = conn.execute(
+        text("SELECT id FROM users WHERE org_id = :o AND role = 'admin'"), {"o": org_id}
+    )
+    return [r[0] for r in rows if r[0] not in {t.user_id for t in keep}]
+
+
+def _race(engine: Engine, moves: list[tuple[Tenant, int]]) -> list[str]:
+    barrier = threading.Barrier(len(moves))
+    outcomes: list[str] = []
+
+    def demote(actor: Tenant, target: int) -> None:
+        with engine.connect() as conn:
+            caller = accounts.authenticate(conn, actor.key)
+            conn.commit()
+            barrier.wait()
+            try:
+                with conn.begin():
+                    accounts.update_user(conn, caller, target, role="member")
+                outcomes.append("ok")
+            except Conflict:
+                outcomes.append("Conflict")
+
+    threads = [threading.Thread(target=demote, args=move) for move in moves]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return outcomes

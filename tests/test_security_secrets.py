@@ -72,6 +72,7 @@ REFUSED = [
     {"secret_key": "change-me"},
     {"database_url": f"postgresql://u:{PASSWORD}@h:port/db"},
     {"port": f"80{PASSWORD}"},
+    {"queue_url": f"amqp://u:{PASSWORD}@h/"},
 ]
 
 

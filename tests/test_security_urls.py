@@ -43,11 +43,11 @@ REFUSED_URLS = [
     ("http://[fe80::1]/", "link-local"),
     ("http://[fc00::1]/", "private"),
     ("http://[fd12:3456::1]/", "private"),
-    ("http://[::ffff:127.0.0.1]/", "embeds 127.0.0.1, a loopback"),
-    ("http://[::ffff:a9fe:a9fe]/", "embeds 169.254.169.254, a cloud metadata"),
-    ("http://[::ffff:10.0.0.1]/", "embeds 10.0.0.1, a private"),
-    ("http://[2002:7f00:1::]/", "embeds 127.0.0.1"),  # 6to4
-    ("http://[64:ff9b::a9fe:a9fe]/", "embeds 169.254.169.254"),  # NAT64
+    ("http://[::ffff:127.0.0.1]/", "IPv6 address embedding a loopback"),
+    ("http://[::ffff:a9fe:a9fe]/", "embedding a cloud metadata"),
+    ("http://[::ffff:10.0.0.1]/", "embedding a private"),
+    ("http://[2002:7f00:1::]/", "embedding a loopback"),  # 6to4
+    ("http://[64:ff9b::a9fe:a9fe]/", "embedding a cloud metadata"),  # NAT64
     ("http://240.0.0.1/", "reserved"),
     ("http://192.0.2.10/", "not a public"),  # documentation range
     ("http://198.18.0.1/", "not a public"),  # benchmarking range
@@ -140,8 +140,9 @@ def test_every_resolved_address_must_pass() -> None:
         "93.184.216.34",
         "2606:2800:220:1:248:1893:25c8:1946",
     )
-    with pytest.raises(UnsafeURL, match=re.escape("10.0.0.8, a private")):
+    with pytest.raises(UnsafeURL, match=r"mixed\.example resolves to a private address") as caught:
         check_url("https://mixed.example/", resolve=dns)
+    assert "10.0.0.8" not in str(caught.value.to_dict())  # internal DNS is not told back
     with pytest.raises(UnsafeURL, match="cloud metadata"):
         check_url("http://rebound.example/", resolve=dns)
     with pytest.raises(UnsafeURL, match="link-local"):
@@ -210,7 +211,7 @@ def test_the_allowlist(allow: str, url: str, allowed: bool) -> None:
 
 def test_an_allowlisted_range_does_not_cover_other_addresses_of_the_name() -> None:
     dns = Resolver({"split.internal": ["10.0.0.9", "127.0.0.1"]})
-    with pytest.raises(UnsafeURL, match=re.escape("127.0.0.1, a loopback")):
+    with pytest.raises(UnsafeURL, match="resolves to a loopback address"):
         check_url("http://split.internal/", Allowlist.parse("10.0.0.0/8"), resolve=dns)
 
 

@@ -17,6 +17,7 @@ from tether.security.urls import Allowlist
 
 PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "placeholder"}
 URL_SETTINGS = {"database_url", "queue_url", "public_url"}
+QUEUE_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 class Settings(BaseSettings):
@@ -117,6 +118,15 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"TETHER_DATABASE_URL does not parse as a database URL: {redact_url(value)}"
                 ) from None
+        return value
+
+    @field_validator("queue_url")
+    @classmethod
+    def _known_queue(cls, value: str | None) -> str | None:
+        if value is not None and value != "immediate" and not value.startswith(QUEUE_SCHEMES):
+            raise ValueError(
+                f"TETHER_QUEUE_URL {redact_url(value)}: expected redis://..., or unset"
+            )
         return value
 
     @field_validator("outbound_allowlist")

@@ -72,6 +72,7 @@ class SignInThrottle:
         for key, (started, _) in list(self._failures.items()):
             if now - started >= self.window:
                 del self._failures[key]
-        excess = len(self._failures) - MAX_TRACKED
-        for key in sorted(self._failures, key=lambda k: self._failures[k][0])[: max(excess, 0)]:
+        excess = len(self._failures) - MAX_TRACKED * 9 // 10  # room, so this runs seldom
+        oldest = sorted(self._failures, key=lambda k: self._failures[k][0])
+        for key in oldest[: max(excess, 0)]:
             del self._failures[key]

@@ -143,7 +143,9 @@ def _freeze_startup_objects() -> None:
 def users_create(
     email: str,
     org: Annotated[str, typer.Option(help="organization (created when new)")],
-    admin: Annotated[bool, typer.Option("--admin", help="organization admin")] = False,
+    admin: Annotated[
+        bool, typer.Option("--admin", help="make the user an admin (default: a member)")
+    ] = False,
     password_stdin: Annotated[
         bool,
         typer.Option("--password-stdin", help="read the password as one line of standard input"),
@@ -164,7 +166,9 @@ def users_create(
             accounts.create_user(conn, email, org, password, admin)
     except TetherError as exc:
         _fail(exc)
-    console.print(f"created user {email.strip().lower()} in {org}")
+    console.print(
+        f"created user {email.strip().lower()} in {org} ({'admin' if admin else 'member'})"
+    )
 
 
 @keys_app.command("create")

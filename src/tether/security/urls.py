@@ -105,10 +105,11 @@ def check_url(
         if not allowlist.allows_address(address):
             reason = refusal_reason(address)
             if reason:
+                # A name's address is not told back: callers could map internal DNS so.
+                what = f"{host} is" if host == str(address) else f"{host} resolves to"
                 raise UnsafeURL(
-                    f"{host} resolves to {address}, {reason}; list it in "
-                    "TETHER_OUTBOUND_ALLOWLIST to allow it",
-                    {"url": url, "address": str(address)},
+                    f"{what} {reason}; list it in TETHER_OUTBOUND_ALLOWLIST to allow it",
+                    {"url": url},
                 )
     return CheckedURL(url, scheme, host, port, tuple(str(a) for a in addresses))
 
@@ -120,7 +121,7 @@ def refusal_reason(address: IPAddress) -> str | None:
     embedded = _embedded_ipv4(address)
     if embedded is not None:
         inner = refusal_reason(embedded)
-        return f"which embeds {embedded}, {inner}" if inner else None
+        return f"an IPv6 address embedding {inner}" if inner else None
     checks = (
         (address.is_loopback, "a loopback address"),
         (address.is_link_local, "a link-local address"),
