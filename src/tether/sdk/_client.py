@@ -262,7 +262,7 @@ class Client:
             page = self._json("GET", "/jobs", params=params)
             for item in page["items"]:
                 yield Job(self, item)
-            after = page.get("next_cursor")
+            after = page.get("next_cursor", page.get("next"))
             if after is None or not page["items"]:
                 return
             params["after"] = after
