@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +24,7 @@ from sqlalchemy import create_engine, text
 from tests.conftest import _psycopg
 from tests.test_e2e import (
     KEY_RE,
+    TETHER,
     Server,
     clean_env,
     free_port,
@@ -407,3 +410,37 @@ def test_no_key_says_to_set_the_environment_variable() -> None:
         run_cli(clean_env(TETHER_URL=f"http://127.0.0.1:{free_port()}"), "jobs", "list")
     )
     assert "set TETHER_API_KEY" in result.stderr and "api_key=" not in result.stderr
+
+
+def _readme_block(section: str, language: str) -> str:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    start = readme.index(f"## {section}")
+    block = readme[start:].split(f"```{language}\n", 1)[1]
+    return block.split("```", 1)[0]
+
+
+def test_the_readme_quickstarts_run_one_after_the_other(tmp_path: Path) -> None:
+    """Both quickstarts, as written, against a fresh `tether serve --demo` (what
+    scripts/serve.sh runs after installing)."""
+    data_dir = tmp_path / "tether-data"
+    with running_server(tmp_path, "--demo", TETHER_DATA_DIR=str(data_dir)) as srv:
+        user = tmp_path / "user"
+        user.mkdir()
+        bin_dir = str(Path(TETHER).parent)
+        env = clean_env(TETHER_URL=srv.url, TETHER_API_KEY=_demo_key(srv.output()))
+        env["PATH"] = f"{bin_dir}:{env.get('PATH', '')}"
+        script = _readme_block("Quickstart: the CLI", "bash")
+        cli = subprocess.run(
+            ["bash", "-e", "-c", script], env=env, cwd=user, capture_output=True, text=True,
+            timeout=300,
+        )  # fmt: skip
+        assert cli.returncode == 0, (cli.stdout, cli.stderr)
+        assert "created 3" in cli.stderr and "created 2" in cli.stderr
+        assert len(read_ndjson(user / "street-scenes.ndjson")) == 5
+        python = _readme_block("Quickstart: the Python SDK", "python")
+        sdk = subprocess.run(
+            [sys.executable, "-c", python], env=env, cwd=user, capture_output=True, text=True,
+            timeout=300,
+        )  # fmt: skip
+        assert sdk.returncode == 0, (sdk.stdout, sdk.stderr)
+        assert sdk.stdout.startswith("completed ") and "img-0001" in sdk.stdout, sdk.stdout
