@@ -444,3 +444,19 @@ def test_the_readme_quickstarts_run_one_after_the_other(tmp_path: Path) -> None:
         )  # fmt: skip
         assert sdk.returncode == 0, (sdk.stdout, sdk.stderr)
         assert sdk.stdout.startswith("completed ") and "img-0001" in sdk.stdout, sdk.stdout
+
+
+def test_a_canceled_job_exits_1(tmp_path: Path) -> None:
+    """Without a worker the job waits in the queue; cancelled there, it ends canceled."""
+    with running_server(tmp_path, TETHER_EMBEDDED_WORKER="false") as srv:
+        srv.email, srv.key = srv.new_account()
+        name = unique("cancel")
+        with srv.client() as c:
+            job = c.create_dataset(name).create_data_rows(labelbox_rows(name, 3))
+        assert job.status == "queued"
+        listed = ok(srv.cli("jobs", "list")).stdout.splitlines()
+        assert listed[0].split("\t")[:3] == [job.id, "import", "queued"]
+        canceled = ok(srv.cli("jobs", "cancel", job.id))
+        assert f"job {job.id} is canceled" in canceled.stderr
+        waited = failed(srv.cli("jobs", "wait", job.id))
+        assert f"job {job.id} canceled" in waited.stderr
