@@ -9,12 +9,16 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import pytest
+from sqlalchemy import Engine, select, update
 
 from tests.conftest import Tenant
+from tether import idempotency
+from tether.db.tables import idempotency_keys
 
 # See test_api_data_rows.py: Result.tuples() in catalog/data_rows.py (pinned elsewhere).
 pytestmark = pytest.mark.filterwarnings("ignore:The Result.tuples:DeprecationWarning")
@@ -221,3 +225,35 @@ def test_a_key_out_of_bounds_is_422(tenant: Tenant, bad: str) -> None:
         json={"name": f"ds-{key()[:8]}"},
     )
     assert r.status_code == 422, r.text
+
+
+def _age(engine: Engine, org_id: int, idem: str, by: timedelta) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            update(idempotency_keys)
+            .where(idempotency_keys.c.org_id == org_id, idempotency_keys.c.key == idem)
+            .values(created_at=datetime.now(UTC) - by)
+        )
+
+
+def test_a_key_older_than_a_day_is_new_again(tenant: Tenant, engine: Engine) -> None:
+    idem = key()
+    first = send(tenant, "POST", "/datasets", idem, {"name": f"ds-{key()[:8]}"})
+    _age(engine, tenant.org_id, idem, idempotency.KEEP - timedelta(minutes=1))
+    assert send(tenant, "POST", "/datasets", idem, {"name": "other"}).status_code == 422
+    _age(engine, tenant.org_id, idem, idempotency.KEEP + timedelta(minutes=1))
+    again = send(tenant, "POST", "/datasets", idem, {"name": f"ds-{key()[:8]}"})
+    assert again.status_code == 201 and again.json()["id"] != first.json()["id"]
+
+
+def test_purge_forgets_only_old_keys(tenant: Tenant, engine: Engine) -> None:
+    old, fresh = key(), key()
+    for idem in (old, fresh):
+        assert send(tenant, "POST", "/datasets", idem, {"name": f"ds-{key()[:8]}"}).is_success
+    _age(engine, tenant.org_id, old, idempotency.KEEP + timedelta(hours=1))
+    with engine.begin() as conn:
+        assert idempotency.purge(conn) >= 1
+        left = conn.execute(
+            select(idempotency_keys.c.key).where(idempotency_keys.c.org_id == tenant.org_id)
+        ).scalars()
+        assert set(left) == {fresh}

@@ -84,6 +84,15 @@ def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[
     return result
 
 
+def with_item_errors(
+    result: subprocess.CompletedProcess[str],
+) -> subprocess.CompletedProcess[str]:
+    """Completed with per-item errors: exit code 2, and no traceback."""
+    assert result.returncode == 2, (result.args, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
 def stop(proc: subprocess.Popen[Any], timeout: float = 15.0) -> int:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -620,7 +629,7 @@ def test_cli_import_shows_progress_summary_and_writes_every_error(
     errors_file = tmp_path / "errors.ndjson"
     errors_file.write_text("stale content of an earlier run\n")
 
-    result = ok(
+    result = with_item_errors(
         server.cli(
             "import", str(path), "--dataset", prefix, "--create", "--errors-file", str(errors_file)
         )
@@ -640,7 +649,7 @@ def test_cli_import_shows_progress_summary_and_writes_every_error(
     assert all(e["message"] for e in written)
 
     # Without --errors-file: the first errors, and a stale errors file is never left behind.
-    again = ok(
+    again = with_item_errors(
         server.cli("import", str(path), "--dataset", prefix, "--errors-file", str(errors_file))
     )
     assert "created 0" in again.stderr and "failed 35" in again.stderr
@@ -652,7 +661,7 @@ def test_cli_import_shows_progress_summary_and_writes_every_error(
     )
     assert "completed " in done.stderr and "failed 0" in done.stderr
     assert errors_file.read_bytes() == b""
-    third = ok(server.cli("import", str(path), "--dataset", prefix))
+    third = with_item_errors(server.cli("import", str(path), "--dataset", prefix))
     assert "failed 35" in third.stderr and "… and 25 more (use --errors-file)" in third.stderr
 
 
@@ -760,11 +769,11 @@ def test_cli_data_commands(server: Server, tmp_path: Path) -> None:
     ok(server.cli("datasets", "rename", name, renamed))
     missing = server.cli("datasets", "get", name)
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
-    assert f"no dataset {name!r}" in missing.stderr
+    assert f"no dataset named {name!r}" in missing.stderr
     gone = ok(server.cli("datasets", "delete", renamed, "--yes"))
     assert f"deleted {renamed} and 9 rows" in gone.stderr
     nofile = server.cli("import", str(tmp_path / "absent.ndjson"), "--dataset", renamed)
-    assert nofile.returncode == 2 and "Traceback" not in nofile.stderr
+    assert nofile.returncode == 1 and "Traceback" not in nofile.stderr
 
 
 @SQLITE_ONLY
@@ -785,7 +794,7 @@ def test_cli_deletes_rows(server: Server, tmp_path: Path) -> None:
         f"{row_id}\tdeleted",
         f"{rows[1]['global_key']}\tdeleted",
     ]
-    missing = ok(server.cli("rows", "delete", "--id", str(row_id))).stdout
+    missing = with_item_errors(server.cli("rows", "delete", "--id", str(row_id))).stdout
     assert missing.strip() == f"{row_id}\tnot found"
 
 
@@ -799,7 +808,8 @@ def test_cli_reports_a_bad_key_and_an_unreachable_server(server: Server) -> None
     assert down.returncode == 1 and "cannot reach the server" in down.stderr
     assert "Traceback" not in down.stderr
     nokey = run_cli(clean_env(TETHER_URL=server.url), "datasets", "list")
-    assert nokey.returncode == 2 and "TETHER_API_KEY" in nokey.stderr
+    assert nokey.returncode == 1 and "set TETHER_API_KEY" in nokey.stderr
+    assert "api_key=" not in nokey.stderr
 
 
 @SQLITE_ONLY

@@ -87,3 +87,28 @@ def test_importing_the_sdk_loads_no_server_code() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == ""
+
+
+def test_the_cli_uses_only_the_public_sdk() -> None:
+    """The data commands are SDK clients like any other: no private module, name or
+    attribute of the SDK (``client._json``, ``tether.sdk._client``), and no server code."""
+    import ast
+    from pathlib import Path
+
+    import tether.cli
+
+    server = ("tether.api", "tether.db", "tether.catalog", "tether.imports", "tether.jobs")
+    for path in Path(tether.cli.__file__).parent.glob("*.py"):
+        if path.name == "admin.py":  # admin commands act on the database, not through HTTP
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert not node.module.startswith("tether.sdk._"), (path.name, node.module)
+                assert not node.module.startswith(server), (path.name, node.module)
+                if node.module in ("tether", "tether.sdk"):
+                    for alias in node.names:
+                        assert alias.name in tether.__all__, (path.name, alias.name)
+            if isinstance(node, ast.Attribute):
+                private = node.attr.startswith("_") and not node.attr.startswith("__")
+                assert not private, (path.name, node.lineno, node.attr)

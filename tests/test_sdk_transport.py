@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from tests.conftest import Tenant
@@ -230,3 +231,57 @@ def test_a_missing_key_says_how_to_give_one(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.delenv("TETHER_API_KEY", raising=False)
     with pytest.raises(ValueError, match="TETHER_API_KEY"):
         Client("http://t")
+
+
+def _job(i: int) -> dict[str, Any]:
+    return {"id": f"j{i}", "kind": "import", "status": "completed", "dataset_id": 1}
+
+
+@pytest.mark.parametrize("cursor_field", ["next_cursor", "next", None])
+def test_jobs_follow_the_cursor_when_the_server_gives_one(cursor_field: str | None) -> None:
+    pages = [[_job(i) for i in range(3)], [_job(i) for i in range(3, 5)]]
+    if cursor_field is None:
+        answers = [httpx.Response(200, json={"items": pages[0]})]
+    else:
+        answers = [
+            httpx.Response(200, json={"items": pages[0], cursor_field: "c1"}),
+            httpx.Response(200, json={"items": pages[1], cursor_field: None}),
+        ]
+    client, seen = scripted(*answers)
+    ids = [j.id for j in client.iter_jobs(page_size=3)]
+    assert ids == (["j0", "j1", "j2"] if cursor_field is None else [f"j{i}" for i in range(5)])
+    assert "after" not in seen[0].url.params
+    if cursor_field is not None:
+        assert seen[1].url.params["after"] == "c1"
+
+
+def test_jobs_limit_stops_early() -> None:
+    page = {"items": [_job(i) for i in range(3)], "next_cursor": "more"}
+    client, seen = scripted(httpx.Response(200, json=page))
+    assert [j.id for j in client.jobs(limit=2)] == ["j0", "j1"]
+    assert len(seen) == 1 and seen[0].url.params["limit"] == "2"
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        b'{"error": {"code": "export_incomplete", "message": "the dataset was deleted"}}\n',
+        b'{"error": "the dataset was deleted"}\n',
+    ],
+)
+def test_an_error_line_in_an_export_raises(tail: bytes) -> None:
+    rows = b"".join(orjson.dumps({"id": i, "row_data": "x"}) + b"\n" for i in range(3))
+    ds = httpx.Response(200, json={"id": 5, "name": "d", "description": "", "created_at": ""})
+    client, _ = scripted(ds, httpx.Response(200, content=rows + tail))
+    got = []
+    with pytest.raises(TetherAPIError, match="the dataset was deleted"):
+        for row in client.get_dataset(5).export():
+            got.append(row)
+    assert [r["id"] for r in got] == [0, 1, 2]
+
+
+def test_a_row_that_holds_an_error_key_is_still_a_row() -> None:
+    line = orjson.dumps({"id": 1, "row_data": "x", "error": "a field of the row"}) + b"\n"
+    ds = httpx.Response(200, json={"id": 5, "name": "d", "description": "", "created_at": ""})
+    client, _ = scripted(ds, httpx.Response(200, content=line))
+    assert [r["id"] for r in client.get_dataset(5).export()] == [1]

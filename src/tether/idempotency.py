@@ -6,20 +6,24 @@ stored before that transaction commits, so the key and what the request did comm
 or not at all (a request that failed may be sent again and does its work then). A second
 request with the same key waits on the first one's row (a unique index on PostgreSQL, the
 write lock on SQLite) and then reads its answer. Bulk imports keep their key on the job.
+A key is kept for ``KEEP`` (a day, as payment APIs do): after that it is new again, and
+``purge`` forgets it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tether.db.tables import idempotency_keys
 from tether.errors import Conflict, Invalid
+
+KEEP = timedelta(hours=24)
 
 
 class KeyReused(Invalid):
@@ -44,25 +48,15 @@ class Replay:
 
 def reserve(conn: Connection, request: Request) -> Replay | None:
     """Take the key for this request (None: go on and do the work), or the first answer."""
-    try:
-        with conn.begin_nested():
-            conn.execute(
-                insert(idempotency_keys).values(
-                    org_id=request.org_id,
-                    key=request.key,
-                    scope=request.scope,
-                    fingerprint=request.fingerprint,
-                    created_at=datetime.now(UTC),
-                )
-            )
+    now = datetime.now(UTC)
+    if _insert(conn, request, now):
         return None
-    except IntegrityError:
-        pass
-    first = conn.execute(
-        select(idempotency_keys).where(
-            idempotency_keys.c.org_id == request.org_id, idempotency_keys.c.key == request.key
-        )
-    ).one()
+    first = conn.execute(_this_key(request, select(idempotency_keys))).one()
+    if _aware(first.created_at) < now - KEEP:  # forgotten: the key is new again
+        conn.execute(_this_key(request, delete(idempotency_keys)))
+        if _insert(conn, request, now):
+            return None
+        return reserve(conn, request)
     if first.scope != request.scope or first.fingerprint != request.fingerprint:
         raise KeyReused(
             f"the Idempotency-Key {request.key!r} was used for another request "
@@ -74,10 +68,41 @@ def reserve(conn: Connection, request: Request) -> Replay | None:
     return Replay(orjson.loads(first.response))
 
 
+def purge(conn: Connection, now: datetime | None = None) -> int:
+    """Forget the keys older than ``KEEP``; returns how many went (for a periodic task)."""
+    cutoff = (now or datetime.now(UTC)) - KEEP
+    gone = conn.execute(delete(idempotency_keys).where(idempotency_keys.c.created_at < cutoff))
+    return int(gone.rowcount or 0)
+
+
+def _insert(conn: Connection, request: Request, now: datetime) -> bool:
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                insert(idempotency_keys).values(
+                    org_id=request.org_id,
+                    key=request.key,
+                    scope=request.scope,
+                    fingerprint=request.fingerprint,
+                    created_at=now,
+                )
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+def _this_key(request: Request, statement: Any) -> Any:
+    return statement.where(
+        idempotency_keys.c.org_id == request.org_id, idempotency_keys.c.key == request.key
+    )
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def finish(conn: Connection, request: Request, response: Any) -> None:
     """Keep the answer (plain JSON data) of the request that reserved the key."""
-    conn.execute(
-        update(idempotency_keys)
-        .where(idempotency_keys.c.org_id == request.org_id, idempotency_keys.c.key == request.key)
-        .values(response=orjson.dumps(response, option=orjson.OPT_NON_STR_KEYS).decode())
-    )
+    text = orjson.dumps(response, option=orjson.OPT_NON_STR_KEYS).decode()
+    conn.execute(_this_key(request, update(idempotency_keys)).values(response=text))

@@ -84,11 +84,9 @@ def dataset(sdk: Client, value: str) -> Dataset:
     if is_id(value):
         try:
             return sdk.get_dataset(int(value))
-        except NotFoundError:
-            fail(
-                f"no dataset with id {int(value)} (a --dataset of digits is an id; "
-                "`tether datasets list` shows ids and names)"
-            )
+        except NotFoundError as exc:
+            hint = " (digits are an id; `tether datasets list` shows ids and names)"
+            raise NotFoundError(exc.status, exc.code, exc.message + hint, exc.details) from None
     return sdk.get_dataset_by_name(value)
 
 

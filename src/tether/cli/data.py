@@ -29,7 +29,7 @@ from tether.cli.common import (
     print_json,
     wait,
 )
-from tether.sdk import Dataset, Job, NotFoundError, TetherAPIError
+from tether.sdk import Client, Dataset, Job, NotFoundError, TetherAPIError
 
 DATASET_HELP = "dataset id (digits) or name"
 datasets_app = typer.Typer(help="List, create, rename and delete datasets.", no_args_is_help=True)
@@ -148,7 +148,7 @@ def import_file(
         raise typer.Exit(exit_code(job))
 
 
-def _import_target(sdk: Any, value: str, create: bool) -> Dataset:
+def _import_target(sdk: Client, value: str, create: bool) -> Dataset:
     try:
         return dataset(sdk, value)
     except NotFoundError:
@@ -156,7 +156,7 @@ def _import_target(sdk: Any, value: str, create: bool) -> Dataset:
             raise
     if is_id(value):
         fail(f"--create makes a dataset by name, and {value} (all digits) reads as an id")
-    made: Dataset = sdk.create_dataset(value)
+    made = sdk.create_dataset(value)
     console.print(f"created dataset {made.name} (id {made.id})")
     return made
 

@@ -7,14 +7,12 @@ from typing import Annotated
 
 import orjson
 import typer
-from rich.table import Table
 
 from tether.cli.common import (
     EXIT_CODES_HELP,
     client,
     console,
     exit_code,
-    out,
     plain,
     print_json,
     wait,
@@ -30,21 +28,14 @@ app = typer.Typer(
 def jobs_list(
     limit: Annotated[int, typer.Option(min=1, help="at most this many, newest first")] = 20,
 ) -> None:
+    """One line a job: id, kind, status, dataset id, done/total, failed, message."""
     with client() as sdk:
-        table = Table("id", "kind", "status", "dataset", "done", "failed", "message")
         for job in itertools.islice(sdk.iter_jobs(page_size=min(limit, 500)), limit):
             progress, counts = job.progress, job.counts
             total = progress.total
-            table.add_row(
-                job.id,
-                job.kind,
-                job.status,
-                str(job.dataset_id or ""),
-                f"{progress.get('done', 0)}" + (f"/{total}" if total is not None else ""),
-                str(counts.get("failed", 0)),
-                job.message or "",
-            )
-        out.print(table)
+            done = f"{progress.done}" + (f"/{total}" if total is not None else "")
+            fields = (job.id, job.kind, job.status, job.dataset_id or "-", done)
+            typer.echo("\t".join(map(str, (*fields, counts.failed, job.message or ""))))
 
 
 @app.command("show")

@@ -276,4 +276,5 @@ idempotency_keys = Table(
     Column("fingerprint", String(64), nullable=False),  # sha256 of query and body
     Column("response", Text),  # the answer's JSON
     Column("created_at", Ts, nullable=False),
+    Index("ix_idempotency_keys_org_created", "org_id", "created_at"),
 )

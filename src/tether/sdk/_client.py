@@ -136,12 +136,12 @@ class Client:
         body = {"name": name, "description": description}
         return Dataset._of(self, self._json("POST", "/datasets", json=body, once=True))
 
-    def get_dataset(self, dataset_id: int | str) -> Dataset:
-        """The dataset of this id. A string of digits is an id; for compatibility another
-        string is looked up as a name (``get_dataset_by_name``)."""
-        if isinstance(dataset_id, str) and not _is_id(dataset_id):
-            return self.get_dataset_by_name(dataset_id)
-        return Dataset._of(self, self._json("GET", f"/datasets/{int(dataset_id)}"))
+    def get_dataset(self, id_or_name: int | str) -> Dataset:
+        """The dataset of this id. A string of digits is an id too; for compatibility another
+        string is looked up as a name (``get_dataset_by_name``, which finds any name)."""
+        if isinstance(id_or_name, str) and not _is_id(id_or_name):
+            return self.get_dataset_by_name(id_or_name)
+        return Dataset._of(self, self._json("GET", f"/datasets/{int(id_or_name)}"))
 
     def get_dataset_by_name(self, name: str) -> Dataset:
         """The dataset of this name, whatever it holds (digits too); ``NotFoundError`` if none."""

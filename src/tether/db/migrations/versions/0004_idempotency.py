@@ -30,7 +30,10 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("org_id", "key", name=op.f("pk_idempotency_keys")),
     )
+    op.create_index("ix_idempotency_keys_org_created", "idempotency_keys", ["org_id", "created_at"])
 
 
 def downgrade() -> None:
-    op.drop_table("idempotency_keys")
+    # IF EXISTS: on SQLite the driver runs DDL outside the transaction, so a downgrade that
+    # failed further down (and was rolled back) has already dropped the table.
+    op.execute("DROP TABLE IF EXISTS idempotency_keys")
