@@ -21,7 +21,7 @@ from tether.catalog.metadata_schema import Schema, load_schema
 from tether.catalog.rows import NormalRow, RowError, normalize
 from tether.db.engine import foreign_keys_unchecked, is_sqlite
 from tether.db.wal import Checkpointer
-from tether.imports import formats, pipeline
+from tether.imports import formats, pipeline, sniff
 from tether.imports.writer import (
     DatasetGone,
     ImportTarget,
@@ -78,7 +78,7 @@ def _run(
     stop: threading.Event,
 ) -> None:
     container, flavor = formats.parse_format(params.get("format"))
-    container = container or formats.detect(upload, params.get("filename"))
+    container = container or sniff.detect(upload, params.get("filename"))
     total = formats.count_items(upload, container, flavor)
     with engine.connect() as conn:
         schema = load_schema(conn, job.org_id)
