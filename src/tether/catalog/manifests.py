@@ -108,22 +108,32 @@ def loads(text: bytes) -> Any:
     """One item's JSON, parsed; a ``RowError`` when it is not JSON tether can keep exactly.
 
     orjson parses (fast), but takes the last of two equal keys and rounds integers beyond
-    64 bits to doubles. Both are caught by cheap byte checks of every item, and only an item
-    that fails them is parsed again by the standard library to find out (about one in a
-    great many: a string holding a colon escaped as ``\\u003a``, a number of 19 digits)."""
+    64 bits to doubles. Neither can have happened when orjson writes back exactly the text
+    it read (compact JSON, as most tools write it); otherwise cheap byte checks decide, and
+    only an item that fails them is parsed again by the standard library to find out (a
+    string holding a colon escaped as ``\\u003a``, a number of 19 digits or more)."""
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         raise _decode_error(text, exc) from None
-    # Each key is followed by one colon, in the text and in orjson's own writing of what it
-    # read, so a key given twice leaves the text one colon more.
-    if (type(value) is dict or type(value) is list) and (
-        text.count(b":") != orjson.dumps(value).count(b":") or b"\\u003" in text
-    ):
-        _strict(text)
-    if text.translate(_DIGITS).find(_LONG_NUMBER) >= 0:
+    if type(value) is dict or type(value) is list:
+        written = orjson.dumps(value)
+        if written != text and _suspect(text, written):
+            _strict(text)
+    elif text.translate(_DIGITS).find(_LONG_NUMBER) >= 0:
         _strict(text)
     return value
+
+
+def _suspect(text: bytes, written: bytes) -> bool:
+    """Whether a key may be given twice, or an integer rounded. Each key is followed by one
+    colon, in the text and in orjson's writing of what it read, so a key given twice leaves
+    the text one colon more."""
+    return (
+        text.count(b":") != written.count(b":")
+        or b"\\u003" in text
+        or text.translate(_DIGITS).find(_LONG_NUMBER) >= 0
+    )
 
 
 def _strict(text: bytes) -> None:

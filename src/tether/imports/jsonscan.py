@@ -231,7 +231,8 @@ def _bracket_by_bracket(buf: _Buffer, pos: int, item: bool) -> tuple[int, int]:
             elif byte != COMMA:
                 raise Break(f"unexpected {chr(byte)!r}", buf.line_of(match.start()))
         if not buf.grow(pos):
+            start = len(buf.data) - len(buf.data[pos:].lstrip(WHITESPACE))
             raise Break(
                 "the file ends inside " + ("the array (no closing ])" if item else "a value"),
-                buf.line_of(pos),
+                buf.line_of(start),
             )

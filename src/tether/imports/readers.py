@@ -11,8 +11,11 @@ structure breaks.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import re
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +44,6 @@ _CSV_COLUMN_TARGETS = {
 }
 csv.field_size_limit(64 * 1024 * 1024)
 # A line break that is a lone CR (old Mac files): the line is cut there.
-_LONE_CR = re.compile(r"(?<=\r)(?!\n)")
 _LONE_CR_BYTES = re.compile(rb"(?<=\r)(?!\n)")
 
 
@@ -93,9 +95,9 @@ def count_items(path: Path, container: str, flavor: str | None = None) -> int | 
                     count += 1
         return count
     if container in ("csv", "tsv"):
-        with path.open("rb") as f:
+        with path.open("rb") as raw, _text(raw) as f:
             rows = 0
-            reader = _csv_reader(_Lines(f), container)
+            reader = _csv_reader(f, container)
             while True:
                 try:
                     cells = next(reader)
@@ -126,10 +128,17 @@ def _parsed(index: int, text: bytes, line: int, flavor: str | None) -> Item:
 
 def _split_lone_cr(lines: Iterable[bytes]) -> Iterator[bytes]:
     for raw in lines:
-        if b"\r" in raw and raw.find(b"\r") != len(raw) - 2:
-            yield from (p for p in _LONE_CR_BYTES.split(raw) if p)
+        if b"\r" in raw:
+            yield from _lone_cr_pieces(raw)
         else:
             yield raw
+
+
+def _lone_cr_pieces(raw: bytes) -> list[bytes] | tuple[bytes]:
+    """A line cut at its lone CRs (line ends of old Mac files)."""
+    if raw.find(b"\r") == len(raw) - 2 and raw.endswith(b"\r\n"):
+        return (raw,)
+    return [p for p in _LONE_CR_BYTES.split(raw) if p]
 
 
 # --- JSON and NDJSON -------------------------------------------------------------------------
@@ -162,40 +171,51 @@ def _read_json(path: Path, flavor: str | None = None) -> Iterator[Item]:
 
 def _read_ndjson(path: Path, flavor: str | None = None) -> Iterator[Item]:
     index = 0
+    line_no = 0
     with path.open("rb") as f:
-        for line_no, line in enumerate(_split_lone_cr(f), start=1):
-            if line_no == 1:
-                line = line.removeprefix(BOM)
-            if not line.strip():
-                continue
-            yield _parsed(index, line, line_no, flavor)
-            index += 1
+        for raw in f:
+            pieces = _lone_cr_pieces(raw) if b"\r" in raw else (raw,)
+            for piece in pieces:
+                line_no += 1
+                # Without its line end, as orjson writes a value back (the exactness check).
+                line = piece.rstrip(b"\r\n")
+                if line_no == 1:
+                    line = line.removeprefix(BOM)
+                if not line or line.isspace():
+                    continue
+                yield _parsed(index, line, line_no, flavor)
+                index += 1
 
 
 # --- CSV, TSV, TXT ---------------------------------------------------------------------------
 
 
-class _Lines:
-    """A binary file's lines as text for ``csv.reader``. A line that is not UTF-8 is handed on
-    all the same (its bad bytes as surrogates, so the CSV structure holds) and remembered in
-    ``bad``, so that the record holding it becomes an error and reading goes on."""
+_BAD_SEEN = threading.local()
 
-    def __init__(self, f: IO[bytes]) -> None:
-        self.f = f
-        self.bad: tuple[int, int] | None = None  # (line, byte) of the first bad byte
-        self.line = 0
 
-    def __iter__(self) -> Iterator[str]:
-        for raw in _split_lone_cr(self.f):
-            self.line += 1
-            if self.line == 1:
-                raw = raw.removeprefix(BOM)
-            try:
-                yield raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                if self.bad is None:
-                    self.bad = (self.line, raw[exc.start])
-                yield raw.decode("utf-8", "surrogateescape")
+def _mark_bad_bytes(exc: UnicodeError) -> tuple[str, int]:
+    """Decode a byte that is not UTF-8 as a surrogate (as ``surrogateescape`` does) and
+    note that the file holds one: from then on, each CSV record is checked for them."""
+    _BAD_SEEN.value = True
+    text, end = codecs.lookup_error("surrogateescape")(exc)
+    return str(text), end
+
+
+codecs.register_error("tether-mark-bad-bytes", _mark_bad_bytes)
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
+def _text(f: IO[bytes]) -> IO[str]:
+    """The file as text for ``csv.reader``: decoded in C, a BOM dropped, line ends kept (so
+    quoted fields keep theirs, and lone CRs end lines too); bytes that are not UTF-8 come
+    through as surrogates so the CSV structure holds, and the record holding them becomes
+    an error while reading goes on."""
+    return io.TextIOWrapper(f, encoding="utf-8-sig", errors="tether-mark-bad-bytes", newline="")
+
+
+def _bad_byte_in(cells: list[str]) -> int | None:
+    found = _SURROGATE.search("".join(cells))
+    return None if found is None else ord(found.group()) - 0xDC00
 
 
 def _csv_reader(f: Iterable[str], container: str) -> Iterator[list[str]]:
@@ -213,8 +233,8 @@ def _is_header(cells: list[str], flavor: str | None) -> bool:
 
 
 def _has_header(path: Path, container: str, flavor: str | None = None) -> bool:
-    with path.open("rb") as f:
-        reader = _csv_reader(_Lines(f), container)
+    with path.open("rb") as raw, _text(raw) as f:
+        reader = _csv_reader(f, container)
         try:
             first = next((r for r in reader if any(c.strip() for c in r)), None)
         except csv.Error:
@@ -228,28 +248,27 @@ def _read_csv(
     table: _Table | None = None
     started = False
     index = 0
-    with path.open("rb") as f:
-        lines = _Lines(f)
-        reader = _csv_reader(lines, container)
+    _BAD_SEEN.value = False
+    with path.open("rb") as raw, _text(raw) as f:
+        reader = _csv_reader(f, container)
         while True:
             try:
                 cells = next(reader)
             except StopIteration:
                 return
             except csv.Error as exc:  # the reader goes on with the next line
-                yield Item(index, None, RowError("malformed_row", f"line {lines.line}: {exc}"))
+                line = reader.line_num  # type: ignore[attr-defined]
+                yield Item(index, None, RowError("malformed_row", f"line {line}: {exc}"))
                 index += 1
                 continue
             line_no = reader.line_num  # type: ignore[attr-defined]
-            if lines.bad is not None:
-                line, byte = lines.bad
-                lines.bad = None
+            if _BAD_SEEN.value and (byte := _bad_byte_in(cells)) is not None:
                 if not started:
                     raise FileError(
                         f"the first line of the file is not UTF-8 text (byte 0x{byte:02x}); "
                         "save the file as UTF-8"
                     )
-                yield Item(index, None, _bad_bytes(line, byte), table.flavor if table else None)
+                yield Item(index, None, _bad_bytes(line_no, byte), table.flavor if table else None)
                 index += 1
                 continue
             if not any(c.strip() for c in cells):

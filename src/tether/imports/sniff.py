@@ -91,7 +91,7 @@ def detect(path: Path, filename: str | None = None) -> str:
         if suffix
         else "the file holds "
     )
-    raise FileError(
+    raise Unsure(
         f"cannot tell how to read the file: {named}{content.what}, which reads as "
         + " or ".join(r for r in readings if r != "unsure")
         + "; pass format= (one of "
@@ -162,25 +162,27 @@ def _sample(path: Path) -> list[bytes]:
         f.seek(len(BOM) if start.startswith(BOM) else 0)
         offset = f.tell()
         line_no = 0
-        while len(lines) < SAMPLE_LINES and (size < SAMPLE_BYTES or not lines):
+        while len(lines) < SAMPLE_LINES and size < SAMPLE_BYTES:
             raw = f.readline(MAX_LINE if not lines else SAMPLE_BYTES)
             if not raw:
                 break
             line_no += 1
             text = raw.strip(b" \t\r\n")
+            if b"\r" in text:  # lone CRs end lines (old Mac files): the first piece is a line
+                text = text.split(b"\r", 1)[0].strip(b" \t") or text
             if text:
                 try:
                     text.decode("utf-8")
                 except UnicodeDecodeError as exc:
                     if exc.reason != "unexpected end of data" or raw.endswith(b"\n"):
-                        bad = bad or (text[exc.start], offset + raw.find(text) + exc.start, line_no)
+                        at = offset + raw.find(text) + exc.start
+                        bad = bad or (text[exc.start], at, line_no)
                         offset += len(raw)
                         continue
+                if lines:  # the first line is taken whole; the sample is of the lines after
+                    size += len(raw)
                 lines.append(text)
-                size += len(raw)
             offset += len(raw)
-            if not raw.endswith(b"\n") and lines and size >= SAMPLE_BYTES:
-                break  # a line cut by the sample size
     if not lines:
         if bad:
             byte, at, line = bad
@@ -222,8 +224,8 @@ def _json_content(path: Path, lines: list[bytes]) -> Content | None:
         value = _parse(first)
         if value is _BROKEN:
             return None if first[:1] != b"{" else _broken_content(lines)
-        if value is not _REFUSED and not isinstance(value, dict | list | str) and len(lines) == 1:
-            return Content(("txt", "csv", "tsv"), "one JSON value", scalar=_describe(value))
+        if first[:1] not in b"{[" and len(lines) == 1:
+            return Content(("txt", "csv", "tsv"), "one JSON value", scalar=_describe(first))
         if len(lines) == 1:
             return Content(("json", "ndjson"), "one JSON value")
         return Content(("ndjson", "json"), "JSON values one a line (NDJSON)")
@@ -284,9 +286,10 @@ def _parse(text: bytes) -> object:
         return _BROKEN
 
 
-def _describe(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"boolean ({str(value).lower()})"
-    return f"number ({value})"
+def _describe(text: bytes) -> str:
+    shown = text[:60].decode("utf-8", "replace") + ("..." if len(text) > 60 else "")
+    if text[:1] == b'"':
+        return f"string ({shown})"
+    if text in (b"true", b"false", b"null"):
+        return shown
+    return f"number ({shown})"
