@@ -10,11 +10,14 @@ from typing import Any
 import orjson
 import pytest
 
+from tether.catalog import manifests
+from tether.catalog.manifests import canonical
 from tether.catalog.media import infer_for_task
 from tether.catalog.metadata_schema import RESERVED, Schema
 from tether.catalog.rows import NormalRow, RowError, normalize
-from tether.imports import formats
-from tether.imports.formats import FileError, Item, canonical, detect, parse_format, read
+from tether.imports import readers, sniff
+from tether.imports.readers import Item, read
+from tether.imports.sniff import FileError, detect, parse_format
 
 MANIFESTS = Path(__file__).parent / "fixtures" / "manifests"
 SCHEMA = Schema(list(RESERVED))
@@ -48,7 +51,7 @@ def values(items: list[Item]) -> list[dict[str, Any] | None]:
 
 
 def norm(row: dict[str, Any], media_type: str | None = None, read: bool = False) -> NormalRow:
-    """Validate a row as a user writes it (``read``: as ``formats`` hands it over)."""
+    """Validate a row as a user writes it (``read``: as ``readers`` hands it over)."""
     return normalize(row if read else canonical(row, "labelbox"), SCHEMA, media_type)
 
 
@@ -85,10 +88,10 @@ def test_parse_format_refuses_unknown_values(given: str) -> None:
 
 
 def test_every_accepted_format_parses() -> None:
-    for value in formats.CONTAINERS:
+    for value in sniff.CONTAINERS:
         container, flavor = parse_format(value)
-        assert container in (None, *formats.CONTAINERS_ONLY)
-        assert flavor in (None, *formats.FLAVORS)
+        assert container in (None, *sniff.CONTAINERS_ONLY)
+        assert flavor in (None, *manifests.FLAVORS)
         assert container or flavor
 
 
@@ -361,12 +364,12 @@ def test_forced_label_studio_csv_always_has_a_header(tmp_path: Path) -> None:
 def test_count_items(tmp_path: Path) -> None:
     path = tmp_path / "u"
     path.write_bytes(BOM + b'text,n\r\n"two\r\nlines",1\r\n\r\nb,2')
-    assert formats.count_items(path, "csv") == 2
+    assert readers.count_items(path, "csv") == 2
     path.write_bytes(b"s3://b/a.jpg,1\ns3://b/b.jpg,2\n")
-    assert formats.count_items(path, "csv") == 2
-    assert formats.count_items(path, "csv", "label_studio") == 1
+    assert readers.count_items(path, "csv") == 2
+    assert readers.count_items(path, "csv", "label_studio") == 1
     path.write_bytes(BOM + b"a\r\n\r\nb")
-    assert formats.count_items(path, "txt") == 2
+    assert readers.count_items(path, "txt") == 2
 
 
 # --- telling Labelbox rows from Label Studio tasks ------------------------------------------
@@ -388,12 +391,13 @@ def test_count_items(tmp_path: Path) -> None:
     ],
 )
 def test_any_labelbox_key_makes_a_labelbox_row(tmp_path: Path, key: str) -> None:
-    item = formats._item(0, {key: "s3://b/a.jpg" if key == "row_data" else None, "image": "x"})
-    assert item.flavor == "labelbox"
-    assert item.value is not None
+    row, flavor = manifests.row_of(
+        {key: "s3://b/a.jpg" if key == "row_data" else None, "image": "x"}
+    )
+    assert flavor == "labelbox"
     if key != "row_data":  # a Labelbox row without row_data: a per-row error later
         with pytest.raises(RowError, match="row_data is missing"):
-            normalize(item.value, SCHEMA)
+            normalize(row, SCHEMA)
 
 
 def test_other_objects_are_label_studio_tasks() -> None:
@@ -409,9 +413,9 @@ def test_other_objects_are_label_studio_tasks() -> None:
         "created_by": 4,
         "project": 2,
     }
-    item = formats._item(3, task)
-    assert item.flavor == "label_studio"
-    assert item.value == {
+    row, flavor = manifests.row_of(task)
+    assert flavor == "label_studio"
+    assert row == {
         "row_data": task["data"],
         "extra": {
             "source_id": 12,
@@ -447,9 +451,10 @@ def test_forced_flavors_on_json_items() -> None:
 def test_items_that_are_not_objects() -> None:
     assert canonical("s3://b/a.jpg") == {"row_data": "s3://b/a.jpg"}
     for value, name in ((3, "a number"), (None, "null"), ([1], "a list"), (True, "a boolean")):
-        item = formats._item(0, value)
-        assert item.error is not None and item.error.code == "malformed_item"
-        assert f"not {name}" in item.error.message
+        with pytest.raises(RowError) as info:
+            manifests.row_of(value)
+        assert info.value.code == "malformed_item"
+        assert f"not {name}" in info.value.message
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import Tenant
 from tether.catalog.metadata_schema import RESERVED, Schema
-from tether.imports import formats, pipeline
+from tether.imports import pipeline, sniff
 from tether.imports.runner import _validate
 
 SCHEMA = Schema(list(RESERVED))
@@ -60,7 +60,7 @@ def test_the_child_yields_what_the_thread_does(tmp_path: Path) -> None:
 def test_a_file_error_in_the_child_is_the_same_file_error(tmp_path: Path) -> None:
     source = pipeline.Source(_file(tmp_path, _rows(2)), "yaml", None, NAMES)
     for in_child in (False, True):
-        with pytest.raises(formats.FileError, match="unknown format"):
+        with pytest.raises(sniff.FileError, match="unknown format"):
             _collect(source, in_child=in_child)
 
 

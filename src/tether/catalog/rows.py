@@ -1,6 +1,7 @@
 """What makes a valid data row: one function that turns a user's row (a dict in the
-Labelbox shape, after ``imports.formats`` normalised it) into the values tether stores, or a
-``RowError`` naming the field and the reason."""
+Labelbox shape, as ``catalog.manifests`` reads it) into the values tether stores, or a
+``RowError`` naming the field and the reason. Imports, sync and row updates (PATCH) all call
+``normalize``, so a rule holds on every path."""
 
 from __future__ import annotations
 
@@ -79,12 +80,31 @@ class NormalRow:
 
 
 def _dumps(value: Any, what: str = "row") -> str:
+    """JSON text of a value; no string in it may hold NUL (PostgreSQL text cannot)."""
     try:
-        return orjson.dumps(value).decode()
+        text = orjson.dumps(value).decode()
     except orjson.JSONEncodeError as exc:  # a lone surrogate, an integer beyond 64 bits ...
         raise RowError(
             "invalid_value", f"{what} holds a value tether cannot store: {exc}"
         ) from None
+    # orjson writes NUL as \u0000; a backslash written before "u0000" is doubled (\\u0000).
+    if "\\u0000" in text and has_nul(value):
+        raise RowError(
+            "invalid_value",
+            f"{what} holds a NUL character (\\u0000), which tether cannot store; remove it",
+        )
+    return text
+
+
+def has_nul(value: Any) -> bool:
+    """Whether a string anywhere in ``value`` (keys too) holds a NUL character."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any("\x00" in k or has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(has_nul(v) for v in value)
+    return False
 
 
 def normalize(item: dict[str, Any], schema: Schema, media_type: str | None = None) -> NormalRow:
@@ -104,7 +124,7 @@ def normalize(item: dict[str, Any], schema: Schema, media_type: str | None = Non
         meta_json,
         meta_values,
         _attachments(item.get("attachments")),
-        _dumps(extra) if extra else None,
+        _dumps(extra, "the row's other keys") if extra else None,
     )
 
 
@@ -366,7 +386,7 @@ def _attachments(value: Any) -> str | None:
                 raise RowError("invalid_attachment", f"attachment {i} name must be a string")
             clean["name"] = att["name"]
         out.append(clean)
-    return _dumps(out)
+    return _dumps(out, "attachments")
 
 
 def _media_attributes(value: Any) -> str | None:
@@ -384,4 +404,4 @@ def _media_attributes(value: Any) -> str | None:
                 raise RowError(
                     "invalid_media_attributes", f"media_attributes.{key} {raw!r} is not a number"
                 ) from None
-    return _dumps(clean)
+    return _dumps(clean, "media_attributes")

@@ -31,7 +31,7 @@ from typing import IO, Any
 
 from tether.catalog.metadata_schema import Schema
 from tether.catalog.rows import NormalRow
-from tether.imports import formats
+from tether.imports import readers, sniff
 from tether.imports.collector import collector_paused
 from tether.jobs.service import ItemError
 
@@ -44,7 +44,7 @@ _CHUNK, _OTHER = 1, 2
 _MARSHAL_VERSION = 2  # without the back-references of later versions: faster to write
 
 Validate = Callable[
-    [list[formats.Item], Schema, str | None], tuple[list[tuple[int, NormalRow]], list[ItemError]]
+    [list[readers.Item], Schema, str | None], tuple[list[tuple[int, NormalRow]], list[ItemError]]
 ]
 
 
@@ -94,7 +94,7 @@ def chunks(
 def _here(
     source: Source, schema: Schema, media_type: str | None, chunk_rows: int, validate: Validate
 ) -> Generator[Chunk, None, None]:
-    items = formats.read(source.path, source.container, source.field_names, source.flavor)
+    items = readers.read(source.path, source.container, source.field_names, source.flavor)
     items = (item for item in items if item.index >= source.skip)
     # Items are checked a batch at a time as they are read, so a chunk's parsed items (much
     # bigger than its checked rows) are never all in memory at once.
@@ -249,7 +249,7 @@ def _child() -> None:
     except BrokenPipeError:
         return  # the job stopped reading (canceled, or it failed)
     except BaseException as exc:
-        if not isinstance(exc, formats.FileError):
+        if not isinstance(exc, sniff.FileError):
             traceback.print_exc()
         try:
             _write_frame(out, _Failure(exc))

@@ -23,7 +23,7 @@ from tether.catalog.rows import NormalRow, RowError, normalize
 from tether.catalog.store import DatasetGone, Target, allocate_ids, begin_writing, reserve_ids
 from tether.db.engine import foreign_keys_unchecked, is_sqlite
 from tether.db.wal import Checkpointer
-from tether.imports import formats, pipeline
+from tether.imports import formats, pipeline, sniff
 from tether.jobs import worker
 from tether.jobs.service import ItemError
 from tether.jobs.worker import JobFailed, JobRun, LeaseLost, Runner, Stopping
@@ -81,7 +81,7 @@ def _canceled_message(job: JobRun) -> str:
 def _run(job: JobRun, upload: Path, chunk_rows: int) -> None:
     params, engine = job.params, job.engine
     container, flavor = formats.parse_format(params.get("format"))
-    container = container or formats.detect(upload, params.get("filename"))
+    container = container or sniff.detect(upload, params.get("filename"))
     total = formats.count_items(upload, container, flavor)
     with engine.connect() as conn:
         schema = load_schema(conn, job.row.org_id)

@@ -6,13 +6,13 @@ read the organization's or dataset's rows one by one. Filters that name a global
 external id are served by the organization's existing unique key and external id indexes.
 
 Revision ID: 0004_queries
-Revises: 0003
+Revises: 0004_idempotency
 """
 
 from alembic import op
 
 revision = "0004_queries"
-down_revision = "0003"
+down_revision = "0004_idempotency"
 branch_labels = None
 depends_on = None
 
