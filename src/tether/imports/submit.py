@@ -78,7 +78,7 @@ def submit(
         return jobs.get(conn, org_id, job["id"])
 
 
-def _precheck(path: Path, params: dict[str, Any]) -> str:
+def _precheck(path: Path, params: dict[str, Any]) -> str | None:
     """Refuse at once what no row could come out of (empty, UTF-16 or non-UTF-8 files); the
     container the job will read."""
     if path.stat().st_size == 0:
