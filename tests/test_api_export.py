@@ -396,7 +396,7 @@ def test_an_export_is_a_snapshot(
         first = next(lines)
         assert changed.wait(20)  # the server is past its first batch
         if change == "delete the dataset":
-            assert tenant.delete(f"/datasets/{ds['id']}").status_code == 200
+            assert tenant.delete(f"/datasets/{ds['id']}").status_code == 202
         else:
             tenant.import_rows(ds["id"], "s3://b/late.jpg\n")
             doomed = [r["id"] for r in listed(tenant, ds["id"])[200:400]]

@@ -45,7 +45,7 @@ pytestmark = pytest.mark.e2e
 
 TETHER = str(Path(sys.executable).parent / "tether")
 KEY_RE = re.compile(r"tth_[A-Za-z0-9_-]{20,}")
-START_TIMEOUT = 30.0
+START_TIMEOUT = 90.0  # seconds; generous: a loaded 2-core machine starts slowly
 
 
 # --- processes -------------------------------------------------------------------------------

@@ -167,7 +167,7 @@ def test_an_upsert_never_takes_a_key_of_another_dataset(engine: Engine) -> None:
 def test_a_deleted_dataset_stops_the_write(engine: Engine) -> None:
     target = _target(engine)
     with engine.begin() as conn:
-        datasets.remove(conn, target.org_id, target.dataset_id)
+        datasets.mark_deleted(conn, target.org_id, target.dataset_id)
     with pytest.raises(store.DatasetGone):
         _write(engine, target, _normal(engine, target, "gone", range(2)))
 

@@ -1,14 +1,14 @@
 """Idempotency keys for every create: the first answer to a request, kept by its key.
 
 Revision ID: 0004_idempotency
-Revises: 0004_jobs
+Revises: 0003
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_idempotency"
-down_revision = "0004_jobs"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

@@ -5,14 +5,14 @@ On SQLite the users table is rebuilt (batch mode); dropping the old one with for
 would cascade to every API key, so the migration refuses to run that way.
 
 Revision ID: 0004_roles
-Revises: 0003
+Revises: 0004_queries
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_roles"
-down_revision = "0003"
+down_revision = "0004_queries"
 branch_labels = None
 depends_on = None
 
