@@ -208,7 +208,10 @@ def _show_errors(job: Job, failed: int, errors_file: Path | None) -> int:
             return 0
         for i, err in enumerate(job.iter_errors()):
             if i < FIRST_ERRORS:
-                key = err.get("global_key") or err.get("item_key")
+                item_key = err.get("item_key")
+                if item_key == str(err.get("index")):
+                    item_key = None  # a row index names the item already
+                key = err.get("global_key") or item_key
                 where = f"item {err.get('index')}" + (f" ({key})" if key else "")
                 console.print(f"  {where}: [bold]{err['code']}[/bold] {err['message']}")
             if handle is None:
