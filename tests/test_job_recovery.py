@@ -106,11 +106,21 @@ def test_an_interrupted_import_resumes_without_duplicates(
     assert state.status == "running" and 2000 <= state.done < ROWS, "the stop came too late"
     assert landed == state.done, "rows and recorded progress commit together"
 
+    # What a server killed mid-upload leaves: a partial upload no job owns. The running job's
+    # own upload is as old, and stays for the job.
+    [owned] = (tmp_path / "uploads").iterdir()
+    partial = tmp_path / "uploads" / "cut-off.upload"
+    partial.write_bytes(b'{"row_data": "s3://b/1.jpg"}\n{"row_da')
+    old = time.time() - 7200
+    for path in (owned, partial):
+        os.utime(path, (old, old))
     server = _serve(env)
     try:
+        assert not partial.exists(), "the server removes staged uploads no job owns at start-up"
         client = Client(f"http://127.0.0.1:{env['TETHER_PORT']}", key)
         job = client.get_job(job.id).wait_till_done(timeout=120, poll=0.2)
         assert job.status == "completed", job
+        assert not owned.exists()
         assert job.counts == {"created": ROWS, "updated": 0, "failed": 0}
         assert job.progress == {"done": ROWS, "total": ROWS}
     finally:

@@ -80,6 +80,26 @@ def test_a_claimed_job_is_never_claimed_twice_while_its_lease_holds(
     assert (row.status, row.claimed_by) == ("running", "w1")
 
 
+def test_a_slow_runner_keeps_its_job_while_its_heartbeat_renews_the_lease(
+    engine: Engine, tenant: Tenant
+) -> None:
+    job_id = new_job(engine, tenant, "slow")
+    lease = timedelta(seconds=0.4)
+    taken: list[object] = []
+
+    def slow(run: worker.JobRun) -> None:
+        deadline = time.monotonic() + 4 * lease.total_seconds()
+        while time.monotonic() < deadline:  # no progress recorded: only the heartbeat
+            taken.append(worker.claim(engine, job_id, "thief", lease, threading.Event()))
+            time.sleep(0.05)
+        run.check_stop()
+
+    worker.execute(engine, job_id, {"slow": slow}, "slow-worker", lease)
+    assert len(taken) > 10 and not any(taken), "nobody else got the job"
+    job = tenant.get(f"/jobs/{job_id}").json()
+    assert (job["status"], job["claimed_by"]) == ("completed", "slow-worker")
+
+
 def test_a_runner_that_lost_its_lease_writes_nothing_more(engine: Engine, tenant: Tenant) -> None:
     job_id = new_job(engine, tenant, "import")
     stop = threading.Event()

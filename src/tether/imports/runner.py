@@ -1,4 +1,5 @@
-"""Running an import job: stream the uploaded file, validate, write chunk by chunk.
+"""Running an import job: stream the uploaded file, validate, write chunk by chunk. The job's
+``counts`` are ``created`` and ``updated`` (and ``failed``); its ``details`` hold ``format``.
 
 Each chunk commits its rows together with the job's progress, so a worker that dies loses
 nothing: the job resumes after the last committed chunk.
@@ -24,13 +25,12 @@ from tether.catalog.store import DatasetGone, Target, allocate_ids, begin_writin
 from tether.db.engine import foreign_keys_unchecked, is_sqlite
 from tether.db.wal import Checkpointer
 from tether.imports import formats, pipeline, sniff
+from tether.imports.submit import KIND
 from tether.jobs import worker
 from tether.jobs.service import ItemError
 from tether.jobs.worker import JobFailed, JobRun, LeaseLost, Runner, Stopping
 
 log = logging.getLogger(__name__)
-KIND = "import"
-COUNTS = ("created", "updated")  # the import's keys of a job's ``counts`` (and ``failed``)
 _DIRECT_LEASE = timedelta(minutes=5)
 
 
