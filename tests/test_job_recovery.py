@@ -59,6 +59,7 @@ def test_an_interrupted_import_resumes_without_duplicates(
     }
     env.pop("TETHER_DATABASE_URL", None)
     env.pop("TETHER_QUEUE_URL", None)
+    subprocess.run([TETHER, "migrate"], env=env, check=True)  # admin commands make no database
     subprocess.run(
         [TETHER, "users", "create", "ops@example.com", "--org", "ops", "--password-stdin"],
         input=b"pw\n",
