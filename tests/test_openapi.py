@@ -158,7 +158,7 @@ def test_the_docs_page_and_its_assets_come_from_tether(app: Any) -> None:
         assert "/api/v1/openapi.json" in urls
         assert http.get("/api/v1/openapi.json").json()["openapi"].startswith("3.1")
         assert http.get("/api/v1/docs/assets/../../../etc/passwd").status_code == 404
-        assert http.get("/api/v1/docs/oauth2-redirect").status_code == 200
+        assert http.get("/api/v1/docs/oauth2-redirect?code=c&state=s").status_code == 200
 
 
 # --- a client generated from the document -------------------------------------------------
