@@ -35,6 +35,7 @@ MEANINGS = {
     404: "No such thing in the caller's organization (`not_found`).",
     409: "It clashes with what exists (`conflict`, or a more precise code).",
     413: "The request body is larger than the server's limit (`too_large`).",
+    429: "Too many attempts (`rate_limited`); wait `Retry-After` seconds.",
     422: "A value in the path, query or body is wrong, or a query parameter is unknown "
     "(`invalid`, or a more precise code); `details` says where.",
 }

@@ -9,9 +9,10 @@ from pydantic import BaseModel, Field
 
 from tether import accounts
 from tether.api.deps import CallerDep, ConnDep
+from tether.api.errors import documented
 from tether.api.models import MAX_INT, Body
 
-router = APIRouter(prefix="/api-keys", tags=["api keys"])
+router = APIRouter(prefix="/api-keys", tags=["api keys"], responses=documented(401, 422))
 
 
 class ApiKey(BaseModel):
@@ -40,7 +41,7 @@ class ApiKeyIn(Body):
     )
 
 
-@router.get("", response_model=ApiKeyList)
+@router.get("", response_model=ApiKeyList, responses=documented(403))
 def list_keys(
     caller: CallerDep,
     conn: ConnDep,
@@ -50,12 +51,12 @@ def list_keys(
     return {"items": accounts.list_keys(conn, caller, all_users=all)}
 
 
-@router.post("", status_code=201, response_model=NewApiKey)
+@router.post("", status_code=201, response_model=NewApiKey, responses=documented(403, 404, 413))
 def create_key(body: ApiKeyIn, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
     return accounts.create_key(conn, caller, body.name, body.user_id)
 
 
-@router.delete("/{key_id}", status_code=204)
+@router.delete("/{key_id}", status_code=204, responses=documented(403, 404))
 def revoke_key(
     key_id: Annotated[int, Path(ge=1, le=MAX_INT)], caller: CallerDep, conn: ConnDep
 ) -> None:

@@ -23,7 +23,10 @@ def get_schema(caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
 
 
 @router.post(
-    "", status_code=201, response_model=MetadataField, responses=documented(409, 413, e409=TAKEN)
+    "",
+    status_code=201,
+    response_model=MetadataField,
+    responses=documented(403, 409, 413, e409=TAKEN),
 )
 def create_field(body: FieldIn, caller: CallerDep, conn: ConnDep, once: OnceDep) -> dict[str, Any]:
     return once(
@@ -46,7 +49,9 @@ def get_field(field: str, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
 
 
 @router.patch(
-    "/{field}", response_model=MetadataField, responses=documented(404, 409, 413, e409=TAKEN)
+    "/{field}",
+    response_model=MetadataField,
+    responses=documented(403, 404, 409, 413, e409=TAKEN),
 )
 def update_field(
     field: str, body: FieldPatch, caller: CallerDep, conn: ConnDep, once: OnceDep
@@ -62,7 +67,7 @@ def update_field(
 @router.delete(
     "/{field}",
     status_code=204,
-    responses=documented(404, 409, e409="The field is reserved, or rows still use it."),
+    responses=documented(403, 404, 409, e409="The field is reserved, or rows still use it."),
 )
 def delete_field(field: str, caller: CallerDep, conn: ConnDep, once: OnceDep) -> None:
     once(conn, lambda: schema.delete_field(conn, caller.org_id, field, role=caller.role))

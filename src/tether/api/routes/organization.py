@@ -9,8 +9,9 @@ from pydantic import BaseModel
 
 from tether import accounts
 from tether.api.deps import CallerDep, ConnDep
+from tether.api.errors import documented
 
-router = APIRouter(prefix="/organization", tags=["organization"])
+router = APIRouter(prefix="/organization", tags=["organization"], responses=documented(401, 422))
 
 
 class Organization(BaseModel):

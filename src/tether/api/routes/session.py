@@ -22,11 +22,12 @@ from tether.api.deps import (
     SessionCookie,
     SettingsDep,
 )
+from tether.api.errors import documented
 from tether.api.models import Body
 from tether.config import Settings
 from tether.errors import Unauthorized
 
-router = APIRouter(prefix="/session", tags=["session"])
+router = APIRouter(prefix="/session", tags=["session"], responses=documented(401, 422))
 
 
 class SignIn(Body):
@@ -70,7 +71,7 @@ def _secure(request: Request, settings: Settings) -> bool:
     return request.url.scheme == "https" or (settings.public_url or "").startswith("https://")
 
 
-@router.post("", response_model=SessionInfo)
+@router.post("", response_model=SessionInfo, responses=documented(413, 429))
 def sign_in(
     body: SignIn, request: Request, response: Response, conn: ConnDep, settings: SettingsDep
 ) -> dict[str, Any]:
@@ -104,7 +105,7 @@ def who_am_i(request: Request, caller: CallerDep, conn: ConnDep) -> dict[str, An
     return _info(conn, caller, session)
 
 
-@router.delete("", status_code=204)
+@router.delete("", status_code=204, responses=documented(403))
 def sign_out(request: Request, engine: EngineDep, token: SessionCookie) -> Response:
     """End the signed-in session (needs its X-CSRF-Token) and clear the cookies; without a
     live session it only clears them."""
