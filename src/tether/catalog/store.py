@@ -255,11 +255,12 @@ def _key_order(record: tuple[Any, ...]) -> str:
 def _insert_new(
     conn: Connection, target: Target, fresh: Rows, first_id: int, now: datetime, result: WriteResult
 ) -> Rows:
-    """Insert new rows; returns the rows whose key another writer committed meanwhile.
+    """Insert new rows; returns the rows whose key turned out to be taken.
 
-    The fast path is one bulk insert. If a key was taken since the lookup (PostgreSQL: the
-    insert waited for that writer to commit), the chunk is inserted again with ``ON CONFLICT
-    (org_id, global_key) DO NOTHING`` and the rows that did not land are handed back."""
+    The fast path is one bulk insert. If a key is taken (the keys were not looked up first,
+    or another writer committed one since the lookup; on PostgreSQL the insert waits for
+    that writer to commit), the chunk is inserted again with ``ON CONFLICT (org_id,
+    global_key) DO NOTHING`` and the rows that did not land are handed back."""
     records, values = _records(conn, target, fresh, first_id, now)
     if conn.dialect.name == "postgresql":
         # In key order (see the module's docstring), and the values in the order of the
