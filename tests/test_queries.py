@@ -373,6 +373,11 @@ def _expected_index(atoms: tuple[str, ...], scoped: bool, narrow: bool) -> str:
     }[first]
 
 
+def _ranges_meet_metadata(atoms: tuple[str, ...]) -> bool:
+    ranges = {"global_key_prefix", "created"} & set(atoms)
+    return bool(ranges) and bool({"split", "score", "tag contains"} & set(atoms))
+
+
 def _sqlite_plan(conn: Any, query: Any) -> list[str]:
     compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
     params = tuple(compiled.params[name] for name in compiled.positiontup or [])
@@ -438,7 +443,7 @@ def test_every_combination_of_filters_is_an_index_search(
     narrow: bool,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Pages (first and later), counts and the ids they read, for all 256 combinations of
+    """Pages (the ids of the first, a later one whole) and counts, for all 256 combinations of
     the filters: no plan reads data_rows or the metadata values whole (SQLite: no SCAN;
     PostgreSQL, told to avoid sequential scans: every scan has an index condition), and the
     most selective filter's index is the one searched (SQLite: first). The test's rows are
@@ -455,6 +460,8 @@ def test_every_combination_of_filters_is_an_index_search(
         if backend == "postgresql":
             conn.exec_driver_sql("SET enable_seqscan = off")
         for atoms in _combinations():
+            if not narrow and not _ranges_meet_metadata(atoms):
+                continue  # the same query as in the other runs
             flt = _flt(service, atoms, dataset_id)
             expected = _expected_index(atoms, scoped, narrow)
             # Where only the scope, a media type or a created range is left, PostgreSQL
@@ -463,7 +470,6 @@ def test_every_combination_of_filters_is_an_index_search(
             pg_expected = expected if set(atoms) - {"media_type", "created"} else None
             statements = {
                 "ids": (service.page_ids_query(conn, tenant.org_id, flt, None, 101), expected),
-                "page": (service.page_query(conn, tenant.org_id, flt, None, 101), None),
                 "next page": (service.page_query(conn, tenant.org_id, flt, 100, 101), None),
                 "count": (service.count_query(conn, tenant.org_id, flt)[0], None),
             }
