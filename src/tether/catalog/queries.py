@@ -248,8 +248,6 @@ def _field_condition(conn: Connection, org_id: int, test: _FieldTest, m: Any) ->
         conds.append(
             m.c.value_num <= test.high[0] if test.high[1] else m.c.value_num < test.high[0]
         )
-    if test.texts is None and not test.containing and test.low is None and test.high is None:
-        conds.append(m.c.value_num.is_not(None))  # the partial number index
     return conds
 
 
