@@ -427,13 +427,11 @@ def _value_probe(
     return select(m.c.data_row_id).where(m.c.data_row_id == row_id, _scope(m, org_id, flt), *conds)
 
 
-# PostgreSQL turns each EXISTS into a semi-join and plans their order: 4 ms for 2, 100 ms for
-# 12, 300 ms for 20. Past this many, ``OFFSET 0`` keeps each a probe run per matching row.
-SEMI_JOINS = 3
-
-
 def _exists(conn: Connection, probes: list[Select[Any]]) -> list[Any]:
-    if conn.dialect.name == "postgresql" and len(probes) > SEMI_JOINS:
+    """The probes as EXISTS conditions, each run per row the driver finds. On PostgreSQL,
+    ``OFFSET 0`` keeps them so: as semi-joins it plans their order (4 ms for 2, 300 ms for
+    20) and, misled by a page's LIMIT, was seen to hash a whole index of data_rows for one."""
+    if conn.dialect.name == "postgresql":
         probes = [probe.offset(0) for probe in probes]
     return [exists(probe) for probe in probes]
 
@@ -449,12 +447,14 @@ def _require_dataset(conn: Connection, org_id: int, dataset_id: int) -> None:
         raise _Empty()
 
 
-def _sort_key(conn: Connection, matching: _Matching) -> Any:
+def _sort_key(matching: _Matching) -> Any:
     """The ORDER BY of a page. Where the driving index is not in id order, ``key + 0`` makes
-    SQLite sort the matches itself (3.40 was seen to take an ``IN (...)`` over the metadata
-    index as already ordered by id, and pages skipped rows)."""
+    the database sort the matches itself: PostgreSQL would otherwise walk the primary key in
+    id order, betting on finding a page of matches soon (a created range of another
+    organization's rows took it through the whole table), and SQLite 3.40 was seen to take
+    an ``IN (...)`` over the metadata index as already ordered by id, so pages skipped rows."""
     key = matching.key
-    return key if matching.ordered or conn.dialect.name != "sqlite" else key + 0
+    return key if matching.ordered else key + 0
 
 
 def page_ids_query(
@@ -462,7 +462,7 @@ def page_ids_query(
 ) -> Select[Any]:
     """The ids of one page, in order."""
     matching = _matching_ids(conn, org_id, flt, after)
-    return matching.ids.order_by(_sort_key(conn, matching)).limit(limit)
+    return matching.ids.order_by(_sort_key(matching)).limit(limit)
 
 
 def page_query(
