@@ -248,8 +248,6 @@ def _field_condition(conn: Connection, org_id: int, test: _FieldTest, m: Any) ->
         conds.append(
             m.c.value_num <= test.high[0] if test.high[1] else m.c.value_num < test.high[0]
         )
-    if test.texts is None and not test.containing and test.low is None and test.high is None:
-        conds.append(m.c.value_num.is_not(None))  # the partial number index
     return conds
 
 
@@ -260,39 +258,66 @@ def _scope(table: Any, org_id: int, flt: RowFilter) -> Any:
 
 
 # What drives a query, most selective first: the one condition whose index is searched; every
-# other condition is checked on the rows it finds. A key prefix or a created range goes before
-# the metadata only when it holds fewer than PROBE_ROWS rows (counted, capped, first).
+# other condition is checked on the rows it finds. Among a key prefix, a created range and
+# the metadata fields, the one holding the fewest rows drives, when one holds fewer than
+# PROBE_ROWS (each counted first, up to that many; the first PROBED_FIELDS fields only).
 DRIVERS = ("global_key", "external_id", "global_key_prefix", "metadata", "created", "media_type")
 PROBE_ROWS = 5000
+PROBED_FIELDS = 8
 
 
-def driver(conn: Connection, org_id: int, flt: RowFilter) -> str:
-    """The filter whose index a query searches ("scope": the dataset's or organization's)."""
+def driver(
+    conn: Connection, org_id: int, flt: RowFilter, tests: list[_FieldTest]
+) -> tuple[str, _FieldTest | None]:
+    """The filter whose index a query searches ("scope": the dataset's or organization's),
+    and the metadata field when that is the driver."""
     given = {
         "global_key": flt.global_key is not None,
         "external_id": flt.external_id is not None,
         "global_key_prefix": bool(flt.global_key_prefix),
-        "metadata": bool(flt.metadata),
+        "metadata": bool(tests),
         "created": flt.created_after is not None or flt.created_before is not None,
         "media_type": bool(flt.media_type),
     }
     first = next((name for name in DRIVERS if given[name]), "scope")
-    if first == "metadata":
-        narrow = (name for name in ("global_key_prefix", "created") if given[name])
-        return next((name for name in narrow if _few(conn, org_id, flt, name)), first)
-    return first
+    if first in ("global_key", "external_id") or not tests:
+        return first, None
+    counted: list[tuple[int, int, str, _FieldTest | None]] = []
+    for name in ("global_key_prefix", "created"):
+        if given[name]:
+            counted.append((_capped_count(conn, org_id, flt, name), len(counted), name, None))
+    for test in tests[:PROBED_FIELDS]:
+        ids = _metadata_ids(conn, org_id, flt, test, data_row_metadata.alias("m0"))
+        counted.append((_capped(conn, ids), len(counted), "metadata", test))
+    fewest = min(counted)
+    if fewest[0] >= PROBE_ROWS:
+        return "metadata", tests[0]
+    return fewest[2], fewest[3]
 
 
-def _few(conn: Connection, org_id: int, flt: RowFilter, name: str) -> bool:
-    """Whether the scope holds fewer than PROBE_ROWS rows that pass this one filter."""
+def _capped_count(conn: Connection, org_id: int, flt: RowFilter, name: str) -> int:
+    """How many rows of the scope pass this one filter, counting up to PROBE_ROWS."""
     only = RowFilter(dataset_id=flt.dataset_id)
     if name == "created":
         only.created_after, only.created_before = flt.created_after, flt.created_before
     else:
         only.global_key_prefix = flt.global_key_prefix
-    ids = select(data_rows.c.id).where(*_row_conditions(org_id, only, _SEARCHED[name]))
+    return _capped(
+        conn, select(data_rows.c.id).where(*_row_conditions(org_id, only, _SEARCHED[name]))
+    )
+
+
+def _capped(conn: Connection, ids: Select[Any]) -> int:
     probe = select(func.count()).select_from(ids.limit(PROBE_ROWS).subquery())
-    return int(conn.execute(probe).scalar_one()) < PROBE_ROWS
+    return int(conn.execute(probe).scalar_one())
+
+
+def _metadata_ids(
+    conn: Connection, org_id: int, flt: RowFilter, test: _FieldTest, m: Any
+) -> Select[Any]:
+    return select(m.c.data_row_id).where(
+        _scope(m, org_id, flt), *_field_condition(conn, org_id, test, m)
+    )
 
 
 # The data_rows columns each driver's index searches.
@@ -368,8 +393,8 @@ def _matching_ids(
     if flt.global_key is not None and not flt.global_key.startswith(flt.global_key_prefix or ""):
         raise _Empty()
     tests = _field_tests(conn, org_id, flt.metadata)
-    drive = driver(conn, org_id, flt)
-    if drive != "metadata":
+    drive, first = driver(conn, org_id, flt, tests)
+    if first is None:
         searched = _SEARCHED[drive]
         ids = select(data_rows.c.id).where(*_row_conditions(org_id, flt, searched))
         probes = [_value_probe(conn, org_id, flt, t, data_rows.c.id) for t in tests]
@@ -379,11 +404,9 @@ def _matching_ids(
         if after is not None:
             ids = ids.where((key if ordered else func.coalesce(key, key)) > after)
         return _Matching(ids, key, ordered)
-    first, rest = tests[0], tests[1:]
+    rest = [t for t in tests if t is not first]
     m = data_row_metadata.alias("m0")
-    ids = select(m.c.data_row_id).where(
-        _scope(m, org_id, flt), *_field_condition(conn, org_id, first, m)
-    )
+    ids = _metadata_ids(conn, org_id, flt, first, m)
     probes = [_value_probe(conn, org_id, flt, t, m.c.data_row_id) for t in rest]
     row_conds = _row_conditions(org_id, flt, set(), scoped=False)
     if row_conds:
@@ -404,13 +427,11 @@ def _value_probe(
     return select(m.c.data_row_id).where(m.c.data_row_id == row_id, _scope(m, org_id, flt), *conds)
 
 
-# PostgreSQL turns each EXISTS into a semi-join and plans their order: 4 ms for 2, 100 ms for
-# 12, 300 ms for 20. Past this many, ``OFFSET 0`` keeps each a probe run per matching row.
-SEMI_JOINS = 3
-
-
 def _exists(conn: Connection, probes: list[Select[Any]]) -> list[Any]:
-    if conn.dialect.name == "postgresql" and len(probes) > SEMI_JOINS:
+    """The probes as EXISTS conditions, each run per row the driver finds. On PostgreSQL,
+    ``OFFSET 0`` keeps them so: as semi-joins it plans their order (4 ms for 2, 300 ms for
+    20) and, misled by a page's LIMIT, was seen to hash a whole index of data_rows for one."""
+    if conn.dialect.name == "postgresql":
         probes = [probe.offset(0) for probe in probes]
     return [exists(probe) for probe in probes]
 
@@ -426,12 +447,14 @@ def _require_dataset(conn: Connection, org_id: int, dataset_id: int) -> None:
         raise _Empty()
 
 
-def _sort_key(conn: Connection, matching: _Matching) -> Any:
+def _sort_key(matching: _Matching) -> Any:
     """The ORDER BY of a page. Where the driving index is not in id order, ``key + 0`` makes
-    SQLite sort the matches itself (3.40 was seen to take an ``IN (...)`` over the metadata
-    index as already ordered by id, and pages skipped rows)."""
+    the database sort the matches itself: PostgreSQL would otherwise walk the primary key in
+    id order, betting on finding a page of matches soon (a created range of another
+    organization's rows took it through the whole table), and SQLite 3.40 was seen to take
+    an ``IN (...)`` over the metadata index as already ordered by id, so pages skipped rows."""
     key = matching.key
-    return key if matching.ordered or conn.dialect.name != "sqlite" else key + 0
+    return key if matching.ordered else key + 0
 
 
 def page_ids_query(
@@ -439,7 +462,7 @@ def page_ids_query(
 ) -> Select[Any]:
     """The ids of one page, in order."""
     matching = _matching_ids(conn, org_id, flt, after)
-    return matching.ids.order_by(_sort_key(conn, matching)).limit(limit)
+    return matching.ids.order_by(_sort_key(matching)).limit(limit)
 
 
 def page_query(
