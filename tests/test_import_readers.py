@@ -283,6 +283,9 @@ class TestNameAndContent:
             (b"text\tnote, more\nhi\t1, 2\n", "notes.csv", "csv"),  # the name picks
             (b"text\tnote, more\nhi\t1, 2\n", None, "tsv"),
             (b"[not json, but named csv]\n", "odd.csv", "csv"),
+            (b"{name},n\nx,1\n", "braces.csv", "csv"),
+            (b"[]", None, "json"),
+            (b" [ ]\n", "empty.ndjson", "json"),
         ],
     )
     def test_the_name_picks_among_what_the_content_allows(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import codecs
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -69,7 +69,6 @@ class Content:
     what: str  # "a JSON array", "text lines" ... for messages
     first_line: str = ""
     scalar: str | None = None  # the file is one JSON scalar: its description
-    lines: list[bytes] = field(default_factory=list)
 
 
 def detect(path: Path, filename: str | None = None) -> str:
@@ -91,12 +90,9 @@ def detect(path: Path, filename: str | None = None) -> str:
         if suffix
         else "the file holds "
     )
+    fitting = ", ".join(r for r in readings if r != "unsure")
     raise Unsure(
-        f"cannot tell how to read the file: {named}{content.what}, which reads as "
-        + " or ".join(r for r in readings if r != "unsure")
-        + "; pass format= (one of "
-        + ", ".join(r for r in readings if r != "unsure")
-        + ")"
+        f"cannot tell how to read the file: {named}{content.what}; pass format= ({fitting})"
     )
 
 
@@ -109,7 +105,7 @@ def check_fits(path: Path, container: str) -> None:
         fitting = [r for r in content.readings if r != "unsure"]
         raise FileError(
             f"format={container} does not fit the file, which holds {content.what}"
-            + (f" (line 1: {content.first_line[:80]!r})" if content.first_line else "")
+            + (f" (it starts: {content.first_line[:80]!r})" if content.first_line else "")
             + "; pass format="
             + " or format=".join(fitting)
             + ", or leave format out to detect it"
@@ -142,7 +138,7 @@ def look(path: Path) -> Content:
         if content is not None:
             content.first_line = first_line
             return content
-    return Content(_text_readings(first_line), "text lines", first_line, lines=lines)
+    return Content(_text_readings(first_line), "text lines", first_line)
 
 
 def _sample(path: Path) -> list[bytes]:
@@ -218,12 +214,13 @@ def _json_content(path: Path, lines: list[bytes]) -> Content | None:
     """What a file that starts like JSON holds; None when it is not JSON after all (a CSV
     whose first cell starts with a bracket, a number or a quote)."""
     first = lines[0]
+    first_line = first.decode("utf-8", "replace")
     if first[:1] == b"[":
-        return _array_content(path)
+        return _array_content(path, first_line)
     if _one_value(first):
         value = _parse(first)
         if value is _BROKEN:
-            return None if first[:1] != b"{" else _broken_content(lines)
+            return None if first[:1] != b"{" else _broken_content(lines, first_line)
         if first[:1] not in b"{[" and len(lines) == 1:
             return Content(("txt", "csv", "tsv"), "one JSON value", scalar=_describe(first))
         if len(lines) == 1:
@@ -237,29 +234,32 @@ def _json_content(path: Path, lines: list[bytes]) -> Content | None:
         data, start, end = found
         if _parse(data[start:end]) is not _BROKEN:
             return Content(("json",), "a JSON object over several lines")
-    return _broken_content(lines)
+    return _broken_content(lines, first_line)
 
 
-def _array_content(path: Path) -> Content | None:
+def _array_content(path: Path, first_line: str) -> Content:
     with path.open("rb") as f:
         try:
             first = next(jsonscan.array_items(f), None)
         except jsonscan.Break:
-            first = None
-    if first is None or _parse(first.text) is _BROKEN:
+            first = jsonscan.Value(1, b"")
+    if first is None:
+        return Content(("json",), "an empty JSON array")
+    if _parse(first.text) is _BROKEN:
         # An array whose first item does not parse: still JSON, unless it reads as text.
-        return Content(("json", "csv", "tsv", "txt"), "a JSON array that does not parse")
+        return Content(("json", *_text_readings(first_line)), "a JSON array that does not parse")
     return Content(("json",), "a JSON array")
 
 
-def _broken_content(lines: list[bytes]) -> Content:
+def _broken_content(lines: list[bytes], first_line: str) -> Content:
     """A first line that starts an object but breaks: NDJSON with a bad first line (when
-    later lines are objects), else nothing sure."""
+    later lines are objects), else nothing sure (it may even be text)."""
     if any(
         line[:1] == b"{" and _one_value(line) and _parse(line) is not _BROKEN for line in lines[1:]
     ):
         return Content(("ndjson", "json"), "JSON objects one a line (NDJSON), the first broken")
-    return Content(("unsure", "json", "ndjson"), "JSON whose first value is broken")
+    readings = ("unsure", "json", "ndjson", *_text_readings(first_line))
+    return Content(readings, "a first JSON value that is broken")
 
 
 def _one_value(line: bytes) -> bool:
