@@ -411,3 +411,37 @@ def test_a_global_key_another_row_holds_is_409_global_key_exists(
     assert r.status_code == 200 and r.json()["global_key"] == "theirs"
     job = tenant.import_rows(ds["id"], b'{"row_data": "s3://b/4.jpg", "global_key": "held"}\n')
     assert [e["code"] for e in tenant.errors(job["id"])] == ["global_key_exists"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("post", "/datasets", b'{"name": "a", "name": "b"}'),
+        ("post", "/metadata-schema", b'{"name": "w", "kind": "string", "kind": "number"}'),
+        ("post", "/data-rows/lookup", b'{"global_keys": ["a"], "global_keys": ["b"]}'),
+        ("post", "/data-rows/delete", b'{"ids": [1], "ids": [2]}'),
+    ],
+)
+def test_a_key_given_twice_in_a_body_is_refused(
+    tenant: Tenant, method: str, path: str, body: bytes
+) -> None:
+    """The import files' rule for every JSON body: no silent last-one-wins."""
+    r = getattr(tenant, method)(path, content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["details"][0]["code"] == "duplicate_key"
+
+
+def test_a_key_given_twice_in_a_row_patch_changes_nothing(tenant: Tenant) -> None:
+    ds = tenant.dataset()
+    tenant.import_rows(
+        ds["id"], f'{{"row_data": "s3://b/a.jpg", "global_key": "twice-{ds["id"]}"}}\n'
+    )
+    row = tenant.get("/data-rows", params={"dataset_id": ds["id"]}).json()["items"][0]
+    body = b'{"external_id": "first", "external_id": "second"}'
+    r = tenant.http.patch(
+        f"/api/v1/data-rows/{row['id']}",
+        content=body,
+        headers={**tenant.headers, "Content-Type": "application/json"},
+    )
+    assert r.status_code == 422 and "twice" in r.json()["error"]["message"], r.text
+    assert tenant.get(f"/data-rows/{row['id']}").json()["external_id"] is None

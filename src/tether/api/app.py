@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from tether import __version__
 from tether.accounts.throttle import SignInThrottle
 from tether.api import docs, errors
+from tether.api.bodies import strict_json_body
 from tether.api.limits import BodyLimit
 from tether.api.params import known_query_only
 from tether.api.routes import (
@@ -55,7 +56,7 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
         openapi_url=f"{API}/openapi.json",
         docs_url=None,
         redoc_url=None,
-        dependencies=[Depends(known_query_only)],
+        dependencies=[Depends(known_query_only), Depends(strict_json_body)],
     )
     app.state.settings, app.state.engine, app.state.queue = settings, engine, queue
     app.state.sign_in_throttle = SignInThrottle()
