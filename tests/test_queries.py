@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import Tenant, make_tenant
+from tether.db.engine import refresh_statistics
 from tether.db.migrate import upgrade
 from tether.db.tables import data_rows
 
@@ -462,6 +463,7 @@ def test_every_combination_of_filters_is_an_index_search(
     picks = _picks((START, START + timedelta(days=1)))  # the created range of ATOMS
     counts = {a: sum(1 for r in in_scope if picks[a](r)) for a in ATOMS} if narrow else None
     failures: dict[str, list[str]] = {}
+    refresh_statistics(engine)  # as every import leaves them (SQLite plans by them)
     with engine.connect() as conn:
         if backend == "postgresql":
             conn.exec_driver_sql("SET enable_seqscan = off")
@@ -618,6 +620,8 @@ def test_hundreds_of_repeated_filters_still_build(
         rows, _cursor = service.page(conn, tenant.org_id, flt, None, 1000)
         assert [r["id"] for r in rows] == ids[1:10:3]
         assert service.count(conn, tenant.org_id, flt) == (3, True)
+    refresh_statistics(engine)
+    with engine.connect() as conn:
         if backend == "postgresql":
             conn.exec_driver_sql("SET enable_seqscan = off")
         for query in (
