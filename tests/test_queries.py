@@ -366,14 +366,15 @@ def _index_of(atom: str, scoped: bool) -> str:
 def _expected_index(atoms: tuple[str, ...], scoped: bool, counts: dict[str, int] | None) -> str:
     """The index that must drive. A global key, then an external id, always does. With
     metadata, the one of key prefix, created range and metadata fields that holds the fewest
-    rows (``counts``; None: each holds too many to count, and the first metadata field
-    drives); without, the prefix, the created range, the media type, the scope."""
+    rows (``counts``; None: each holds too many to count, and the first field of one text
+    value drives, else the first field); without, the prefix, the created range, the media
+    type, the scope."""
     for atom in ("global_key", "external_id"):
         if atom in atoms:
             return _index_of(atom, scoped)
     meta = [a for a in atoms if a in METADATA_ATOMS]
     if meta and counts is None:
-        return _index_of(meta[0], scoped)
+        return _index_of("split" if "split" in meta else meta[0], scoped)
     if meta:
         candidates = [a for a in ("global_key_prefix", "created") if a in atoms] + meta
         fewest = min(candidates, key=lambda a: (counts[a], candidates.index(a)))  # type: ignore[index]
