@@ -260,7 +260,8 @@ def _scope(table: Any, org_id: int, flt: RowFilter) -> Any:
 # What drives a query, most selective first: the one condition whose index is searched; every
 # other condition is checked on the rows it finds. Among a key prefix, a created range and
 # the metadata fields, the one holding the fewest rows drives, when one holds fewer than
-# PROBE_ROWS (each counted first, up to that many; the first PROBED_FIELDS fields only).
+# PROBE_ROWS (each counted first, up to that many; the first PROBED_FIELDS fields only);
+# else the first field with one text value (its index is in id order), else the first field.
 DRIVERS = ("global_key", "external_id", "global_key_prefix", "metadata", "created", "media_type")
 PROBE_ROWS = 5000
 PROBED_FIELDS = 8
@@ -290,8 +291,8 @@ def driver(
         ids = _metadata_ids(conn, org_id, flt, test, data_row_metadata.alias("m0"))
         counted.append((_capped(conn, ids), len(counted), "metadata", test))
     fewest = min(counted)
-    if fewest[0] >= PROBE_ROWS:
-        return "metadata", tests[0]
+    if fewest[0] >= PROBE_ROWS:  # all broad: a field read in id order stops soonest
+        return "metadata", next((t for t in tests if t.ordered), tests[0])
     return fewest[2], fewest[3]
 
 
