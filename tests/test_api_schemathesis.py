@@ -50,11 +50,17 @@ def _existing(tenant: Tenant) -> dict[str, Any]:
     job = tenant.import_rows(ds["id"], rows + b'{"global_key": "no row_data"}\n')
     field = tenant.post("/metadata-schema", json={"name": "weather", "kind": "string"}).json()
     row = tenant.get("/data-rows", params={"dataset_id": ds["id"]}).json()["items"][0]
+    # Another user and a spare key: deleting them leaves the tenant's own key working.
+    other = tenant.post("/users", json={"email": f"st-{ds['id']}-{row['id']}@example.com"})
+    spare = tenant.post("/api-keys", json={"name": "spare"})
+    assert other.status_code == 201 and spare.status_code == 201, (other.text, spare.text)
     return {
         "dataset": str(ds["id"]),
         "row_id": row["id"],
         "job_id": job["id"],
         "field": field["id"],
+        "user_id": other.json()["id"],
+        "key_id": spare.json()["id"],
     }
 
 

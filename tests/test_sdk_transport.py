@@ -234,10 +234,23 @@ def test_a_missing_key_says_how_to_give_one(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def _job(i: int) -> dict[str, Any]:
-    return {"id": f"j{i}", "kind": "import", "status": "completed", "dataset_id": 1}
+    return {
+        "id": f"j{i}",
+        "kind": "import",
+        "status": "completed",
+        "dataset_id": 1,
+        "format": "ndjson",
+        "options": {},
+        "progress": {"done": 1, "total": 1},
+        "counts": {"created": 1, "updated": 0, "failed": 0},
+        "message": None,
+        "created_at": "2026-01-01T00:00:00Z",
+        "started_at": "2026-01-01T00:00:00Z",
+        "finished_at": "2026-01-01T00:00:01Z",
+    }
 
 
-@pytest.mark.parametrize("cursor_field", ["next_cursor", "next", None])
+@pytest.mark.parametrize("cursor_field", ["next_cursor", None])
 def test_jobs_follow_the_cursor_when_the_server_gives_one(cursor_field: str | None) -> None:
     pages = [[_job(i) for i in range(3)], [_job(i) for i in range(3, 5)]]
     if cursor_field is None:
@@ -271,7 +284,9 @@ def test_jobs_limit_stops_early() -> None:
 )
 def test_an_error_line_in_an_export_raises(tail: bytes) -> None:
     rows = b"".join(orjson.dumps({"id": i, "row_data": "x"}) + b"\n" for i in range(3))
-    ds = httpx.Response(200, json={"id": 5, "name": "d", "description": "", "created_at": ""})
+    ds = httpx.Response(
+        200, json={"id": 5, "name": "d", "description": "", "created_at": "", "updated_at": ""}
+    )
     client, _ = scripted(ds, httpx.Response(200, content=rows + tail))
     got = []
     with pytest.raises(TetherAPIError, match="the dataset was deleted"):
@@ -282,6 +297,8 @@ def test_an_error_line_in_an_export_raises(tail: bytes) -> None:
 
 def test_a_row_that_holds_an_error_key_is_still_a_row() -> None:
     line = orjson.dumps({"id": 1, "row_data": "x", "error": "a field of the row"}) + b"\n"
-    ds = httpx.Response(200, json={"id": 5, "name": "d", "description": "", "created_at": ""})
+    ds = httpx.Response(
+        200, json={"id": 5, "name": "d", "description": "", "created_at": "", "updated_at": ""}
+    )
     client, _ = scripted(ds, httpx.Response(200, content=line))
     assert [r["id"] for r in client.get_dataset(5).export()] == [1]

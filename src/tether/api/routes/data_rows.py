@@ -32,7 +32,7 @@ from tether.errors import Invalid
 
 router = APIRouter(prefix="/data-rows", tags=["data rows"], responses=documented(401, 422))
 
-MAX_METADATA_FILTERS = 20
+MAX_METADATA_FILTERS = 50
 FILTER_PATTERN = "^[^:]+:(eq|gt|gte|lt|lte|contains):"
 METADATA_HELP = (
     "repeatable `FIELD:OP:VALUE` (FIELD a field's name or id; the value is everything after "
