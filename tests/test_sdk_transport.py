@@ -302,3 +302,22 @@ def test_a_row_that_holds_an_error_key_is_still_a_row() -> None:
     )
     client, _ = scripted(ds, httpx.Response(200, content=line))
     assert [r["id"] for r in client.get_dataset(5).export()] == [1]
+
+
+@pytest.mark.parametrize("announced", ["4", "2"])
+def test_an_export_that_does_not_hold_the_rows_it_announced_raises(announced: str) -> None:
+    rows = b"".join(orjson.dumps({"id": i, "row_data": "x"}) + b"\n" for i in range(3))
+    ds = httpx.Response(
+        200, json={"id": 5, "name": "d", "description": "", "created_at": "", "updated_at": ""}
+    )
+    answer = httpx.Response(200, content=rows, headers={"X-Tether-Export-Rows": announced})
+    client, _ = scripted(ds, answer)
+    with pytest.raises(TetherAPIError) as raised:
+        list(client.get_dataset(5).export())
+    assert raised.value.code == "export_incomplete"
+    ds = httpx.Response(
+        200, json={"id": 5, "name": "d", "description": "", "created_at": "", "updated_at": ""}
+    )
+    whole = httpx.Response(200, content=rows, headers={"X-Tether-Export-Rows": "3"})
+    client, _ = scripted(ds, whole)
+    assert [r["id"] for r in client.get_dataset(5).export()] == [0, 1, 2]

@@ -30,6 +30,7 @@ FINISHED = ("completed", "completed_with_errors", "failed", "canceled")
 RETRY_STATUSES = (502, 503, 504)
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 UPLOAD_CHUNK = 1 << 20
+EXPORT_ROWS_HEADER = "X-Tether-Export-Rows"  # how many rows an export holds
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -375,20 +376,31 @@ class Dataset(schemas.Dataset, _Bound):
         """Every row, every field, streamed as plain dicts (what ``create_data_rows`` takes
         back, and what ``orjson.dumps`` writes as is).
 
-        A stream that breaks off raises ``httpx.RemoteProtocolError`` (or another
-        ``httpx.TransportError``); an error the server reports in the stream (a line
-        ``{"error": {...}}``) raises ``TetherAPIError``: what came before it is incomplete."""
+        The export is one snapshot of the dataset. A stream that breaks off raises
+        ``httpx.RemoteProtocolError`` (or another ``httpx.TransportError``); a stream with
+        fewer rows than the server announced (``X-Tether-Export-Rows``), or an error the server
+        reports in the stream (a line ``{"error": {...}}``), raises ``TetherAPIError`` with
+        code ``export_incomplete``: what came before it is not the whole dataset."""
         with self.client._http.stream("GET", f"/datasets/{self.id}/export") as response:
             if not response.is_success:
                 response.read()
                 raise_for_answer(response)
+            announced = response.headers.get(EXPORT_ROWS_HEADER)
+            seen = 0
             for line in response.iter_lines():
                 if not line:
                     continue
                 item = orjson.loads(line)
                 if isinstance(item, dict) and set(item) == {"error"}:
                     raise _stream_error(item["error"])
+                seen += 1
                 yield item
+            if announced is not None and announced.isdigit() and int(announced) != seen:
+                raise TetherAPIError(
+                    0,
+                    "export_incomplete",
+                    f"the export ended after {seen} of the {announced} rows it announced",
+                )
 
     def count_rows(self) -> int:
         """How many data rows the dataset holds now."""
