@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -200,3 +201,17 @@ def test_concurrent_creates_of_one_name_make_one_dataset(tenant: Tenant) -> None
         codes = sorted(pool.map(attempt, range(6)))
     assert codes == [201, 409, 409, 409, 409, 409], codes
     assert [d["name"] for d in tenant.get("/datasets").json()["items"]] == [name]
+
+
+def test_rows_of_a_dataset_being_deleted_are_not_listed_by_it(tenant: Tenant, engine: Any) -> None:
+    """Between the request and the end of its job, the dataset's rows are not its rows any
+    more: a listing or count filtered by it finds nothing."""
+    from tether.catalog import datasets as datasets_service
+
+    ds = tenant.dataset()
+    tenant.import_rows(ds["id"], _ndjson(3, f"going{ds['id']}"))
+    assert len(tenant.get("/data-rows", params={"dataset_id": ds["id"]}).json()["items"]) == 3
+    with engine.begin() as conn:  # what the request does; the job that deletes rows never runs
+        datasets_service.mark_deleted(conn, tenant.org_id, ds["id"])
+    assert tenant.get("/data-rows", params={"dataset_id": ds["id"]}).json()["items"] == []
+    assert tenant.get("/data-rows/count", params={"dataset_id": ds["id"]}).json()["count"] == 0

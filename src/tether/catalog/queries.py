@@ -438,10 +438,13 @@ def _exists(conn: Connection, probes: list[Select[Any]]) -> list[Any]:
 
 
 def _require_dataset(conn: Connection, org_id: int, dataset_id: int) -> None:
-    """A dataset filter names one of the caller's datasets, or matches nothing."""
+    """A dataset filter names one of the caller's datasets, or matches nothing (a dataset being
+    deleted too: its rows are on their way out)."""
     found = conn.execute(
         select(datasets_table.c.id).where(
-            datasets_table.c.id == dataset_id, datasets_table.c.org_id == org_id
+            datasets_table.c.id == dataset_id,
+            datasets_table.c.org_id == org_id,
+            datasets_table.c.deleted_at.is_(None),
         )
     ).first()
     if found is None:
