@@ -7,4 +7,6 @@ scripts/bootstrap.sh
 .venv/bin/ruff check src tests bench
 .venv/bin/ruff format --check src tests bench
 .venv/bin/mypy
-.venv/bin/python -m pytest -n 2 "$@"
+# Coverage of the in-process tests (what `tether serve` processes run is not counted); the
+# floor is what the suite reached when it was set, less a point for run-to-run noise.
+.venv/bin/python -m pytest -n 2 --cov=tether --cov-report=term:skip-covered --cov-fail-under=87 "$@"

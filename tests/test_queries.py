@@ -468,6 +468,13 @@ def test_every_combination_of_filters_is_an_index_search(
     with engine.connect() as conn:
         if backend == "postgresql":
             conn.exec_driver_sql("SET enable_seqscan = off")
+        else:
+            # The session's database holds every other test's rows too, and sampled statistics
+            # of a small, mixed table can make a scan the cheapest plan there. This
+            # connection plans without statistics (undone by the rollback at the end), so
+            # what is checked is the query's shape, whatever else the database holds.
+            conn.exec_driver_sql("DELETE FROM sqlite_stat1")
+            conn.exec_driver_sql("ANALYZE sqlite_schema")
         for atoms in _combinations():
             if not narrow and not set(atoms) & set(METADATA_ATOMS):
                 continue  # the same query as in the other runs
