@@ -77,7 +77,9 @@ class Storage(Protocol):
     def stat(self, key: str) -> ObjectInfo: ...
 
     def read(self, key: str, *, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-        """The object's bytes from ``start`` up to ``end`` (exclusive; None: to the end)."""
+        """The object's bytes from ``start`` up to ``end`` (exclusive; None: to the end), as
+        ``data[start:end]`` would give them: a range past the end yields what there is (no
+        bytes when ``start`` is at or past the end), not an error."""
         ...
 
     def write(self, key: str, data: bytes, *, content_type: str | None = None) -> None: ...
