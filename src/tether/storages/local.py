@@ -183,6 +183,8 @@ class LocalStorage:
             real = str(resolve_under(self.root, key))
         except UnsafePath:
             raise _not_found(key, "the key leads outside the storage folder") from None
+        except (RuntimeError, OSError):  # a symlink loop
+            raise _not_found(key, "the key leads into a symlink loop") from None
         if not _inside(real, self.root):
             raise _not_found(key, "the key leads outside the storage folder")
         return real
@@ -201,6 +203,10 @@ class LocalStorage:
             folder = str(resolve_under(self.root, parent)) if parent else self.root
         except UnsafePath:
             raise config_error("the key leads outside the storage folder", key=key) from None
+        except (RuntimeError, OSError):  # a symlink loop
+            if create:
+                raise config_error("the key leads into a symlink loop", key=key) from None
+            raise _not_found(key, "the key leads into a symlink loop") from None
         if not _inside(folder, self.root):
             raise config_error("the key leads outside the storage folder", key=key)
         if create:
@@ -269,21 +275,26 @@ class LocalStorage:
         return [(key, path, kind) for _, key, path, kind in rows]
 
     def _entry_info(self, key: str, path: str, kind: int) -> ObjectInfo | None:
+        if kind == _LINK:
+            return self._link_info(key, path)
         try:
-            if kind == _LINK:
-                real = os.path.realpath(path)
-                if not _inside(real, self.root):
-                    return None
-                st = os.stat(real)
-                if not stat_mode.S_ISREG(st.st_mode):
-                    return None
-            else:
-                st = os.lstat(path)
+            st = os.lstat(path)
         except FileNotFoundError:
             return None  # removed since the folder was read
         except OSError as exc:
             raise _os_error(exc, key) from exc
         return _info(key, st)
+
+    def _link_info(self, key: str, path: str) -> ObjectInfo | None:
+        """A symlink is listed when it leads to a regular file inside the folder."""
+        try:
+            real = os.path.realpath(path)
+            if not _inside(real, self.root):
+                return None
+            st = os.stat(real)
+        except OSError:  # dangling, a loop, or unreadable: not an object
+            return None
+        return _info(key, st) if stat_mode.S_ISREG(st.st_mode) else None
 
 
 _SORT: Callable[[tuple[str, str, str, int]], str] = itemgetter(0)

@@ -144,13 +144,8 @@ class RedisStorage:
 
     def _get(self, key: str) -> bytes:
         self._check_key(key)
-        from redis.exceptions import ResponseError
-
-        try:
-            with self._errors(passthrough=ResponseError):
-                value = self._client.get(key.encode())
-        except ResponseError as exc:  # WRONGTYPE: not a string value, so not an object
-            raise ObjectNotFound(f"{key!r} does not hold a string value", {"key": key}) from exc
+        with self._errors():
+            value = self._client.get(key.encode())
         if value is None:
             raise ObjectNotFound(f"no object {key!r}", {"key": key})
         return value  # type: ignore[return-value]  # bytes: decode_responses is off
@@ -168,7 +163,7 @@ class RedisStorage:
             raise config_error("a key must be valid Unicode text") from None
 
     @contextmanager
-    def _errors(self, passthrough: type[Exception] | None = None) -> Iterator[None]:
+    def _errors(self) -> Iterator[None]:
         """Translate redis-py's errors into tether's (the password never appears)."""
         from redis import exceptions as rex
 
@@ -182,8 +177,8 @@ class RedisStorage:
         except rex.NoPermissionError as exc:
             raise AccessDenied(f"{where} denied a command: {exc}", {"host": self.host}) from exc
         except rex.ResponseError as exc:
-            if passthrough is not None and isinstance(exc, passthrough):
-                raise
+            if str(exc).startswith("WRONGTYPE"):  # a hash, a list...: not an object
+                raise ObjectNotFound(f"{where}: the key does not hold a string") from exc
             if "DB index" in str(exc):
                 raise InvalidConfig(f"{where} does not exist: {exc}", {"db": self.db}) from exc
             raise StorageError(f"{where} failed: {exc}", {"host": self.host}) from exc
