@@ -22,14 +22,15 @@ document root>``, percent-encoded as Label Studio does (``urllib.parse.quote``, 
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat as stat_mode
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from operator import itemgetter
 from pathlib import Path
 from typing import BinaryIO, ClassVar
 from urllib.parse import quote
@@ -43,15 +44,19 @@ from tether.storages.base import (
     ObjectNotFound,
     StorageError,
     config_error,
+    make_info,
 )
 
 URI_PREFIX = "/data/local-files/?d="
 READ_CHUNK = 1024 * 1024
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_EPOCH = datetime.fromtimestamp(0, UTC)
+_Page = list[ObjectInfo]
+_KIND, _REGULAR = stat_mode.S_IFMT(0o177777), stat_mode.S_IFREG
+_FOLDER, _SYMLINK = stat_mode.S_IFDIR, stat_mode.S_IFLNK
 _PART_PREFIX, _PART_SUFFIX = ".tether-", ".part"
 _BAD_TEXT = re.compile(r"[\x00-\x1f\x7f\\]")
 _DRIVE = re.compile(r"^[A-Za-z]:")
-_FILE, _DIR, _LINK = 0, 1, 2
-_Entries = list[tuple[str, str, int]]  # (key, path, kind) of one folder, in key order
 
 
 class LocalStorage:
@@ -97,8 +102,7 @@ class LocalStorage:
         folder = os.path.join(self.root, head) if head else self.root
         if head and os.path.realpath(folder) != folder:
             return iter(())  # through a symlink, or not there: nothing listed under it
-        entries = self._walk(folder, head + sep, tail, recursive, start_after)
-        return _pages(entries, self.page_size)
+        return self._walk(folder, head + sep, tail, recursive, start_after)
 
     def stat(self, key: str) -> ObjectInfo:
         real = self._follow(key)
@@ -226,78 +230,149 @@ class LocalStorage:
 
     def _walk(
         self, folder: str, key_prefix: str, name_prefix: str, recursive: bool, after: str | None
-    ) -> Iterator[ObjectInfo]:
-        """Objects under ``folder`` in key order; only names starting with ``name_prefix`` at
-        the top. Not recursive: files at the top, plus the files of the one folder named
-        exactly ``name_prefix`` (their rest after the prefix is ``/name``)."""
-        stack = [iter(self._scan(folder, key_prefix, name_prefix))]
-        exact = key_prefix + name_prefix
+    ) -> Iterator[_Page]:
+        """Pages of the objects under ``folder`` in key order; at the top only names starting
+        with ``name_prefix``. Not recursive: files at the top, plus the files of the one
+        folder named exactly ``name_prefix`` (their rest after the prefix is ``/name``).
+
+        One tight loop, depth first over a stack of sorted folders: per file one ``lstat``
+        and one ``ObjectInfo`` (this is the hot path of every local sync)."""
+        size, exact = self.page_size, key_prefix + name_prefix + "/"
+        page: list[ObjectInfo] = []
+        stack = [_Folder(folder, *_read_folder(folder, key_prefix, name_prefix, self.root))]
         while stack:
-            for key, path, kind in stack[-1]:
-                if kind == _DIR:
-                    below = key + "/"
-                    if after is not None and after >= below and not after.startswith(below):
+            top = stack[-1]
+            items, at, count, deeper = top.items, top.at, len(top.items), None
+            if top.leaf and after is None:  # only objects: whole slices, no look at each
+                while at < count:
+                    take = items[at : at + size - len(page)]
+                    page += take  # type: ignore[arg-type]
+                    at += len(take)
+                    if len(page) == size:
+                        yield page
+                        page = []
+            while at < count:
+                item = items[at]
+                at += 1
+                if item.__class__ is str:  # a sub-folder: its keys' prefix
+                    if after is not None and after >= item and not after.startswith(item):
                         continue  # every key in it sorts at or before start_after
-                    if not recursive and (len(stack) > 1 or key != exact):
-                        continue
-                    stack.append(iter(self._scan(path, below, "")))
-                    break
-                if after is not None and key <= after:
+                    if recursive or (len(stack) == 1 and item == exact):
+                        deeper = item
+                        break
                     continue
-                info = self._entry_info(key, path, kind)
-                if info is not None:
-                    yield info
-            else:
+                if after is not None and item.key <= after:  # type: ignore[union-attr]
+                    continue
+                page.append(item)  # type: ignore[arg-type]
+                if len(page) == size:
+                    yield page
+                    page = []
+            top.at = at
+            if deeper is None:
                 stack.pop()
+            else:
+                path = os.path.join(self.root, deeper)
+                stack.append(_Folder(path, *_read_folder(path, deeper, "", self.root)))
+        if page:
+            yield page
 
-    def _scan(self, folder: str, key_prefix: str, name_prefix: str) -> _Entries:
-        """One folder's (key, path, kind), sorted as full keys sort."""
-        try:
-            scanner = os.scandir(folder)
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-        except OSError as exc:
-            raise _os_error(exc, key_prefix) from exc
-        rows: list[tuple[str, str, str, int]] = []
-        top = not key_prefix
-        with scanner:
-            for entry in scanner:
-                name = entry.name
-                if not name.startswith(name_prefix) or not _usable(name, top):
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    rows.append((name + "/", key_prefix + name, entry.path, _DIR))
-                elif entry.is_file(follow_symlinks=False):
-                    rows.append((name, key_prefix + name, entry.path, _FILE))
-                elif entry.is_symlink():
-                    rows.append((name, key_prefix + name, entry.path, _LINK))
-        rows.sort(key=_SORT)
-        return [(key, path, kind) for _, key, path, kind in rows]
 
-    def _entry_info(self, key: str, path: str, kind: int) -> ObjectInfo | None:
-        if kind == _LINK:
-            return self._link_info(key, path)
+@dataclass(slots=True)
+class _Folder:
+    path: str
+    items: list[ObjectInfo | str]  # in key order; a sub-folder as its key prefix "a/b/"
+    leaf: bool  # no sub-folder among the items
+    at: int = 0  # the next item to look at
+
+
+def _read_folder(
+    path: str, key_prefix: str, name_prefix: str, root: str
+) -> tuple[list[ObjectInfo | str], bool]:
+    """One folder's objects and sub-folders, sorted as full keys sort (a folder as
+    ``name/``), and whether it has no sub-folder. One ``lstat`` per name, relative to the
+    folder opened without following a symlink; it tells files, folders and symlinks apart."""
+    try:
+        fd = os.open(path, _DIR_FLAGS)
+    except (FileNotFoundError, NotADirectoryError):
+        return [], True
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # became a symlink since its parent was read
+            return [], True
+        raise _os_error(exc, key_prefix) from exc
+    try:
+        names = os.listdir(fd)
+        if name_prefix:
+            names = [name for name in names if name.startswith(name_prefix)]
+        if not key_prefix or not _all_usable(names):
+            names = [name for name in names if _usable(name, not key_prefix)]
+        names.sort()  # key order for files; folders are put in place after
+        items, folders = _stat_names(fd, path, key_prefix, names, root)
+    except OSError as exc:
+        raise _os_error(exc, key_prefix) from exc
+    finally:
+        os.close(fd)
+    if not folders:
+        return items, True
+    items += folders
+    items.sort(key=_sort_key)
+    return items, False
+
+
+def _stat_names(
+    fd: int, path: str, key_prefix: str, names: list[str], root: str
+) -> tuple[list[ObjectInfo | str], list[str]]:
+    """The hot loop of every local listing: ``make_info`` inlined, one datetime a second."""
+    items: list[ObjectInfo | str] = []
+    folders: list[str] = []
+    add, lstat, info_of = items.append, os.lstat, make_info
+    last, when = -1, _EPOCH
+    for name in names:
         try:
-            st = os.lstat(path)
+            st = lstat(name, dir_fd=fd)
         except FileNotFoundError:
-            return None  # removed since the folder was read
-        except OSError as exc:
-            raise _os_error(exc, key) from exc
-        return _info(key, st)
+            continue  # removed since the folder was read
+        kind = st.st_mode & _KIND
+        if kind == _REGULAR:
+            length, ns = st.st_size, st.st_mtime_ns
+            second = ns // 1_000_000_000
+            if second != last:  # files written together share their second
+                last, when = second, _from_second(second)
+            add(info_of(key_prefix + name, length, f"{length}-{ns}", when))
+        elif kind == _FOLDER:
+            folders.append(key_prefix + name + "/")
+        elif kind == _SYMLINK:
+            info = _link_info(key_prefix + name, os.path.join(path, name), root)
+            if info is not None:
+                add(info)
+    return items, folders
 
-    def _link_info(self, key: str, path: str) -> ObjectInfo | None:
-        """A symlink is listed when it leads to a regular file inside the folder."""
-        try:
-            real = os.path.realpath(path)
-            if not _inside(real, self.root):
-                return None
-            st = os.stat(real)
-        except OSError:  # dangling, a loop, or unreadable: not an object
+
+def _sort_key(item: ObjectInfo | str) -> str:
+    return item if isinstance(item, str) else item.key
+
+
+def _all_usable(names: list[str]) -> bool:
+    """The quick check of a whole folder (one regex over all names) before name by name."""
+    joined = "/".join(names)
+    if _PART_PREFIX in joined or _BAD_TEXT.search(joined):
+        return False
+    try:
+        joined.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _link_info(key: str, path: str, root: str) -> ObjectInfo | None:
+    """A symlink is listed when it leads to a regular file inside the folder."""
+    try:
+        real = os.path.realpath(path)
+        if not _inside(real, root):
             return None
-        return _info(key, st) if stat_mode.S_ISREG(st.st_mode) else None
-
-
-_SORT: Callable[[tuple[str, str, str, int]], str] = itemgetter(0)
+        st = os.stat(real)
+    except OSError:  # dangling, a loop, or unreadable: not an object
+        return None
+    return _info(key, st) if stat_mode.S_ISREG(st.st_mode) else None
 
 
 def _usable(name: str, top: bool) -> bool:
@@ -333,23 +408,12 @@ def _inside(real: str, root: str) -> bool:
 
 
 def _info(key: str, st: os.stat_result) -> ObjectInfo:
-    return ObjectInfo(
-        key=key,
-        size=st.st_size,
-        etag=f"{st.st_size}-{st.st_mtime_ns}",
-        modified=datetime.fromtimestamp(st.st_mtime_ns / 1e9, UTC),
-    )
+    size, ns = st.st_size, st.st_mtime_ns
+    return make_info(key, size, f"{size}-{ns}", _from_second(ns // 1_000_000_000))
 
 
-def _pages(entries: Iterator[ObjectInfo], size: int) -> Iterator[list[ObjectInfo]]:
-    page: list[ObjectInfo] = []
-    for info in entries:
-        page.append(info)
-        if len(page) == size:
-            yield page
-            page = []
-    if page:
-        yield page
+def _from_second(second: int) -> datetime:
+    return datetime.fromtimestamp(second, UTC)
 
 
 def _chunks(handle: BinaryIO, start: int, end: int | None) -> Iterator[bytes]:
