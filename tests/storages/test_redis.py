@@ -128,3 +128,40 @@ def test_open_storage_builds_it(redis_server: int, raw: redis.Redis, tmp_path: P
     )
     store.write("t/x", b"1")
     assert raw.get("t/x") == b"1"
+
+
+@pytest.fixture(scope="module")
+def no_script_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A server whose default user may not run scripts (as on some managed services)."""
+    proc, port = start_redis(tmp_path_factory.mktemp("redis-noscript"))
+    client = redis.Redis(port=port)
+    client.execute_command("ACL", "SETUSER", "default", "-@scripting")
+    client.close()
+    yield port
+    stop(proc)
+
+
+def test_listing_without_scripts_gives_the_same_pages(
+    redis_server: int, raw: redis.Redis, no_script_server: int
+) -> None:
+    """The scripted SCAN (values hashed inside Redis) and the SCAN + MGET fallback agree."""
+    plain = redis.Redis(port=no_script_server, db=5)
+    plain.flushdb()
+    names = [f"k/{i:04d}" for i in range(250)] + ["k/a b#?", "k/é", "k/e\u0301", "k/x/y"]
+    for client in (raw, plain):
+        for index, name in enumerate(names):
+            client.set(name, f"value {index}" * (index % 7))
+        client.hset("k/hash", "f", "v")
+    scripted = RedisStorage(port=redis_server, db=5, page_size=64)
+    fallback = RedisStorage(port=no_script_server, db=5, page_size=64)
+    assert fallback._hashed_scan(b"k/*") is None  # really without scripts
+    assert scripted._hashed_scan(b"k/*") is not None
+    for kwargs in ({}, {"start_after": "k/0100"}, {"recursive": False}):
+        ours = [list(page) for page in scripted.list("k/", **kwargs)]  # type: ignore[arg-type]
+        theirs = [list(page) for page in fallback.list("k/", **kwargs)]  # type: ignore[arg-type]
+        assert ours == theirs
+        assert all(len(page) <= 64 for page in ours)
+    infos = [info for page in scripted.list("k/") for info in page]
+    assert [info.key for info in infos] == sorted(names, key=str.encode)
+    assert all(scripted.stat(info.key) == info for info in infos)
+    plain.close()

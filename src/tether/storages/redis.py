@@ -4,12 +4,15 @@ Keys are full Redis keys (``ObjectInfo.key`` includes the prefix, as S3 keys do)
 is the storage's key prefix and bounds what it sees: a listing yields only keys under both
 ``path`` and the ``prefix`` asked for, and a key outside ``path`` is ``InvalidConfig``.
 
-Listing: SCAN is unordered, so ``list`` first collects the matching keys (keys only, as
-bytes: memory is about N x (key length + ~60 bytes), ~10 MB at 100,000 short keys) and sorts
-them by their bytes, then fetches each page's values with one MGET, hashes them
-(``blake2b``, 16 bytes) and drops them. Keys that do not hold a string (hashes, lists, ...)
-or vanish between SCAN and MGET are skipped. Redis keeps no modification time:
-``modified`` is None. ``size`` is the value's length.
+Listing: SCAN is unordered, so ``list`` first collects every matching key and sorts them by
+their bytes; memory is bounded by the number of keys, not their values: about N x (key
+length + ~150 bytes), ~15 MB at 100,000 short keys. The SCAN runs inside Redis as a small
+script that hashes each value there (``redis.sha1hex``) and answers one packed string per
+batch of keys: values never cross the network. A server that refuses scripts (an ACL, some
+managed services) gets plain SCAN, then one MGET per page, values hashed here and dropped.
+Either way the etag is the value's SHA-1 in hex (``stat`` gives the same). Keys that do not
+hold a string (hashes, lists, ...), vanish meanwhile, or are not UTF-8 are skipped. Redis
+keeps no modification time: ``modified`` is None. ``size`` is the value's length.
 
 URI: ``redis://<db>/<key, percent-encoded with '/' kept>`` -- the db number where S3 puts
 the bucket; the storage connection says which server. ``sign`` returns None.
@@ -25,6 +28,7 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
+from operator import itemgetter
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -38,9 +42,26 @@ from tether.storages.base import (
     Unreachable,
     config_error,
     direct_child,
+    make_info,
 )
 
 SCAN_COUNT = 1000  # keys asked of each SCAN call
+# One SCAN step inside Redis: per string value "<key length><value length>" (8 hex digits
+# each), the value's SHA-1 in hex, then the key -- all packed into one string.
+_SCAN_SCRIPT = """
+local scan = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', ARGV[3])
+local out = {}
+for _, key in ipairs(scan[2]) do
+  local value = redis.pcall('GET', key)
+  if type(value) == 'string' then
+    out[#out + 1] = string.format('%08x%08x', #key, #value) .. redis.sha1hex(value) .. key
+  end
+end
+return {scan[1], table.concat(out)}
+"""
+_HEADER = 56  # 8 + 8 + 40
+_first = itemgetter(0)
+_Rows = list[tuple[bytes, int, bytes]]  # (key, value size, value SHA-1 in hex)
 
 
 class RedisStorage:
@@ -71,7 +92,7 @@ class RedisStorage:
             raise config_error("page_size must be at least 1", page_size=page_size)
         self.host, self.port, self.db, self.path = host, port, db, path
         self.page_size = page_size
-        self._client = redis.Redis(
+        self._client = client = redis.Redis(
             host=host,
             port=port,
             db=db,
@@ -80,6 +101,7 @@ class RedisStorage:
             socket_timeout=timeout_seconds,
             retry=Retry(NoBackoff(), 1),  # every command here is safe to repeat once
         )
+        self._scan_script = client.register_script(_SCAN_SCRIPT)
 
     def list(
         self, prefix: str = "", *, start_after: str | None = None, recursive: bool = True
@@ -88,13 +110,22 @@ class RedisStorage:
         if scope is None:
             return iter(())
         after = None if start_after is None else start_after.encode()
-        with self._errors():
-            found = self._client.scan_iter(match=_glob_escape(scope) + b"*", count=SCAN_COUNT)
-            keys = [key for key in found if after is None or key > after]
-        keys.sort()
+        pattern = _glob_escape(scope) + b"*"
+        rows = self._hashed_scan(pattern)
+        if rows is None:  # no scripting allowed here: keys now, values page by page
+            with self._errors():
+                found = self._client.scan_iter(match=pattern, count=SCAN_COUNT)
+                keys = [key for key in found if after is None or key > after]
+            keys.sort()
+            if not recursive:
+                keys = [key for key in keys if _direct(prefix, key)]
+            return self._pages(keys)
+        if after is not None:
+            rows = [row for row in rows if row[0] > after]
+        rows.sort(key=_first)
         if not recursive:
-            keys = [key for key in keys if _direct(prefix, key)]
-        return self._pages(keys)
+            rows = [row for row in rows if _direct(prefix, row[0])]
+        return _hashed_pages(rows, self.page_size)
 
     def stat(self, key: str) -> ObjectInfo:
         return _info(key, self._get(key))
@@ -125,6 +156,38 @@ class RedisStorage:
         self._client.close()
 
     # -- helpers ------------------------------------------------------------------------
+
+    def _hashed_scan(self, pattern: bytes) -> _Rows | None:
+        """(key, size, sha1 hex) of every string value matching ``pattern``: SCAN run inside
+        Redis by a script that hashes each value there and answers one packed string per
+        batch (values never cross the network; one reply to parse, not a key each). None
+        when the server refuses scripts (an ACL, a managed service): the caller falls back
+        to SCAN + MGET."""
+        from redis import exceptions as rex
+
+        rows: _Rows = []
+        add, cursor = rows.append, b"0"
+        with self._errors():
+            try:
+                while True:
+                    cursor, packed = self._scan_script(args=[cursor, pattern, SCAN_COUNT])
+                    at, end = 0, len(packed)
+                    while at < end:
+                        key_end = at + _HEADER + int(packed[at : at + 8], 16)
+                        add(
+                            (
+                                packed[at + _HEADER : key_end],
+                                int(packed[at + 8 : at + 16], 16),
+                                packed[at + 16 : at + _HEADER],
+                            )
+                        )
+                        at = key_end
+                    if cursor in (b"0", 0):
+                        return rows
+            except rex.ResponseError as exc:  # NOPERM, unknown command, scripts disabled
+                if str(exc).startswith("WRONGTYPE"):
+                    raise
+                return None
 
     def _pages(self, keys: Sequence[bytes]) -> Iterator[Sequence[ObjectInfo]]:
         for at in range(0, len(keys), self.page_size):
@@ -217,9 +280,18 @@ def _utf8(key: bytes) -> bool:
 
 
 def _info(key: str, value: Any) -> ObjectInfo:
-    return ObjectInfo(
-        key=key,
-        size=len(value),
-        etag=hashlib.blake2b(value, digest_size=16).hexdigest(),
-        modified=None,
-    )
+    """The etag is the value's SHA-1 (what Redis's own ``redis.sha1hex`` gives the script)."""
+    return make_info(key, len(value), hashlib.sha1(value, usedforsecurity=False).hexdigest(), None)
+
+
+def _hashed_pages(rows: _Rows, size: int) -> Iterator[list[ObjectInfo]]:
+    info_of = make_info
+    for at in range(0, len(rows), size):
+        page = []
+        for key, length, sha in rows[at : at + size]:
+            try:
+                page.append(info_of(key.decode("utf-8"), length, sha.decode("ascii"), None))
+            except UnicodeDecodeError:
+                continue  # a key that is not text cannot be an object key
+        if page:
+            yield page
