@@ -7,15 +7,18 @@ another control character. A key that leads out of the folder through a symlink 
 ``ObjectNotFound`` when read and ``InvalidConfig`` when written or deleted.
 
 The listing is in key order (UTF-8 bytes, which is code-point order of ``str``): each folder
-is read with ``os.scandir`` and its entries sorted by name, a sub-folder by its name plus
-``/``, so ``a-b`` < ``a/b`` < ``a0`` exactly as the full keys sort. It streams: memory holds
-the sorted entries of the folders on the current path only (bounded by the largest folder,
-not by the store). Symlinks to files inside the folder are listed with their target's size
-and time; symlinks to folders are not followed (no cycles, no duplicates); names that cannot
-be keys (not UTF-8, control characters, backslashes) and tether's own in-flight write files
-(``.tether-*.part``) are skipped.
+is opened without following symlinks, its names read (``os.listdir``) and ``lstat``-ed
+relative to it, then sorted by name, a sub-folder by its name plus ``/``, so ``a-b`` <
+``a/b`` < ``a0`` exactly as the full keys sort. It streams, depth first: memory holds the
+sorted entries of the folders on the current path only (bounded by the largest folder, not
+by the store). Symlinks to files inside the folder are listed with their target's size and
+time; symlinks to folders are not walked (no cycles, no duplicates; ``stat`` and ``read``
+do follow them while they stay inside); names that cannot be keys (not UTF-8, control
+characters, backslashes) and tether's own in-flight write files (``.tether-*.part``; writes
+go to one and are renamed into place) are skipped.
 
-ETag: ``f"{size}-{mtime_ns}"``. URI: Label Studio's ``/data/local-files/?d=<path under the
+ETag: ``f"{size}-{mtime_ns}"``; ``modified``: the mtime to the whole second (as S3 gives it;
+the etag keeps the nanoseconds). URI: Label Studio's ``/data/local-files/?d=<path under the
 document root>``, percent-encoded as Label Studio does (``urllib.parse.quote``, ``/`` kept).
 ``sign`` returns None: tether serves local files itself.
 """

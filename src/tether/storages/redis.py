@@ -25,6 +25,7 @@ InvalidConfig, any other Redis error -> StorageError.
 from __future__ import annotations
 
 import hashlib
+import struct
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
@@ -46,20 +47,21 @@ from tether.storages.base import (
 )
 
 SCAN_COUNT = 1000  # keys asked of each SCAN call
-# One SCAN step inside Redis: per string value "<key length><value length>" (8 hex digits
-# each), the value's SHA-1 in hex, then the key -- all packed into one string.
+# One SCAN step inside Redis: per string value its key's and its own length (4 bytes each,
+# big-endian), the value's SHA-1 in hex, then the key -- all packed into one string.
 _SCAN_SCRIPT = """
 local scan = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', ARGV[3])
 local out = {}
 for _, key in ipairs(scan[2]) do
   local value = redis.pcall('GET', key)
   if type(value) == 'string' then
-    out[#out + 1] = string.format('%08x%08x', #key, #value) .. redis.sha1hex(value) .. key
+    out[#out + 1] = struct.pack('>I4I4', #key, #value) .. redis.sha1hex(value) .. key
   end
 end
 return {scan[1], table.concat(out)}
 """
-_HEADER = 56  # 8 + 8 + 40
+_HEADER = 48  # 4 + 4 + 40
+_LENGTHS = struct.Struct(">II").unpack_from
 _first = itemgetter(0)
 _Rows = list[tuple[bytes, int, bytes]]  # (key, value size, value SHA-1 in hex)
 
@@ -166,22 +168,17 @@ class RedisStorage:
         from redis import exceptions as rex
 
         rows: _Rows = []
-        add, cursor = rows.append, b"0"
+        add, lengths, cursor = rows.append, _LENGTHS, b"0"
         with self._errors():
             try:
                 while True:
                     cursor, packed = self._scan_script(args=[cursor, pattern, SCAN_COUNT])
                     at, end = 0, len(packed)
                     while at < end:
-                        key_end = at + _HEADER + int(packed[at : at + 8], 16)
-                        add(
-                            (
-                                packed[at + _HEADER : key_end],
-                                int(packed[at + 8 : at + 16], 16),
-                                packed[at + 16 : at + _HEADER],
-                            )
-                        )
-                        at = key_end
+                        key_size, size = lengths(packed, at)
+                        head = at + _HEADER
+                        add((packed[head : head + key_size], size, packed[at + 8 : head]))
+                        at = head + key_size
                     if cursor in (b"0", 0):
                         return rows
             except rex.ResponseError as exc:  # NOPERM, unknown command, scripts disabled
