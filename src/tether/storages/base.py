@@ -35,6 +35,23 @@ class ObjectInfo:
     modified: datetime | None  # timezone-aware UTC
 
 
+_new = object.__new__
+_slot = ObjectInfo.__dict__  # the slots' member descriptors
+_set_key, _set_size = _slot["key"].__set__, _slot["size"].__set__
+_set_etag, _set_modified = _slot["etag"].__set__, _slot["modified"].__set__
+
+
+def make_info(key: str, size: int, etag: str | None, modified: datetime | None) -> ObjectInfo:
+    """``ObjectInfo(key, size, etag, modified)``, built about twice as fast as the frozen
+    dataclass's ``__init__`` does (which matters when a listing builds one per object)."""
+    info: ObjectInfo = _new(ObjectInfo)
+    _set_key(info, key)
+    _set_size(info, size)
+    _set_etag(info, etag)
+    _set_modified(info, modified)
+    return info
+
+
 class StorageError(TetherError):
     """A storage could not do what was asked; ``code`` says which kind of failure."""
 
@@ -77,7 +94,9 @@ class Storage(Protocol):
     def stat(self, key: str) -> ObjectInfo: ...
 
     def read(self, key: str, *, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-        """The object's bytes from ``start`` up to ``end`` (exclusive; None: to the end)."""
+        """The object's bytes from ``start`` up to ``end`` (exclusive; None: to the end), as
+        ``data[start:end]`` would give them: a range past the end yields what there is (no
+        bytes when ``start`` is at or past the end), not an error."""
         ...
 
     def write(self, key: str, data: bytes, *, content_type: str | None = None) -> None: ...

@@ -11,6 +11,8 @@ from tether.storages.base import InvalidConfig, Storage
 # type -> "module:Class"; the class takes the type's config as keyword arguments.
 BACKENDS: dict[str, str] = {
     "memory": "tether.storages.memory:MemoryStorage",
+    "local": "tether.storages.local:LocalStorage",
+    "redis": "tether.storages.redis:RedisStorage",
 }
 
 
