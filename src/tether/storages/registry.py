@@ -11,6 +11,9 @@ from tether.storages.base import InvalidConfig, Storage
 # type -> "module:Class"; the class takes the type's config as keyword arguments.
 BACKENDS: dict[str, str] = {
     "memory": "tether.storages.memory:MemoryStorage",
+    "s3": "tether.storages.s3:S3Storage",
+    "gcs": "tether.storages.gcs:GCSStorage",
+    "azure_blob": "tether.storages.azure_blob:AzureBlobStorage",
 }
 
 
