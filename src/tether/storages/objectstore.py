@@ -36,7 +36,9 @@ _UNREACHABLE = re.compile(
     r"|tcp connect|failed to lookup|certificate|tls",
     re.IGNORECASE,
 )
-_NO_CONTAINER = re.compile(r"NoSuchBucket|ContainerNotFound|bucket does not exist|404 Not Found")
+_NO_CONTAINER = re.compile(
+    r"NoSuchBucket|ContainerNotFound|bucket does not exist|no bucket named|404 Not Found"
+)
 _DENIED = re.compile(
     r"403 Forbidden|401 Unauthorized|AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch"
     r"|AuthenticationFailed|AuthorizationFailure",
@@ -49,7 +51,10 @@ def short_retry(max_retries: int, timeout_s: float) -> dict[str, Any]:
     return {
         "max_retries": max_retries,
         "retry_timeout": timedelta(seconds=timeout_s),
-        "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=2)},
+        "backoff": {
+            "init_backoff": timedelta(milliseconds=100),
+            "max_backoff": timedelta(seconds=2),
+        },
     }
 
 
@@ -84,6 +89,10 @@ class ObjectStoreStorage:
 
     scheme: ClassVar[str] = ""
     can_sign: bool = True
+    page_size: int = PAGE_SIZE
+    # Characters a listing must not send in its query: obstore's S3 signer encodes them
+    # unlike the URL it sends (" " as "+", "*", "~"), so servers refuse the signature.
+    _query_unsafe: str = ""
     _store: Any
     _container: str
 
@@ -112,24 +121,42 @@ class ObjectStoreStorage:
             return InvalidConfig(f"{self.scheme}: {_tail(text)}")
         return StorageError(f"{where}: {_tail(text)}")
 
+    def _check_key(self, key: str) -> None:
+        """obstore would address another object for these (``a/`` is ``a``), or none."""
+        if not key or key.startswith("/") or key.endswith("/") or "//" in key:
+            raise StorageError(
+                f"{self.scheme}://{self._container}/{key}: a key tether cannot address "
+                "(empty, or an empty path segment)",
+                details={"key": key},
+                code="invalid_object_key",
+            )
+
     def list(
         self, prefix: str = "", *, start_after: str | None = None, recursive: bool = True
     ) -> Iterator[Sequence[ObjectInfo]]:
         import obstore
 
-        parent = prefix[: prefix.rfind("/") + 1].rstrip("/")
+        parent = prefix[: prefix.rfind("/") + 1]
         offset = _before(prefix)
         if start_after is not None and (offset is None or start_after > offset):
             offset = start_after
+        if self._query_unsafe:  # send only what is signed as sent; filter the rest here
+            parent = _cut(parent, self._query_unsafe)
+            parent = parent[: parent.rfind("/") + 1]
+            if offset is not None:
+                offset = _cut(offset, self._query_unsafe) or None
+        parent = parent.rstrip("/")
         try:
             stream = obstore.list(
-                self._store, parent or None, offset=offset, chunk_size=PAGE_SIZE
+                self._store, parent or None, offset=offset, chunk_size=self.page_size
             )
             for chunk in stream:
                 page: list[ObjectInfo] = []
                 done = False
                 for meta in chunk:
                     key = meta["path"]
+                    if start_after is not None and key <= start_after:
+                        continue
                     if not key.startswith(prefix):
                         if key > prefix:
                             done = True
@@ -149,6 +176,7 @@ class ObjectStoreStorage:
     def stat(self, key: str) -> ObjectInfo:
         import obstore
 
+        self._check_key(key)
         try:
             return _info(obstore.head(self._store, key))
         except Exception as exc:
@@ -157,6 +185,7 @@ class ObjectStoreStorage:
     def read(self, key: str, *, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         import obstore
 
+        self._check_key(key)
         if end is not None and end <= start:
             return
         options: dict[str, Any] = {}
@@ -165,7 +194,7 @@ class ObjectStoreStorage:
         elif start > 0:
             options["range"] = {"offset": start}
         try:
-            result = obstore.get(self._store, key, options=options or None)
+            result = obstore.get(self._store, key, options=options or None)  # type: ignore[arg-type]
             for chunk in result.stream(min_chunk_size=1 << 20):
                 yield bytes(chunk)
         except Exception as exc:
@@ -174,6 +203,7 @@ class ObjectStoreStorage:
     def write(self, key: str, data: bytes, *, content_type: str | None = None) -> None:
         import obstore
 
+        self._check_key(key)
         attributes = {"Content-Type": content_type} if content_type else None
         try:
             obstore.put(self._store, key, data, attributes=attributes)
@@ -183,6 +213,7 @@ class ObjectStoreStorage:
     def delete(self, key: str) -> None:
         import obstore
 
+        self._check_key(key)
         try:
             obstore.delete(self._store, key)
         except FileNotFoundError:
@@ -196,6 +227,7 @@ class ObjectStoreStorage:
     def sign(self, key: str, expires_in: timedelta) -> str | None:
         import obstore
 
+        self._check_key(key)
         if not self.can_sign:
             return None
         try:
@@ -206,6 +238,14 @@ class ObjectStoreStorage:
 
     def uri(self, key: str) -> str:
         return f"{self.scheme}://{self._container}/{key}"
+
+
+def _cut(text: str, unsafe: str) -> str:
+    """``text`` up to its first character in ``unsafe``: a lower bound of it in key order."""
+    for i, char in enumerate(text):
+        if char in unsafe:
+            return text[:i]
+    return text
 
 
 def _info(meta: Any) -> ObjectInfo:

@@ -13,6 +13,7 @@ FAR_FUTURE = datetime(2200, 1, 1, tzinfo=UTC)  # static keys do not expire
 
 class S3Storage(ObjectStoreStorage):
     scheme: ClassVar[str] = "s3"
+    _query_unsafe = " *~"
 
     def __init__(
         self,
