@@ -291,6 +291,22 @@ def test_keys_obstore_would_rewrite_are_refused_not_aliased(store: Storage, key:
         assert caught.value.code == "invalid_object_key"
 
 
+def test_a_listing_meeting_a_key_obstore_cannot_hold_fails_naming_it(
+    request: pytest.FixtureRequest,
+) -> None:
+    """``a//b`` cannot be an obstore path: the listing says so instead of skipping it."""
+    moto = request.getfixturevalue("moto_s3")
+    bucket = moto.new_bucket()
+    moto.client().put_object(Bucket=bucket, Key="x/a//b", Body=b"1")
+    moto.client().put_object(Bucket=bucket, Key="y/fine", Body=b"1")
+    cloud = _s3(request)
+    storage = cloud.open(bucket)
+    assert keys(storage.list("y/")) == ["y/fine"]
+    with pytest.raises(StorageError) as caught:
+        keys(storage.list())
+    assert caught.value.code == "invalid_object_key" and "x/a//b" in caught.value.message
+
+
 # --- write / delete ------------------------------------------------------------------------
 
 

@@ -11,6 +11,8 @@ from urllib.parse import quote, urlsplit
 from tether.storages.base import config_error
 from tether.storages.objectstore import ObjectStoreStorage, client_options, short_retry
 
+GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
+
 
 class GCSStorage(ObjectStoreStorage):
     """``sign`` makes V4 URLs offline from the service-account key (here, not in obstore:
@@ -126,4 +128,6 @@ def _service_account(value: str | dict[str, Any]) -> str:
             field="service_account_json",
             missing=missing,
         )
+    # A key's own token_uri is never fetched: the server must not POST wherever a user says.
+    data = {**data, "token_uri": GOOGLE_TOKEN_URI}
     return json.dumps(data)
