@@ -12,3 +12,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet -e '.[dev]'
   touch "$stamp"
 fi
+# Test peers from npm (Azurite for the Azure Blob backend's tests), when Node is there.
+npm_stamp=node_modules/.tether-installed
+if command -v npm >/dev/null && { [ ! -f "$npm_stamp" ] || [ package.json -nt "$npm_stamp" ]; }; then
+  npm install --silent --no-audit --no-fund --no-package-lock
+  touch "$npm_stamp"
+fi

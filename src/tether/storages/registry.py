@@ -13,6 +13,9 @@ BACKENDS: dict[str, str] = {
     "memory": "tether.storages.memory:MemoryStorage",
     "local": "tether.storages.local:LocalStorage",
     "redis": "tether.storages.redis:RedisStorage",
+    "s3": "tether.storages.s3:S3Storage",
+    "gcs": "tether.storages.gcs:GCSStorage",
+    "azure_blob": "tether.storages.azure_blob:AzureBlobStorage",
 }
 
 
