@@ -31,21 +31,8 @@ from tether.db.tables import data_rows
 from tether.timeutil import iso
 
 BATCH_ROWS = 5000
-COLUMNS = (
-    "id",
-    "dataset_id",
-    "global_key",
-    "external_id",
-    "media_type",
-    "row_data",
-    "media_attributes",
-    "metadata",
-    "attachments",
-    "extra",
-    "created_by",
-    "created_at",
-    "updated_at",
-)
+# Every column of a row but its organization's (an export stays in one), in table order.
+COLUMNS = tuple(c.name for c in data_rows.columns if c.name != "org_id")
 # The keys of an exported line that ``extra`` (the source file's other keys) never shadows.
 OWN_KEYS = frozenset(
     {

@@ -370,23 +370,8 @@ def _delete_values(conn: Connection, row_ids: list[int]) -> None:
 # --- tuples for the driver ---------------------------------------------------------------------
 
 # Column order of the tuples ``_records`` makes.
-ROW_COLUMNS = (
-    "id",
-    "org_id",
-    "dataset_id",
-    "global_key",
-    "external_id",
-    "media_type",
-    "row_data",
-    "media_attributes",
-    "metadata",
-    "attachments",
-    "extra",
-    "created_by",
-    "created_at",
-    "updated_at",
-)
-VALUE_COLUMNS = ("data_row_id", "field_key", "org_id", "dataset_id", "value_text", "value_num")
+ROW_COLUMNS = tuple(c.name for c in data_rows.columns)  # every column, in table order
+VALUE_COLUMNS = tuple(c.name for c in data_row_metadata.columns)
 # Processed once per chunk (``_bound``); every other column's values go to the driver as they
 # are, which must be what SQLAlchemy would send too (``_check_plain``).
 CHUNK_CONSTANTS = frozenset({"org_id", "dataset_id", "created_by", "created_at", "updated_at"})
