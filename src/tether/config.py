@@ -98,6 +98,29 @@ class Settings(BaseSettings):
         "S3 endpoint); everything else private, loopback or link-local is refused.",
     )
 
+    allow_ambient_credentials: bool = Field(
+        False,
+        description="TETHER_ALLOW_AMBIENT_CREDENTIALS: let storages without credentials use "
+        "this server's own cloud identity (instance roles, environment variables, metadata "
+        "servers). Off: such a storage is refused, so one tenant never borrows it.",
+    )
+    local_files_serving_enabled: bool = Field(
+        False,
+        description="TETHER_LOCAL_FILES_SERVING_ENABLED: allow `local` storages (folders on "
+        "this server) and serve their files.",
+    )
+    local_files_document_root: Path | None = Field(
+        None,
+        description="TETHER_LOCAL_FILES_DOCUMENT_ROOT: the folder every `local` storage must "
+        "lie in; nothing outside it is listed or served.",
+    )
+    max_asset_bytes: int = Field(
+        500 * 1024**2,
+        gt=0,
+        description="TETHER_MAX_ASSET_BYTES: largest file `tether upload` (and the upload "
+        "API) puts into a storage; a larger one is a per-file error.",
+    )
+
     @field_validator("secret_key")
     @classmethod
     def _no_placeholder(cls, value: SecretStr | None) -> SecretStr | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -42,6 +43,10 @@ organizations = Table(
     Column("id", Integer, primary_key=True),
     Column("name", String(200), nullable=False, unique=True),
     Column("created_at", Ts, nullable=False),
+    # What tether passes as sts:ExternalId when it assumes a customer's IAM role: generated,
+    # stable, never chosen by users (0005_storages).
+    Column("external_id", String(64)),
+    Index("uq_organizations_external_id", "external_id", unique=True),
     sqlite_autoincrement=True,
 )
 
@@ -214,6 +219,63 @@ metadata_values = Table(
 # other tallies are in ``counts`` (JSON, keys documented by each kind: import has created and
 # updated). A worker owns a running job while ``lease_until`` is ahead: claiming is a
 # compare-and-set on (claimed_by, lease_until), renewed with the heartbeat.
+# A connection to a bucket, container, folder or Redis db. A ``source`` storage belongs to a
+# dataset (rows come in by sync); a ``target`` storage to a project (annotations go out).
+# ``config`` holds the type's plain fields as JSON; ``secrets`` the write-only ones, as a
+# Fernet token of a JSON object (``sync/connections.py``).
+storages = Table(
+    "storages",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("org_id", ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("dataset_id", ForeignKey("datasets.id", ondelete="CASCADE")),
+    Column("project_id", Integer),
+    Column("role", String(16), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("config", Text, nullable=False),
+    Column("secrets", Text),
+    Column("regex_filter", Text),
+    Column("recursive", Boolean, nullable=False),
+    Column("treat_every_object_as_source_file", Boolean, nullable=False),
+    Column("use_signed_urls", Boolean, nullable=False),
+    Column("signed_url_ttl_minutes", Integer, nullable=False),
+    Column("remove_missing", Boolean, nullable=False),
+    Column("sync_every_minutes", Integer),
+    Column("next_sync_at", Ts),  # when the schedule starts the next sync
+    Column("last_sync_job_id", String(32)),
+    Column("created_by", Integer),
+    Column("created_at", Ts, nullable=False),
+    Column("updated_at", Ts, nullable=False),
+    CheckConstraint("role IN ('source', 'target')", name="ck_storages_role"),
+    Index("ix_storages_org_id_id", "org_id", "id"),
+    Index("ix_storages_dataset_id", "dataset_id"),
+    Index("ix_storages_next_sync_at", "next_sync_at"),
+    sqlite_autoincrement=True,
+)
+
+# What a sync made of each object: (storage, object key, item index) -> data row. Unique by
+# its primary key, so repeated or concurrent syncs cannot create a row twice. Keys sort by
+# their bytes on both databases (SQLite's BINARY collation, PostgreSQL's "C"), the order
+# every backend lists in, so a sync reads links and listing as two sorted streams.
+# ``item_index`` is 0 for an object that is one row, the task's position for a manifest.
+storage_links = Table(
+    "storage_links",
+    metadata,
+    Column(
+        "storage_id",
+        ForeignKey("storages.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("key", Text().with_variant(Text(collation="C"), "postgresql"), primary_key=True),
+    Column("item_index", Integer, primary_key=True, autoincrement=False),
+    Column("data_row_id", ForeignKey("data_rows.id", ondelete="CASCADE"), nullable=False),
+    Column("version", Text),  # etag; size:mtime for local files; a value hash for Redis
+    Index("ix_storage_links_data_row_id", "data_row_id"),
+    sqlite_with_rowid=False,
+)
+
 jobs = Table(
     "jobs",
     metadata,

@@ -1,0 +1,181 @@
+"""Storage connections as stored: the record of one bucket, container, folder or Redis db,
+and the live backend opened from it.
+
+A connection's fields are split in two: the plain ones (bucket, prefix, endpoint, ...) are
+kept as JSON in ``storages.config``; the write-only ones (keys, passwords, service-account
+JSON) as one Fernet token in ``storages.secrets``. Only ``open_backend`` ever sees both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, insert, select
+
+from tether.config import Settings
+from tether.db.tables import storages
+from tether.errors import NotFound
+from tether.security import secrets as secret_box
+from tether.storages.base import Storage, config_error
+from tether.storages.registry import open_storage
+
+# The write-only fields of each type: never in a response, a log line or a job error.
+SECRET_FIELDS: dict[str, tuple[str, ...]] = {
+    "s3": ("access_key_id", "secret_access_key", "session_token"),
+    "gcs": ("service_account_json",),
+    "azure_blob": ("account_key",),
+    "redis": ("password",),
+    "local": (),
+    "memory": (),
+}
+# Backends whose constructor takes ``allow_ambient_credentials``.
+CLOUD_TYPES = ("s3", "gcs", "azure_blob")
+
+
+@dataclass(frozen=True, slots=True)
+class StorageRecord:
+    """One row of ``storages``, with its secrets decrypted (keep it on the server side)."""
+
+    id: int
+    org_id: int
+    dataset_id: int | None
+    project_id: int | None
+    role: str  # "source" | "target"
+    type: str
+    title: str
+    config: dict[str, Any]
+    secrets: dict[str, Any]
+    regex_filter: str | None
+    recursive: bool
+    treat_every_object_as_source_file: bool
+    use_signed_urls: bool
+    signed_url_ttl_minutes: int
+    remove_missing: bool
+    sync_every_minutes: int | None
+    next_sync_at: datetime | None
+    last_sync_job_id: str | None
+    created_by: int | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def prefix(self) -> str:
+        """What the sync lists: the key prefix of an object store; "" for Redis (whose
+        backend is already scoped to its ``path``) and local folders (keys are relative)."""
+        if self.type in ("redis", "local"):
+            return ""
+        return str(self.config.get("prefix") or "")
+
+
+def split_fields(type_: str, fields: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(plain, secret) parts of a type's connection fields."""
+    secret_names = SECRET_FIELDS.get(type_, ())
+    plain = {k: v for k, v in fields.items() if k not in secret_names}
+    secret = {k: v for k, v in fields.items() if k in secret_names and v not in (None, "")}
+    return plain, secret
+
+
+def seal(settings: Settings, secret: dict[str, Any]) -> str | None:
+    return (
+        secret_box.encrypt(settings.fernet_key(), orjson.dumps(secret).decode()) if secret else None
+    )
+
+
+def unseal(settings: Settings, token: str | None) -> dict[str, Any]:
+    if not token:
+        return {}
+    loaded: dict[str, Any] = orjson.loads(secret_box.decrypt(settings.fernet_key(), token))
+    return loaded
+
+
+def insert_storage(
+    conn: Connection,
+    settings: Settings,
+    *,
+    org_id: int,
+    type_: str,
+    fields: dict[str, Any],
+    dataset_id: int | None = None,
+    project_id: int | None = None,
+    role: str = "source",
+    title: str = "",
+    regex_filter: str | None = None,
+    recursive: bool = True,
+    treat_every_object_as_source_file: bool = True,
+    use_signed_urls: bool = True,
+    signed_url_ttl_minutes: int = 15,
+    remove_missing: bool = False,
+    sync_every_minutes: int | None = None,
+    created_by: int | None = None,
+) -> int:
+    """Store a connection as given (no check, no remote call): the one insert of
+    ``storages``; the service that creates storages validates before calling it."""
+    plain, secret = split_fields(type_, fields)
+    now = datetime.now(UTC)
+    return int(
+        conn.execute(
+            insert(storages)
+            .values(
+                org_id=org_id,
+                dataset_id=dataset_id,
+                project_id=project_id,
+                role=role,
+                type=type_,
+                title=title,
+                config=orjson.dumps(plain).decode(),
+                secrets=seal(settings, secret),
+                regex_filter=regex_filter,
+                recursive=recursive,
+                treat_every_object_as_source_file=treat_every_object_as_source_file,
+                use_signed_urls=use_signed_urls,
+                signed_url_ttl_minutes=signed_url_ttl_minutes,
+                remove_missing=remove_missing,
+                sync_every_minutes=sync_every_minutes,
+                created_by=created_by,
+                created_at=now,
+                updated_at=now,
+            )
+            .returning(storages.c.id)
+        ).scalar_one()
+    )
+
+
+def get_record(conn: Connection, settings: Settings, org_id: int, storage_id: int) -> StorageRecord:
+    """The organization's storage ``storage_id``; NotFound for another organization's."""
+    row = conn.execute(
+        select(storages).where(storages.c.id == storage_id, storages.c.org_id == org_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"no storage {storage_id}")
+    return to_record(settings, row)
+
+
+def to_record(settings: Settings, row: Any) -> StorageRecord:
+    values = dict(row._mapping)
+    values["config"] = orjson.loads(values["config"])
+    values["secrets"] = unseal(settings, values["secrets"])
+    return StorageRecord(**values)
+
+
+def open_backend(settings: Settings, record: StorageRecord) -> Storage:
+    """The live backend of a connection, with the operator's rules applied: the server's
+    own cloud identity only when ``TETHER_ALLOW_AMBIENT_CREDENTIALS`` is on, local folders
+    only when local serving is on and only under the document root."""
+    kwargs: dict[str, Any] = {**record.config, **record.secrets}
+    if record.type in CLOUD_TYPES:
+        kwargs["allow_ambient_credentials"] = settings.allow_ambient_credentials
+    if record.type == "local":
+        if not settings.local_files_serving_enabled:
+            raise config_error(
+                "local storages are off on this server "
+                "(the operator sets TETHER_LOCAL_FILES_SERVING_ENABLED=true to allow them)"
+            )
+        if settings.local_files_document_root is None:
+            raise config_error(
+                "local storages need TETHER_LOCAL_FILES_DOCUMENT_ROOT, the folder they lie in"
+            )
+        kwargs["document_root"] = settings.local_files_document_root
+    return open_storage(record.type, **kwargs)
