@@ -257,3 +257,16 @@ def test_purge_forgets_only_old_keys(tenant: Tenant, engine: Engine) -> None:
             select(idempotency_keys.c.key).where(idempotency_keys.c.org_id == tenant.org_id)
         ).scalars()
         assert set(left) == {fresh}
+
+
+def test_housekeeping_purges_old_keys(app: Any, tenant: Tenant, engine: Engine) -> None:
+    """Every worker's housekeeping round forgets expired keys (not only a manual purge)."""
+    old = key()
+    assert send(tenant, "POST", "/datasets", old, {"name": f"ds-{key()[:8]}"}).is_success
+    _age(engine, tenant.org_id, old, idempotency.KEEP + timedelta(hours=1))
+    app.state.queue.keep_house()
+    with engine.connect() as conn:
+        left = conn.execute(
+            select(idempotency_keys.c.key).where(idempotency_keys.c.key == old)
+        ).scalars()
+        assert list(left) == []

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tether.db.tables import idempotency_keys
@@ -73,6 +73,12 @@ def purge(conn: Connection, now: datetime | None = None) -> int:
     cutoff = (now or datetime.now(UTC)) - KEEP
     gone = conn.execute(delete(idempotency_keys).where(idempotency_keys.c.created_at < cutoff))
     return int(gone.rowcount or 0)
+
+
+def purge_expired(engine: Engine) -> int:
+    """The housekeeping chore: ``purge`` in a transaction of its own."""
+    with engine.begin() as conn:
+        return purge(conn)
 
 
 def _insert(conn: Connection, request: Request, now: datetime) -> bool:

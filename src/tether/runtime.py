@@ -11,6 +11,7 @@ from functools import partial
 
 from sqlalchemy import Engine
 
+from tether import idempotency
 from tether.catalog import deletion
 from tether.config import Settings
 from tether.db.engine import refresh_statistics
@@ -30,4 +31,5 @@ def build_queue(settings: Settings, engine: Engine) -> JobQueue:
             settings.upload_max_age_seconds,
         )
     )
+    queue.chores.append(partial(idempotency.purge_expired, engine))
     return queue
