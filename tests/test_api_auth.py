@@ -594,3 +594,26 @@ def test_throttle_memory_stays_bounded() -> None:
     limiter.failed(f"u{MAX_TRACKED + 499}@x.io", None)  # the newest are kept
     with pytest.raises(RateLimited):
         limiter.check(f"u{MAX_TRACKED + 499}@x.io", None)
+
+
+def test_every_operation_documenting_csrf_really_refuses_without_the_token(
+    http: Any, app: Any, signed_in: tuple[Any, str]
+) -> None:
+    """What the document says of 403 ``csrf_failed`` holds for each operation it names.
+    (``http`` first: it imports the test client the way the suite does.)"""
+    browser, _csrf_token = signed_in
+    spec = app.openapi()
+    checked = 0
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            if "csrf_failed" not in operation["responses"].get("403", {}).get("description", ""):
+                continue
+            concrete = path.replace("{", "").replace("}", "")  # any segment will do
+            concrete = "/".join(
+                "1" if "_id" in s or s in ("dataset", "field") else s for s in concrete.split("/")
+            )
+            r = browser.request(method.upper(), concrete, json={})
+            assert r.status_code == 403, (method, path, r.text)
+            assert r.json()["error"]["code"] == "csrf_failed", (method, path)
+            checked += 1
+    assert checked >= 20

@@ -71,4 +71,5 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
     for module in (session, api_keys, users, organization):
         api.include_router(module.router)
     app.include_router(api)
+    errors.document_csrf(app)
     return app

@@ -53,6 +53,40 @@ def documented(*statuses: int, **why: str) -> dict[int | str, dict[str, Any]]:
     return out
 
 
+CSRF_NOTE = (
+    "A request signed in with the session cookie (the web UI) is refused without the "
+    "session's `X-CSRF-Token` header (`csrf_failed`)."
+)
+UNSAFE_METHODS = ("post", "put", "patch", "delete")
+COOKIE_SCHEME = "APIKeyCookie"  # the security scheme of the session cookie
+
+
+def document_csrf(app: FastAPI) -> None:
+    """Every unsafe operation a session cookie can sign (its security lists the cookie) can
+    answer 403 ``csrf_failed``: the check lives in the caller dependency, not in one route,
+    so the document says so on each of them."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        for operations in schema.get("paths", {}).values():
+            for method, operation in operations.items():
+                schemes = {name for option in operation.get("security", []) for name in option}
+                if method not in UNSAFE_METHODS or COOKIE_SCHEME not in schemes:
+                    continue
+                responses = operation["responses"]
+                forbidden = responses.setdefault(
+                    "403", {**responses["401"], "description": CSRF_NOTE}
+                )
+                if "csrf_failed" not in forbidden["description"]:
+                    forbidden["description"] += " " + CSRF_NOTE
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def error_response(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if status == 429 and isinstance(details, dict) and "retry_after" in details:
