@@ -9,7 +9,9 @@ at the first key past the prefix's range: the listing costs what the prefix hold
 
 Keys obstore cannot address -- an empty segment (``a//b``, ``/a``) -- make a listing fail
 with a ``StorageError`` naming the key rather than silently skipping it; a ``dir/`` marker is
-listed by obstore as ``dir``.
+listed by obstore as ``dir``. Such keys given to ``stat``, ``read``, ``write``, ``delete`` or
+``sign`` are refused as ``InvalidConfig`` (code ``invalid_object_key``), as the other backends
+refuse keys they cannot hold.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import re
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 from tether.storages.base import (
     PAGE_SIZE,
@@ -39,6 +42,8 @@ _UNREACHABLE = re.compile(
 _NO_CONTAINER = re.compile(
     r"NoSuchBucket|ContainerNotFound|bucket does not exist|no bucket named|404 Not Found"
 )
+# A server refuses a range only when it starts at or past the object's end.
+_RANGE_PAST_END = re.compile(r"416 Range Not Satisfiable|InvalidRange", re.IGNORECASE)
 _DENIED = re.compile(
     r"403 Forbidden|401 Unauthorized|AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch"
     r"|AuthenticationFailed|AuthorizationFailure",
@@ -71,15 +76,15 @@ def client_options(endpoint_url: str | None, timeout_s: float, allow_http: bool 
 
 
 def _before(prefix: str) -> str | None:
-    """The greatest key below every key starting with ``prefix`` (None for "")."""
+    """A key below every key starting with ``prefix``, and above every other key obstore can
+    hold below them (None for "")."""
     if not prefix:
         return None
-    code = ord(prefix[-1])
-    if code == 0:
-        return prefix[:-1] or None
-    code -= 1
+    code = ord(prefix[-1]) - 1
     if 0xD800 <= code <= 0xDFFF:  # surrogates are no key's code points
         code = 0xD7FF
+    if code < 0x20 or code == 0x7F:  # nor control characters (obstore refuses them in paths)
+        return prefix[:-1] or None
     return prefix[:-1] + chr(code) + chr(MAX_CODE_POINT)
 
 
@@ -124,7 +129,7 @@ class ObjectStoreStorage:
     def _check_key(self, key: str) -> None:
         """obstore would address another object for these (``a/`` is ``a``), or none."""
         if not key or key.startswith("/") or key.endswith("/") or "//" in key:
-            raise StorageError(
+            raise InvalidConfig(
                 f"{self.scheme}://{self._container}/{key}: a key tether cannot address "
                 "(empty, or an empty path segment)",
                 details={"key": key},
@@ -198,6 +203,8 @@ class ObjectStoreStorage:
             for chunk in result.stream(min_chunk_size=1 << 20):
                 yield bytes(chunk)
         except Exception as exc:
+            if options and _RANGE_PAST_END.search(str(exc)):
+                return  # data[start:end] past the end: no bytes, not an error
             raise self._translate(exc, key) from exc
 
     def write(self, key: str, data: bytes, *, content_type: str | None = None) -> None:
@@ -237,7 +244,9 @@ class ObjectStoreStorage:
         return url
 
     def uri(self, key: str) -> str:
-        return f"{self.scheme}://{self._container}/{key}"
+        """``<scheme>://<bucket>/<key, percent-encoded>`` (``/`` kept), as the other
+        backends' URIs: a key's ``%``, ``?``, ``#`` or space cannot be misread."""
+        return f"{self.scheme}://{self._container}/{quote(key, safe='/')}"
 
 
 def _cut(text: str, unsafe: str) -> str:
