@@ -2,10 +2,11 @@
 
 Each backend is a pytest fixture that yields a ``Backend``: a fresh, empty storage, plus two
 ways to reach the store *around* the backend (the file system, a raw client of the store's
-own, never tether's code): ``read_uri`` reads the bytes a URI names, so the suite checks
-``uri()`` against the real store rather than against the code's own formula; ``put`` places
-an object, so a test of listing, reading or deleting does not depend on ``Storage.write``
-(and runs where that cannot be tested: fake-gcs-server refuses obstore's uploads).
+own, never tether's code; memory, an in-process dict, is the one exception): ``read_uri``
+reads the bytes a URI names, so the suite checks ``uri()`` against the real store rather
+than against the code's own formula; ``put`` places an object, so a test of listing,
+reading or deleting does not depend on ``Storage.write`` (and runs where that cannot be
+tested: fake-gcs-server refuses obstore's uploads).
 
 Backends: memory, local (a temporary folder), redis (a private redis-server on a free port),
 s3 (moto), azure_blob (Azurite) and gcs (fake-gcs-server); the three emulators are session
