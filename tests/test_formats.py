@@ -543,6 +543,9 @@ def test_legacy_conversational_row() -> None:
     [
         ("gs://b/1 (1).JPG", "IMAGE"),
         ("s3://b/clip.Mp4?X-Amz-Signature=abc", "VIDEO"),
+        ("s3://b/photo #1.jpg", "IMAGE"),  # the raw key of a cloud URI
+        ("azure-blob://c/what?.png", "IMAGE"),
+        ("gs://b/a#b/c.wav", "AUDIO"),
         ("https://x/a%20b.MP3#t=3", "AUDIO"),
         ("https://x/Bericht.PDF", "PDF"),
         ("azure-blob://c/page.HTML", "HTML"),

@@ -75,8 +75,20 @@ _COMPATIBLE = {
 }
 
 
+# Schemes whose URIs carry an object key as it is (``s3://b/photo #1.jpg``): no query or
+# fragment to cut off before the extension.
+RAW_KEY_SCHEMES = ("s3://", "gs://", "azure-blob://")
+
+
 def extension_of(uri: str) -> str:
-    path = uri.split("?", 1)[0].split("#", 1)[0]
+    if uri.startswith(RAW_KEY_SCHEMES):
+        found = _extension(uri)
+        if found in _BY_EXTENSION:  # s3://b/photo #1.jpg; else s3://b/clip.mp4?X-Amz-...
+            return found
+    return _extension(uri.split("?", 1)[0].split("#", 1)[0])
+
+
+def _extension(path: str) -> str:
     name = path.rsplit("/", 1)[-1]
     return name.rsplit(".", 1)[-1].lower() if "." in name else ""
 

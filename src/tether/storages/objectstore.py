@@ -20,7 +20,6 @@ import re
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import Any, ClassVar
-from urllib.parse import quote
 
 from tether.storages.base import (
     PAGE_SIZE,
@@ -244,9 +243,11 @@ class ObjectStoreStorage:
         return url
 
     def uri(self, key: str) -> str:
-        """``<scheme>://<bucket>/<key, percent-encoded>`` (``/`` kept), as the other
-        backends' URIs: a key's ``%``, ``?``, ``#`` or space cannot be misread."""
-        return f"{self.scheme}://{self._container}/{quote(key, safe='/')}"
+        """``<scheme>://<bucket>/<key>`` with the key as it is, as Label Studio, the AWS CLI
+        and gsutil write them: everything after the bucket's ``/`` is the key (spaces,
+        ``%``, ``?`` and ``#`` included), so a task written by another tool and a synced row
+        name one object the same way."""
+        return f"{self.scheme}://{self._container}/{key}"
 
 
 def _cut(text: str, unsafe: str) -> str:
