@@ -73,6 +73,12 @@ class Settings(BaseSettings):
         ge=1,
         description="TETHER_DELETE_CHUNK_ROWS: rows per transaction of a dataset deletion.",
     )
+    sync_chunk_objects: int = Field(
+        2000,
+        ge=1,
+        description="TETHER_SYNC_CHUNK_OBJECTS: objects a sync writes per transaction (ten "
+        "times as many when they are unchanged).",
+    )
     job_lease_seconds: float = Field(
         60,
         gt=0,
