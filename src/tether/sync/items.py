@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from tether.catalog.media import extension_of, media_type_of_uri
+from tether.catalog.media import media_type_of_uri
 from tether.catalog.metadata_schema import Schema
 from tether.catalog.rows import NormalRow, RowError, normalize
 from tether.imports import readers, sniff
@@ -54,7 +54,8 @@ def _kind(extension: str) -> tuple[str | None, str | None]:
 def source_file(storage: Storage, info: ObjectInfo, schema: Schema) -> ObjectRows:
     """The one row of an object that is itself the asset."""
     found = ObjectRows(info)
-    media_type, mime = _kind(extension_of(info.key))
+    name = info.key.rsplit("/", 1)[-1]  # a key, not a URL: "?" and "#" are its own
+    media_type, mime = _kind(name.rsplit(".", 1)[-1].lower() if "." in name else "")
     if media_type is None:
         found.errors.append(
             (
