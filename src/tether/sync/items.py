@@ -37,8 +37,12 @@ class ObjectRows:
 
     @property
     def unreadable(self) -> bool:
-        """The object as a whole failed (no item could be read)."""
-        return any(index is None for index, _code, _message in self.errors)
+        """Not every item could be told apart: the object failed as a whole, or its
+        structure broke somewhere (what follows is unknown), or nothing in it was good.
+        Its rows then stay as they are."""
+        if self.errors and not self.rows:
+            return True
+        return any(i is None or code == "malformed_file" for i, code, _m in self.errors)
 
 
 @lru_cache(maxsize=1024)
