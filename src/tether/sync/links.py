@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
-from sqlalchemy import Connection, Engine, and_, delete, or_, select, tuple_
+from sqlalchemy import Connection, Engine, delete, tuple_
 
 from tether.db.tables import data_row_metadata, data_rows, storage_links
 
@@ -30,6 +31,48 @@ class Linked:
     rows: dict[int, int] = field(default_factory=dict)  # item index -> data row id
 
 
+LinkRow = tuple[str, int, int, str | None]  # key, item index, data row id, version
+
+
+def pages(
+    engine: Engine,
+    storage_id: int,
+    after: str | None = None,
+    before: str | None = None,
+    page: int = PAGE,
+) -> Iterator[list[LinkRow]]:
+    """The storage's links in (key, item index) order, with keys after ``after`` and before
+    ``before`` (either open when None), a page per short query: a range of the primary key
+    from the last one read (a row-value comparison, which both databases seek to)."""
+    mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+    head = (
+        'SELECT "key", item_index, data_row_id, version FROM storage_links '
+        f"WHERE storage_id = {mark}"
+    )
+    tail = (f' AND "key" < {mark}' if before is not None else "") + (
+        f' ORDER BY "key", item_index LIMIT {int(page)}'
+    )
+    bound: tuple[object, ...] = (before,) if before is not None else ()
+    if after is not None:
+        sql, params = f'{head} AND "key" > {mark}{tail}', (storage_id, after, *bound)
+    else:
+        sql, params = head + tail, (storage_id, *bound)
+    following = f'{head} AND ("key", item_index) > ({mark}, {mark}){tail}'
+    while True:
+        with engine.connect() as conn:
+            cursor = conn.connection.cursor()
+            try:
+                cursor.execute(sql, params)
+                rows = cast(list[LinkRow], cursor.fetchall())
+            finally:
+                cursor.close()
+        if rows:
+            yield rows
+        if len(rows) < page:
+            return
+        sql, params = following, (storage_id, rows[-1][0], rows[-1][1], *bound)
+
+
 def read(
     engine: Engine,
     storage_id: int,
@@ -37,45 +80,15 @@ def read(
     before: str | None = None,
     page: int = PAGE,
 ) -> Iterator[Linked]:
-    """The linked objects of a storage in key order, with keys after ``after`` and before
-    ``before`` (either open when None), a page of links per short query."""
-    cursor: tuple[str, int] | None = None
+    """The linked objects of a storage in key order (``pages`` grouped by key)."""
     current: Linked | None = None
-    while True:
-        query = (
-            select(
-                storage_links.c.key,
-                storage_links.c.item_index,
-                storage_links.c.data_row_id,
-                storage_links.c.version,
-            )
-            .where(storage_links.c.storage_id == storage_id)
-            .order_by(storage_links.c.key, storage_links.c.item_index)
-            .limit(page)
-        )
-        if cursor is not None:
-            key, index = cursor
-            query = query.where(
-                or_(
-                    storage_links.c.key > key,
-                    and_(storage_links.c.key == key, storage_links.c.item_index > index),
-                )
-            )
-        elif after is not None:
-            query = query.where(storage_links.c.key > after)
-        if before is not None:
-            query = query.where(storage_links.c.key < before)
-        with engine.connect() as conn:
-            rows = conn.execute(query).all()
+    for rows in pages(engine, storage_id, after, before, page):
         for key, index, row_id, version in rows:
             if current is None or current.key != key:
                 if current is not None:
                     yield current
                 current = Linked(key, version)
             current.rows[index] = row_id
-        if len(rows) < page:
-            break
-        cursor = (rows[-1][0], rows[-1][1])
     if current is not None:
         yield current
 

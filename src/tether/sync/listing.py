@@ -13,12 +13,14 @@ from __future__ import annotations
 import queue
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from tether.storages.base import ObjectInfo, Storage
 
 _END = object()
+T = TypeVar("T")
 _DEPTH = 8  # pages the thread may be ahead
 
 
@@ -46,60 +48,71 @@ class Scope:
         return [info for info in kept if info.key < before], True
 
 
-class Listing:
-    """``objects()`` yields what the scope takes in key order; ``close()`` stops the
-    thread (call it however the sync ends)."""
+class Ahead(Generic[T]):
+    """Runs an iterator in a thread of its own, a few items ahead of whoever reads
+    ``items()`` (a bounded queue between them); ``close()`` stops it, however the reader
+    ends. An exception in the thread is raised in the reader."""
 
-    def __init__(self, storage: Storage, scope: Scope) -> None:
-        self.storage, self.scope = storage, scope
-        self._pages: queue.Queue[object] = queue.Queue(maxsize=_DEPTH)
+    def __init__(self, make: Callable[[], Iterator[T]], name: str, depth: int = _DEPTH) -> None:
+        self._make = make
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
         self._closed = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sync-listing", daemon=True)
-        self.listed = 0
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def _put(self, item: object) -> bool:
         while not self._closed.is_set():
             try:
-                self._pages.put(item, timeout=0.2)
+                self._queue.put(item, timeout=0.2)
                 return True
             except queue.Full:
                 continue
         return False
 
     def _run(self) -> None:
-        scope = self.scope
-        pages = self.storage.list(scope.prefix, start_after=scope.after, recursive=scope.recursive)
+        source: Iterator[T] | None = None
         try:
-            for page in pages:
-                kept, ended = scope.keep(page)
-                if (kept and not self._put(kept)) or ended:
+            source = self._make()
+            for item in source:
+                if not self._put(item):
                     break
             self._put(_END)
-        except BaseException as exc:  # handed to the writer, which raises it
+        except BaseException as exc:  # handed to the reader, which raises it
             self._put(exc)
         finally:
-            close = getattr(pages, "close", None)
+            close = getattr(source, "close", None)
             if close is not None:
                 close()
 
-    def objects(self) -> Iterator[ObjectInfo]:
+    def items(self) -> Iterator[T]:
         self._thread.start()
         while True:
-            item = self._pages.get()
+            item = self._queue.get()
             if item is _END:
                 return
             if isinstance(item, BaseException):
                 raise item
-            page: list[ObjectInfo] = item  # type: ignore[assignment]
-            self.listed += len(page)
-            yield from page
+            yield item  # type: ignore[misc]
 
     def close(self) -> None:
         self._closed.set()
         while True:  # unblock a thread waiting to put
             try:
-                self._pages.get_nowait()
+                self._queue.get_nowait()
             except queue.Empty:
                 break
         if self._thread.is_alive():
             self._thread.join(timeout=30)
+
+
+def listing(storage: Storage, scope: Scope) -> Ahead[list[ObjectInfo]]:
+    """The scope's objects, a page at a time, listed by a thread ahead of the reader."""
+
+    def pages() -> Iterator[list[ObjectInfo]]:
+        for page in storage.list(scope.prefix, start_after=scope.after, recursive=scope.recursive):
+            kept, ended = scope.keep(page)
+            if kept:
+                yield kept
+            if ended:
+                return
+
+    return Ahead(pages, "sync-listing")

@@ -42,8 +42,8 @@ from tether.jobs.worker import JobFailed, JobRun, Runner
 from tether.storages.base import ObjectInfo, Storage, StorageError
 from tether.sync import items, links
 from tether.sync.connections import StorageRecord, get_record, open_backend
-from tether.sync.diff import OutOfOrder, Pair, merge, version_of
-from tether.sync.listing import Listing, Scope
+from tether.sync.diff import OutOfOrder, Pair, Same, merge, version_of
+from tether.sync.listing import Ahead, Scope, listing
 
 log = logging.getLogger(__name__)
 KIND = "sync"
@@ -89,6 +89,8 @@ class _Sync:
 @dataclass
 class _Chunk:
     pairs: list[Pair] = field(default_factory=list)
+    same: int = 0  # listed objects in it known unchanged from their page (``Same``)
+    last: str | None = None  # its last key: where the sync resumes once it is written
     work: int = 0  # objects in it that need a write
 
 
@@ -97,13 +99,10 @@ def run(job: JobRun, settings: Settings, chunk_objects: int | None = None) -> No
     being written (the job then resumes on a worker); or, once canceled, likewise."""
     job.cancel_message = _canceled_message
     sync = _prepare(job, settings, chunk_objects or settings.sync_chunk_objects)
-    listing = Listing(sync.storage, sync.scope)
+    planner = Ahead(partial(_planned, sync), "sync-planner", depth=2)
     try:
-        with closing(listing):
-            linked = links.read(
-                job.engine, sync.record.id, after=sync.scope.after, before=sync.scope.before
-            )
-            _write_all(sync, merge(listing.objects(), linked))
+        with closing(planner):
+            _write_all(sync, planner.items())
     except StorageError as exc:
         raise JobFailed(f"the storage failed: {exc}") from exc
     except OutOfOrder as exc:
@@ -167,34 +166,59 @@ def _prepare(job: JobRun, settings: Settings, chunk: int) -> _Sync:
 
 
 # --- chunks ------------------------------------------------------------------------------
+#
+# Three threads: the listing (``sync.listing``) and the link reader each a few pages ahead;
+# the planner merges them, cuts chunks and works out each chunk's rows (normalising them,
+# reading manifest objects); the job's own thread writes one planned chunk while the next
+# is planned (the database driver lets go of the GIL while it works).
 
 
-def _chunks(sync: _Sync, pairs: Iterator[Pair]) -> Iterator[_Chunk]:
+def _planned(sync: _Sync) -> Iterator[_Plan]:
+    """Every chunk of the sync, planned (in the planner thread)."""
+    scope, engine = sync.scope, sync.job.engine
+    listed = listing(sync.storage, scope)
+    linked = Ahead(
+        partial(links.pages, engine, sync.record.id, scope.after, scope.before), "sync-links"
+    )
+    with closing(listed), closing(linked):
+        for chunk in _chunks(sync, merge(listed.items(), linked.items())):
+            yield _plan(sync, chunk)
+
+
+def _chunks(sync: _Sync, merged: Iterator[Pair | Same]) -> Iterator[_Chunk]:
     """The merged objects a chunk at a time: ``chunk`` objects that need a write, or ten
     times as many that need none (a chunk of unchanged objects costs one small
     transaction)."""
     size, remove = sync.chunk, sync.record.remove_missing
     current = _Chunk()
-    for pair in pairs:
-        info, link = pair
-        current.pairs.append(pair)
-        if info is None:
-            current.work += remove
-        elif link is None or link.version != version_of(info):
-            current.work += 1
-        if current.work >= size or len(current.pairs) >= 10 * size:
+    for item in merged:
+        if isinstance(item, Same):
+            current.same += item.objects
+            current.last = item.last
+        else:
+            info, link = item
+            current.pairs.append(item)
+            if info is None:
+                assert link is not None
+                current.work += remove
+                current.last = link.key
+            else:
+                current.last = info.key
+                if link is None or link.version != version_of(info):
+                    current.work += 1
+        if current.work >= size or len(current.pairs) + current.same >= 10 * size:
             yield current
             current = _Chunk()
-    if current.pairs:
+    if current.last is not None:
         yield current
 
 
-def _write_all(sync: _Sync, pairs: Iterator[Pair]) -> None:
+def _write_all(sync: _Sync, plans: Iterator[_Plan]) -> None:
     job, engine = sync.job, sync.job.engine
     with engine.connect() as conn:
-        for chunk in _chunks(sync, pairs):
+        for plan in plans:
             job.check_stop()
-            if not _write(conn, sync, chunk):
+            if not _write(conn, sync, plan):
                 return  # canceled, with this chunk counted
 
 
@@ -202,6 +226,8 @@ def _write_all(sync: _Sync, pairs: Iterator[Pair]) -> None:
 class _Plan:
     """One chunk's work, sorted out before its transaction."""
 
+    done: int = 0  # objects compared
+    cursor: str = ""  # the chunk's last key
     listed: int = 0
     unchanged: int = 0
     missing: int = 0
@@ -221,7 +247,9 @@ def _rows_of(sync: _Sync, infos: list[ObjectInfo]) -> list[items.ObjectRows]:
 
 
 def _plan(sync: _Sync, chunk: _Chunk) -> _Plan:
-    plan = _Plan()
+    assert chunk.last is not None
+    plan = _Plan(done=len(chunk.pairs) + chunk.same, cursor=chunk.last)
+    plan.listed = plan.unchanged = chunk.same
     to_read: list[ObjectInfo] = []
     previous: dict[str, links.Linked] = {}
     for info, link in chunk.pairs:
@@ -269,16 +297,14 @@ def _sort_out(plan: _Plan, found: items.ObjectRows, link: links.Linked | None) -
     plan.versions.append((key, version))
 
 
-def _write(conn: Connection, sync: _Sync, chunk: _Chunk) -> bool:
+def _write(conn: Connection, sync: _Sync, plan: _Plan) -> bool:
     """Write one chunk with the job's progress and cursor; False if the job was canceled."""
     job, record, target = sync.job, sync.record, sync.target
-    plan = _plan(sync, chunk)
     sqlite = is_sqlite(conn)
     wanted = len(plan.fresh)
     first_id = allocate_ids(job.engine, wanted) if wanted and not sqlite else 0
     now = datetime.now(UTC)
-    last = chunk.pairs[-1]
-    cursor = (last[0] or last[1]).key  # type: ignore[union-attr]
+    cursor = plan.cursor
     with conn.begin():
         begin_writing(conn)
         removed = links.remove(conn, record.id, plan.doomed)
@@ -317,7 +343,7 @@ def _write(conn: Connection, sync: _Sync, chunk: _Chunk) -> bool:
             .values(details=orjson.dumps(details).decode())
         )
         job.details = details
-        return job.record(conn, job.done + len(chunk.pairs), counts, plan.errors)
+        return job.record(conn, job.done + plan.done, counts, plan.errors)
 
 
 def _created_ids(
