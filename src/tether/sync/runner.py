@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -40,7 +40,7 @@ from tether.jobs import worker
 from tether.jobs.service import ItemError
 from tether.jobs.worker import JobFailed, JobRun, Runner
 from tether.storages.base import ObjectInfo, Storage, StorageError
-from tether.sync import items, links
+from tether.sync import items, links, split
 from tether.sync.connections import StorageRecord, get_record, open_backend
 from tether.sync.diff import OutOfOrder, Pair, Same, merge, version_of
 from tether.sync.listing import Ahead, Scope, listing
@@ -52,9 +52,15 @@ _DIRECT_LEASE = timedelta(minutes=5)
 _READERS = 8  # objects read at once in manifest mode
 
 
-def sync_runner(settings: Settings, chunk_objects: int | None = None) -> Runner:
-    """The runner of ``sync`` jobs, for ``runtime.py`` to register."""
-    return partial(run, settings=settings, chunk_objects=chunk_objects)
+def sync_runner(
+    settings: Settings,
+    chunk_objects: int | None = None,
+    enqueue: Callable[[str], None] | None = None,
+) -> Runner:
+    """The runner of ``sync`` jobs and of their parts (``sync_part``), for ``runtime.py``
+    to register; ``enqueue`` queues the parts of a split sync (None: the sync's own worker
+    runs them)."""
+    return partial(run, settings=settings, chunk_objects=chunk_objects, enqueue=enqueue)
 
 
 def run_sync(
@@ -66,7 +72,8 @@ def run_sync(
 ) -> None:
     """Claim and run one sync job here and now (scripts, benchmarks and tests; workers go
     through the queue)."""
-    runners = {KIND: sync_runner(settings, chunk_objects)}
+    runner = sync_runner(settings, chunk_objects)
+    runners = {KIND: runner, split.PART_KIND: runner}
     worker.execute(engine, job_id, runners, f"direct:{job_id}", _DIRECT_LEASE, stop)
 
 
@@ -94,10 +101,20 @@ class _Chunk:
     work: int = 0  # objects in it that need a write
 
 
-def run(job: JobRun, settings: Settings, chunk_objects: int | None = None) -> None:
+def run(
+    job: JobRun,
+    settings: Settings,
+    chunk_objects: int | None = None,
+    enqueue: Callable[[str], None] | None = None,
+) -> None:
     """Run a sync job to its end; or, once the worker stops, up to the end of the chunk
-    being written (the job then resumes on a worker); or, once canceled, likewise."""
+    being written (the job then resumes on a worker); or, once canceled, likewise. A sync
+    asked to run in parts (``params.parts``) splits (``sync.split``)."""
     job.cancel_message = _canceled_message
+    if job.kind == KIND and int(job.params.get("parts") or 1) > 1:
+        part = sync_runner(settings, chunk_objects, enqueue)
+        split.run_parent(job, settings, part, enqueue)
+        return
     sync = _prepare(job, settings, chunk_objects or settings.sync_chunk_objects)
     planner = Ahead(partial(_planned, sync), "sync-planner", depth=2)
     try:
@@ -155,7 +172,7 @@ def _prepare(job: JobRun, settings: Settings, chunk: int) -> _Sync:
         recursive=record.recursive,
         regex=regex,
         after=cursor if cursor is not None else params.get("after"),
-        before=params.get("before"),
+        until=params.get("until"),
     )
     target = Target(org_id, record.dataset_id, job.row.created_by, upsert=False)
     sync = _Sync(job, record, storage, schema, target, scope, max(1, chunk), cursor=cursor)
@@ -178,7 +195,7 @@ def _planned(sync: _Sync) -> Iterator[_Plan]:
     scope, engine = sync.scope, sync.job.engine
     listed = listing(sync.storage, scope)
     linked = Ahead(
-        partial(links.pages, engine, sync.record.id, scope.after, scope.before), "sync-links"
+        partial(links.pages, engine, sync.record.id, scope.after, scope.until), "sync-links"
     )
     with closing(listed), closing(linked):
         for chunk in _chunks(sync, merge(listed.items(), linked.items())):
