@@ -28,6 +28,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, select, update
+from sqlalchemy.exc import IntegrityError
 
 from tether.catalog import store
 from tether.catalog.metadata_schema import Schema, load_schema
@@ -251,6 +252,7 @@ class _Plan:
     fresh: list[tuple[int, NormalRow]] = field(default_factory=list)
     fresh_links: list[tuple[str, int, str | None]] = field(default_factory=list)
     updates: list[tuple[int, NormalRow, int]] = field(default_factory=list)
+    update_items: list[tuple[str, int]] = field(default_factory=list)  # (key, item) each
     versions: list[tuple[str, str | None]] = field(default_factory=list)
     doomed: list[tuple[str, int, int]] = field(default_factory=list)
     errors: list[ItemError] = field(default_factory=list)
@@ -300,6 +302,7 @@ def _sort_out(plan: _Plan, found: items.ObjectRows, link: links.Linked | None) -
     for index, row in found.rows.items():
         if index in had:
             plan.updates.append((len(plan.updates), row, had[index]))
+            plan.update_items.append((key, index))
         else:
             plan.fresh.append((len(plan.fresh), row))
             plan.fresh_links.append((key, index, version))
@@ -325,7 +328,7 @@ def _write(conn: Connection, sync: _Sync, plan: _Plan) -> bool:
     with conn.begin():
         begin_writing(conn)
         removed = links.remove(conn, record.id, plan.doomed)
-        updated = store.update_rows(conn, target, plan.updates, now).updated
+        updated = _update(conn, target, plan, now)
         links.set_versions(conn, record.id, plan.versions)
         created = 0
         if plan.fresh:
@@ -361,6 +364,34 @@ def _write(conn: Connection, sync: _Sync, plan: _Plan) -> bool:
         )
         job.details = details
         return job.record(conn, job.done + plan.done, counts, plan.errors)
+
+
+def _update(conn: Connection, target: Target, plan: _Plan, now: datetime) -> int:
+    """Bring the rows of changed objects up to date; an item whose new global key another
+    row holds is an error (its row stays as it was), the others are updated."""
+    if not plan.updates:
+        return 0
+    # The write path updates with the driver's own cursor: its error is the driver's.
+    taken = (IntegrityError, conn.dialect.dbapi.IntegrityError)  # type: ignore[union-attr]
+    try:
+        with conn.begin_nested():
+            return store.update_rows(conn, target, plan.updates, now).updated
+    except taken:
+        pass
+    updated = 0
+    for update_, (key, index) in zip(plan.updates, plan.update_items, strict=True):
+        try:
+            with conn.begin_nested():
+                updated += store.update_rows(conn, target, [update_], now).updated
+        except taken:
+            message = f"global key {update_[1].global_key!r} is already used by another data row"
+            details = {"item_index": index}
+            plan.errors.append(
+                ItemError(
+                    None, "global_key_exists", message, update_[1].global_key, None, key, details
+                )
+            )
+    return updated
 
 
 def _created_ids(
