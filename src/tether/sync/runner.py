@@ -20,7 +20,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
+from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -35,8 +35,9 @@ from tether.catalog.metadata_schema import Schema, load_schema
 from tether.catalog.rows import NormalRow
 from tether.catalog.store import DatasetGone, Target, allocate_ids, begin_writing, reserve_ids
 from tether.config import Settings
-from tether.db.engine import is_sqlite
-from tether.db.tables import data_rows, jobs
+from tether.db.engine import foreign_keys_unchecked, is_sqlite
+from tether.db.tables import data_rows, jobs, storages
+from tether.db.wal import Checkpointer
 from tether.jobs import worker
 from tether.jobs.service import ItemError
 from tether.jobs.worker import JobFailed, JobRun, Runner
@@ -232,11 +233,21 @@ def _chunks(sync: _Sync, merged: Iterator[Pair | Same]) -> Iterator[_Chunk]:
 
 
 def _write_all(sync: _Sync, plans: Iterator[_Plan]) -> None:
+    """Write every planned chunk on one connection. On SQLite, as imports do, it leaves
+    checkpoints to a thread, and checks no foreign keys while a chunk only inserts (the
+    chunk checks its dataset and storage itself, under the write lock); a chunk that deletes
+    keeps them, so whatever cascades from a data row still does."""
     job, engine = sync.job, sync.job.engine
-    with engine.connect() as conn:
+    checkpointer = Checkpointer(engine)
+    with engine.connect() as conn, checkpointer.writer(conn):
         for plan in plans:
             job.check_stop()
-            if not _write(conn, sync, plan):
+            checkpointer.keep_up()
+            checks = nullcontext() if plan.doomed else foreign_keys_unchecked(conn)
+            with checks:
+                going_on = _write(conn, sync, plan)
+            checkpointer.committed()
+            if not going_on:
                 return  # canceled, with this chunk counted
 
 
@@ -327,6 +338,7 @@ def _write(conn: Connection, sync: _Sync, plan: _Plan) -> bool:
     cursor = plan.cursor
     with conn.begin():
         begin_writing(conn)
+        _check_storage(conn, record.id)
         removed = links.remove(conn, record.id, plan.doomed)
         updated = _update(conn, target, plan, now)
         links.set_versions(conn, record.id, plan.versions)
@@ -364,6 +376,15 @@ def _write(conn: Connection, sync: _Sync, plan: _Plan) -> bool:
         )
         job.details = details
         return job.record(conn, job.done + plan.done, counts, plan.errors)
+
+
+def _check_storage(conn: Connection, storage_id: int) -> None:
+    """The storage must still be there (and stay, on PostgreSQL, until the chunk commits)."""
+    query = select(storages.c.id).where(storages.c.id == storage_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(read=True, key_share=True)
+    if conn.execute(query).first() is None:
+        raise JobFailed(f"storage {storage_id} was deleted; the sync stops")
 
 
 def _update(conn: Connection, target: Target, plan: _Plan, now: datetime) -> int:
