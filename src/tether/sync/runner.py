@@ -346,6 +346,9 @@ def _write(conn: Connection, sync: _Sync, plan: _Plan) -> bool:
         if plan.fresh:
             if sqlite:
                 first_id = reserve_ids(conn, wanted)
+            # A key given twice within a chunk is caught here, across chunks by the
+            # database's unique key: memory stays flat however many keys a sync writes.
+            target.seen_keys.clear()
             result = store.write_rows(conn, target, plan.fresh, first_id, now)
             created = result.created
             ids = _created_ids(conn, plan.fresh, first_id, bool(result.errors))
