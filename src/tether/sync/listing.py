@@ -1,11 +1,15 @@
 """A storage's listing, read by a thread of its own a few pages ahead of the sync's writer.
 
-The thread puts pages, filtered, into a bounded queue, so listing (network or disk) and
-writing (the database) overlap and memory holds a few pages, whatever the store's size.
-Filters: the key prefix (the backend's), ``recursive`` (the backend's), ``regex_filter``
-matched with ``re.match`` against the whole key as the backend lists it (the prefix
-included, as Label Studio matches S3, GCS, Azure and Redis keys), folder markers (keys
-ending in ``/``) left out, and an upper bound ``until`` for a part of a split sync.
+``Ahead`` runs an iterator in a thread that puts its items into a bounded queue (the
+listing, the link reader and the sync's planner each run so): listing (network or disk) and
+writing (the database) overlap, and memory holds a few pages, whatever the store's size.
+
+Filters (``Scope``): the key prefix (the backend's), ``recursive`` (the backend's),
+``regex_filter`` matched with ``re.match`` against the whole key as the backend lists it, the
+prefix included. That is what Label Studio does for S3, GCS, Azure and Redis; for local files
+it matches the file's name only, where tether matches the path under the storage's folder
+(the key), the same rule for every backend. Folder markers (keys ending in ``/``) are left
+out, and an upper bound ``until`` ends a part of a split sync.
 """
 
 from __future__ import annotations
