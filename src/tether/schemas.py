@@ -196,15 +196,16 @@ class Progress(Model):
 
 class Counts(Model):
     """``failed`` for every kind, and the kind's own tallies: import ``created``, ``updated``;
-    delete_dataset ``deleted``."""
+    delete_dataset ``deleted``; sync ``listed``, ``unchanged``, ``missing`` (objects) and
+    ``created``, ``updated``, ``removed`` (data rows)."""
 
     model_config = ConfigDict(extra="allow")
     failed: int
 
 
 class Job(Model):
-    """An asynchronous unit of work of some ``kind``: ``import`` (bulk create) or
-    ``delete_dataset``."""
+    """An asynchronous unit of work of some ``kind``: ``import`` (bulk create),
+    ``delete_dataset`` or ``sync`` (a source storage into its dataset)."""
 
     id: str
     kind: str

@@ -39,6 +39,10 @@ def normal_media_type(value: str) -> str:
     return chosen
 
 
+# Label Studio's URL of a file under the local files document root (what local storages'
+# rows hold): a path, percent-encoded, after ``?d=``.
+LOCAL_FILES_URI = "/data/local-files/?d="
+
 _BY_EXTENSION = {ext: kind for kind, exts in EXTENSIONS.items() for ext in exts}
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -85,7 +89,7 @@ def extension_of(uri: str) -> str:
         found = _extension(uri)
         if found in _BY_EXTENSION:  # s3://b/photo #1.jpg; else s3://b/clip.mp4?X-Amz-...
             return found
-    return _extension(uri.split("?", 1)[0].split("#", 1)[0])
+    return _extension(uri.removeprefix(LOCAL_FILES_URI).split("?", 1)[0].split("#", 1)[0])
 
 
 def _extension(path: str) -> str:
@@ -95,7 +99,7 @@ def _extension(path: str) -> str:
 
 def is_uri(value: str) -> bool:
     """A URL with a scheme, or a path-like string with a known media extension."""
-    if _SCHEME.match(value):
+    if _SCHEME.match(value) or value.startswith(LOCAL_FILES_URI):
         return True
     if any(ch in value for ch in "\n\t") or value != value.strip():
         return False

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from tether.catalog.media import (
+    LOCAL_FILES_URI,
     MEDIA_TYPES,
     compatible,
     infer_for_task,
@@ -182,7 +183,7 @@ def _media_type(given: Any, row_data: Any) -> str:
 def _check_folder(value: str, uri: bool) -> None:
     """``gs://bucket/videos/`` or ``images/`` name folders (an http(s) URL ending in / is a
     web page, which may be a row of its own)."""
-    path = value.split("?", 1)[0]
+    path = value.removeprefix(LOCAL_FILES_URI).split("?", 1)[0]
     if not path.endswith("/") or path[:8].lower().startswith(("http://", "https://")):
         return
     if uri or not any(ch in value for ch in " \t\n"):

@@ -314,6 +314,27 @@ UPDATED_COLUMNS = (
 )
 
 
+def update_rows(
+    conn: Connection,
+    target: Target,
+    updates: list[tuple[int, NormalRow, int]],
+    now: datetime | None = None,
+) -> WriteResult:
+    """Replace the stored values of the rows named by id, ``(index, row, row id)`` each, in
+    the caller's transaction: what a sync does to the rows of an object that changed (their
+    ids come from its links, not from a global key). The rows must be the target
+    dataset's."""
+    result = WriteResult()
+    if updates:
+        begin_writing(conn)
+        with collector_paused():
+            _update_existing(conn, target, list(updates), now or datetime.now(UTC), result)
+            record_text_values(
+                conn, target.org_id, [v for _i, r, _id in updates for v in r.metadata_values]
+            )
+    return result
+
+
 def _update_existing(
     conn: Connection,
     target: Target,

@@ -276,6 +276,7 @@ storage_links = Table(
     sqlite_with_rowid=False,
 )
 
+ACTIVE_SYNC = "kind = 'sync' AND status IN ('queued', 'running')"
 jobs = Table(
     "jobs",
     metadata,
@@ -306,6 +307,14 @@ jobs = Table(
     UniqueConstraint("org_id", "idempotency_key", name="uq_jobs_org_idempotency_key"),
     Index("ix_jobs_org_created_id", "org_id", "created_at", "id"),
     Index("ix_jobs_status", "status"),
+    # One queued or running sync per storage (0006_sync): a second start finds the first.
+    Index(
+        "uq_jobs_active_sync",
+        "storage_id",
+        unique=True,
+        sqlite_where=text(ACTIVE_SYNC),
+        postgresql_where=text(ACTIVE_SYNC),
+    ),
 )
 
 job_errors = Table(

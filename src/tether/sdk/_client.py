@@ -262,6 +262,16 @@ class Client:
     def delete_metadata_field(self, field: str) -> None:
         self.request("DELETE", f"/metadata-schema/{_segment(field)}", once=True)
 
+    # --- storage syncs -------------------------------------------------------------------
+
+    def sync_storage(self, storage_id: int) -> Job:
+        """Start a sync of a source storage into its dataset; returns its job at once (the
+        storage's queued or running sync, if it has one: a storage syncs once at a time).
+        ``job.wait_till_done()`` follows it; its ``counts`` hold ``listed``, ``created``,
+        ``updated``, ``unchanged``, ``missing``, ``removed`` and ``failed``."""
+        path = f"/storages/{_segment(storage_id)}/sync"
+        return Job._of(self, self._json("POST", path, once=True))
+
     # --- jobs ----------------------------------------------------------------------------
 
     def get_job(self, job_id: str) -> Job:

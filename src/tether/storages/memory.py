@@ -39,10 +39,13 @@ _BUCKETS_LOCK = threading.Lock()
 class MemoryStorage:
     scheme: ClassVar[str] = "memory"
 
-    def __init__(self, bucket: str | None = None, *, page_size: int = PAGE_SIZE) -> None:
+    def __init__(
+        self, bucket: str | None = None, prefix: str = "", *, page_size: int = PAGE_SIZE
+    ) -> None:
         if page_size < 1:
             raise config_error("page_size must be at least 1", page_size=page_size)
         self.page_size = page_size
+        self.prefix = prefix  # what a sync lists (as for S3); keys stay whole
         self.bucket = bucket or f"private-{id(self):x}"
         if bucket is None:
             self._bucket = _Bucket()

@@ -1,0 +1,92 @@
+"""``tether storage sync ID``: sync a source storage into its dataset, with a progress bar,
+a summary and the first errors; the exit codes of every data command (0 completed, 2 with
+per-item errors, 1 failed or could not start).
+
+``register(storage_app)`` adds the command to the ``tether storage`` sub-app.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Annotated
+
+import httpx
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tether.cli.common import EXIT_CODES_HELP, JobLost, client, console, exit_code
+from tether.sdk import Job, TetherAPIError
+
+FIRST_ERRORS = 10
+COUNTS = ("listed", "created", "updated", "unchanged", "missing", "removed", "failed")
+
+
+def register(storage_app: typer.Typer) -> None:
+    """Add ``sync`` to the ``tether storage`` commands."""
+    storage_app.command("sync", epilog=EXIT_CODES_HELP)(storage_sync)
+
+
+def storage_sync(
+    storage_id: Annotated[int, typer.Argument(metavar="ID", help="the storage's id", min=1)],
+    no_wait: Annotated[
+        bool,
+        typer.Option("--no-wait", help="print the job's id and exit (follow it with `jobs wait`)"),
+    ] = False,
+) -> None:
+    """Sync a source storage: new objects become data rows, changed ones update theirs,
+    gone ones are counted missing (and removed with remove_missing).
+
+    A storage syncs once at a time: while its sync runs, this follows that one. If the
+    connection breaks, the sync goes on on the server; `tether jobs wait ID` follows it.
+    """
+    with client() as sdk:
+        job = sdk.sync_storage(storage_id)
+        fresh = job.status == "queued" and job.started_at is None
+        console.print(f"job {job.id} {'started' if fresh else 'was already ' + job.status}")
+        if no_wait:
+            typer.echo(job.id)
+            return
+        job = _follow(job)
+        _summary(job)
+        raise typer.Exit(exit_code(job))
+
+
+def _follow(job: Job) -> Job:
+    """A progress bar of the objects compared until the job ends."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task("sync (objects)", total=None)
+
+        def show(j: Job) -> None:
+            counts = j.counts.to_dict()
+            bar.update(
+                task,
+                completed=j.progress.done,
+                total=j.progress.total,
+                description=f"sync (objects; created {counts.get('created', 0)})",
+            )
+
+        try:
+            return job.wait_till_done(poll=0.3, on_progress=show)
+        except (httpx.TransportError, TetherAPIError) as exc:
+            raise JobLost(job.id, exc) from exc
+
+
+def _summary(job: Job) -> None:
+    counts = job.counts.to_dict()
+    colour = {"completed": "green", "completed_with_errors": "yellow"}.get(job.status, "red")
+    tallies = "  ".join(f"{name} {counts.get(name, 0)}" for name in COUNTS)
+    console.print(f"[{colour}]{job.status}[/{colour}]  {tallies}  (job {job.id})")
+    if job.message:
+        console.print(f"[red]{job.message}[/red]")
+    failed = int(counts.get("failed") or 0)
+    if not failed:
+        return
+    for err in itertools.islice(job.iter_errors(), FIRST_ERRORS):
+        where = err.get("item_key") or "?"
+        item = (err.get("details") or {}).get("item_index")
+        if item is not None:
+            where = f"{where} item {item}"
+        console.print(f"  {where}: [bold]{err['code']}[/bold] {err['message']}")
+    if failed > FIRST_ERRORS:
+        console.print(f"  … and {failed - FIRST_ERRORS} more (`tether jobs errors {job.id}`)")
