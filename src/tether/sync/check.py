@@ -29,7 +29,7 @@ from tether.sync.connections import StorageRecord, open_backend
 _BAD_KEY = re.compile(
     r"InvalidAccessKeyId|SignatureDoesNotMatch|AuthenticationFailed|InvalidClientTokenId"
     r"|invalid_grant|401 Unauthorized|WRONGPASS|invalid password|NOAUTH|Unauthenticated"
-    r"|refused the password",
+    r"|refused the password|failed to authenticate",
     re.IGNORECASE,
 )
 WHERE = {"s3": "bucket", "gcs": "bucket", "azure_blob": "container"}

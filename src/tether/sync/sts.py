@@ -17,6 +17,7 @@ hour, not one per request.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import threading
 from collections.abc import Callable
@@ -46,6 +47,17 @@ class Credentials:
             "expires_at": self.expires_at,
         }
 
+
+class _HideCredentials(logging.Filter):
+    """botocore logs every response body at DEBUG, AssumeRole's credentials included: not
+    those."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = str(record.msg) + " ".join(str(a) for a in record.args or ())
+        return "SecretAccessKey" not in text and "SessionToken" not in text
+
+
+logging.getLogger("botocore.parsers").addFilter(_HideCredentials())
 
 _cache: dict[tuple[str, ...], Credentials] = {}
 _lock = threading.Lock()
@@ -169,7 +181,8 @@ def _session_name(name: str) -> str:
 
 
 def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    """In ``datetime.UTC`` itself (obstore refuses botocore's ``tzutc()``)."""
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def clear_cache() -> None:
