@@ -10,6 +10,7 @@ written against the SDK's former dict results keep working.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -308,6 +309,17 @@ class Organization(Model):
 # --- storages --------------------------------------------------------------------------------
 
 
+class SecretField(StrEnum):
+    """The write-only fields of storages (never sent back)."""
+
+    access_key_id = "access_key_id"
+    secret_access_key = "secret_access_key"
+    session_token = "session_token"
+    service_account_json = "service_account_json"
+    account_key = "account_key"
+    password = "password"
+
+
 class CheckFinding(Model):
     code: str = Field(
         description="bad_credentials, bucket_not_found, container_not_found, "
@@ -342,7 +354,7 @@ class Storage(Model):
         "role_arn, external_id; gcs bucket, prefix, endpoint_url; azure_blob container, "
         "prefix, account_name, endpoint_url; redis host, port, db, path; local path"
     )
-    secret_fields_set: list[str] = Field(description="names of the secret fields stored")
+    secret_fields_set: list[SecretField] = Field(description="names of the secret fields stored")
     title: str
     regex_filter: str | None
     recursive: bool
