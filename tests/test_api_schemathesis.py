@@ -15,10 +15,12 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from sqlalchemy import Engine
 
 from tests.conftest import Tenant
 from tether.api.app import create_app
 from tether.config import Settings
+from tether.sync.connections import insert_storage
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -38,9 +40,13 @@ CHECKS = [
 ]
 
 
-def _existing(tenant: Tenant) -> dict[str, Any]:
+def _existing(tenant: Tenant, engine: Engine, settings: Settings) -> dict[str, Any]:
     """Path parameter values that name real things of the tenant."""
     ds = tenant.dataset()
+    with engine.begin() as conn:  # (an in-memory store: no server to reach)
+        storage_id = insert_storage(
+            conn, settings, org_id=tenant.org_id, type_="memory", fields={}, dataset_id=ds["id"]
+        )
     rows = b"".join(
         b'{"row_data": "s3://b/%d.jpg", "global_key": "st-%d", '
         b'"metadata_fields": [{"name": "tag", "value": "t"}], '
@@ -61,6 +67,7 @@ def _existing(tenant: Tenant) -> dict[str, Any]:
         "field": field["id"],
         "user_id": other.json()["id"],
         "key_id": spare.json()["id"],
+        "storage_id": storage_id,
     }
 
 
@@ -86,12 +93,14 @@ def _runner(
     return run
 
 
-def test_every_operation_answers_as_documented(settings: Settings, tenant: Tenant) -> None:
+def test_every_operation_answers_as_documented(
+    settings: Settings, engine: Engine, tenant: Tenant
+) -> None:
     # An app of its own: schemathesis runs the app's lifespan, whose end stops the job queue,
     # and the session's app must keep running imports for the tests after this one.
     app = create_app(settings, migrate=False)
     schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", app)
-    existing = _existing(tenant)
+    existing = _existing(tenant, engine, settings)
     failures = []
     seen: list[int] = []
     operations = [result.ok() for result in schema.get_all_operations()]

@@ -824,3 +824,15 @@ def test_create_with_an_idempotency_key_acts_once(
     again = created(admin.post("/storages", json=body, headers=headers))
     assert again["id"] == first["id"]
     assert storage_ids(admin) == [first["id"]]
+
+
+def test_every_secret_field_is_named_in_the_answer_model(api: Api) -> None:
+    from tether.schemas import SecretField
+    from tether.sync.connections import SECRET_FIELDS
+    from tether.sync.fields import FIELDS
+
+    secret_names = {name for names in SECRET_FIELDS.values() for name in names}
+    assert {f.value for f in SecretField} == secret_names
+    for type_, model in FIELDS.items():  # each type's secrets are fields of its config
+        assert set(SECRET_FIELDS[type_]) <= set(model.model_fields), type_
+    api.client.get("/api/v1/health")
