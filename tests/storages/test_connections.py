@@ -823,6 +823,11 @@ def test_create_with_an_idempotency_key_acts_once(
     first = created(admin.post("/storages", json=body, headers=headers))
     again = created(admin.post("/storages", json=body, headers=headers))
     assert again["id"] == first["id"]
+    with api.settings(local_files_serving_enabled=False):  # a check now would fail
+        again = created(admin.post("/storages", json=body, headers=headers))
+    assert again == first  # answered from the key, not checked and made again
+    other = {**body, "title": "another"}
+    refused(admin.post("/storages", json=other, headers=headers), "idempotency_key_reused")
     assert storage_ids(admin) == [first["id"]]
 
 
@@ -836,3 +841,53 @@ def test_every_secret_field_is_named_in_the_answer_model(api: Api) -> None:
     for type_, model in FIELDS.items():  # each type's secrets are fields of its config
         assert set(SECRET_FIELDS[type_]) <= set(model.model_fields), type_
     api.client.get("/api/v1/health")
+
+
+def test_the_check_runs_outside_the_write_lock(
+    api: Api, admin: Tenant, moto_s3: MotoS3, settings: Any, backend: str
+) -> None:
+    """The check waits on the network; SQLite has one write lock for the whole database,
+    so the check must not hold it (even with an Idempotency-Key, which reserves a row)."""
+    import socket
+    import sqlite3
+    import threading
+    import time
+
+    from sqlalchemy.engine import make_url
+
+    slow = socket.create_server(("127.0.0.1", 0))
+    port = slow.getsockname()[1]
+
+    def answer_late() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = slow.accept()
+                time.sleep(2)
+                conn.close()
+
+    threading.Thread(target=answer_late, daemon=True).start()
+    wrote: list[bool] = []
+
+    def write_meanwhile() -> None:
+        time.sleep(1)
+        if backend != "sqlite":  # PostgreSQL locks rows, not the database
+            wrote.append(True)
+            return
+        db = sqlite3.connect(str(make_url(settings.sqlalchemy_url).database), timeout=0.3)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            db.rollback()
+            wrote.append(True)
+        except sqlite3.OperationalError:
+            wrote.append(False)
+        finally:
+            db.close()
+
+    writer = threading.Thread(target=write_meanwhile)
+    writer.start()
+    body = s3_body(moto_s3, "b", admin.dataset()["id"], endpoint_url=f"http://127.0.0.1:{port}")
+    r = admin.post("/storages", json=body, headers={"Idempotency-Key": uuid.uuid4().hex})
+    writer.join()
+    slow.close()
+    assert r.status_code == 422, r.text
+    assert wrote == [True]

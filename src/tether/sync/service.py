@@ -16,7 +16,7 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -46,6 +46,22 @@ from tether.timeutil import iso
 KEYS = ("type", "dataset_id")
 
 
+@dataclass(frozen=True)
+class NewStorage:
+    """A storage checked and ready to save (``prepare``), not saved yet."""
+
+    record: StorageRecord
+    result: CheckResult
+
+
+@dataclass(frozen=True)
+class Change:
+    """A change checked and ready to save (``prepare_update``)."""
+
+    record: StorageRecord  # as it will be
+    result: CheckResult | None  # None: only options changed, no check ran
+
+
 def create(
     conn: Connection,
     settings: Settings,
@@ -57,6 +73,20 @@ def create(
 ) -> dict[str, Any]:
     """A new source storage of a dataset, checked first: ``values`` holds ``type``,
     ``dataset_id``, the type's config fields and any options."""
+    return save(conn, settings, prepare(conn, settings, org_id, values, user_id=user_id, role=role))
+
+
+def prepare(
+    conn: Connection,
+    settings: Settings,
+    org_id: int,
+    values: dict[str, Any],
+    *,
+    user_id: int | None,
+    role: str,
+) -> NewStorage:
+    """Everything of ``create`` but the write: parse, authorize, check (only reads; the
+    check calls the store, so callers run it outside a write transaction)."""
     require_admin(role, "add storages")
     type_ = str(values.get("type") or "")
     model = fields.known_type(type_)
@@ -71,19 +101,24 @@ def create(
     draft = _draft(settings, org_id, type_, dataset["id"], config, options, user_id)
     result = check(settings, draft)
     result.raise_for_errors()
+    return NewStorage(draft, result)
+
+
+def save(conn: Connection, settings: Settings, new: NewStorage) -> dict[str, Any]:
+    draft = new.record
     new_id = insert_storage(
         conn,
         settings,
-        org_id=org_id,
-        type_=type_,
-        fields=_stored(config),
-        dataset_id=dataset["id"],
-        role="source",
-        created_by=user_id,
-        **options,
+        org_id=draft.org_id,
+        type_=draft.type,
+        fields={**draft.config, **draft.secrets},
+        dataset_id=draft.dataset_id,
+        role=draft.role,
+        created_by=draft.created_by,
+        **_options_of(draft),
     )
-    _schedule(conn, new_id, options["sync_every_minutes"])
-    return public(get_record(conn, settings, org_id, new_id), result)
+    _schedule(conn, new_id, draft.sync_every_minutes)
+    return public(get_record(conn, settings, draft.org_id, new_id), new.result)
 
 
 def list_storages(
@@ -109,6 +144,20 @@ def update(
     *,
     role: str,
 ) -> dict[str, Any]:
+    change = prepare_update(conn, settings, org_id, storage_id, changes, role=role)
+    return apply(conn, settings, change)
+
+
+def prepare_update(
+    conn: Connection,
+    settings: Settings,
+    org_id: int,
+    storage_id: int,
+    changes: dict[str, Any],
+    *,
+    role: str,
+) -> Change:
+    """Everything of ``update`` but the write (the check, when it runs, calls the store)."""
     require_admin(role, "change storages")
     record = get_record(conn, settings, org_id, storage_id)
     changes = dict(changes)
@@ -138,20 +187,25 @@ def update(
     if plain != record.config or secret != record.secrets:
         result = check(settings, fresh)
         result.raise_for_errors()
-    values: dict[str, Any] = {
-        "config": orjson.dumps(plain).decode(),
-        "secrets": seal(settings, secret),
-        "updated_at": datetime.now(UTC),
-        **options,
-    }
+    return Change(fresh, result)
+
+
+def apply(conn: Connection, settings: Settings, change: Change) -> dict[str, Any]:
+    fresh = change.record
+    before = get_record(conn, settings, fresh.org_id, fresh.id)
     conn.execute(
         sa.update(storages)
-        .where(storages.c.id == record.id, storages.c.org_id == org_id)
-        .values(**values)
+        .where(storages.c.id == fresh.id, storages.c.org_id == fresh.org_id)
+        .values(
+            config=orjson.dumps(fresh.config).decode(),
+            secrets=seal(settings, fresh.secrets),
+            updated_at=datetime.now(UTC),
+            **_options_of(fresh),
+        )
     )
-    if options["sync_every_minutes"] != record.sync_every_minutes:
-        _schedule(conn, record.id, options["sync_every_minutes"])
-    return public(get_record(conn, settings, org_id, storage_id), result)
+    if fresh.sync_every_minutes != before.sync_every_minutes:
+        _schedule(conn, fresh.id, fresh.sync_every_minutes)
+    return public(get_record(conn, settings, fresh.org_id, fresh.id), change.result)
 
 
 def remove(

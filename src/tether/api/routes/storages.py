@@ -44,11 +44,12 @@ def create_storage(
     read one byte) and saved only when the check finds no error; a prefix with no object is a
     warning in `check.warnings`. Secret fields are write-only."""
     values = body.model_dump(exclude_unset=True)
-    return once(
+    return once.prepared(
         conn,
-        lambda: service.create(
+        lambda: service.prepare(
             conn, settings, caller.org_id, values, user_id=caller.user_id, role=caller.role
         ),
+        lambda new: service.save(conn, settings, new),
     )
 
 
@@ -88,11 +89,12 @@ def update_storage(
     first and saved only without errors. A secret field given replaces the stored one, given
     as null removes it, left out keeps it. The type cannot change."""
     changes = body.model_dump(exclude_unset=True)
-    return once(
+    return once.prepared(
         conn,
-        lambda: service.update(
+        lambda: service.prepare_update(
             conn, settings, caller.org_id, _id(storage_id), changes, role=caller.role
         ),
+        lambda change: service.apply(conn, settings, change),
     )
 
 
