@@ -260,6 +260,16 @@ def test_prefix_with_no_object_is_a_warning_and_saves(
         admin.post("/storages", json=s3_body(moto_s3, bucket, ds["id"], regex_filter=r"nope"))
     )
     assert [w["code"] for w in made["check"]["warnings"]] == ["regex_matches_none_seen"]
+    # a folder marker and an empty object: the check reads what can be read
+    marked = moto_s3.new_bucket()
+    client = moto_s3.client()
+    client.put_object(Bucket=marked, Key="dir/", Body=b"")
+    client.put_object(Bucket=marked, Key="dir/x.txt", Body=b"x")
+    made = created(admin.post("/storages", json=s3_body(moto_s3, marked, ds["id"])))
+    assert made["check"]["sample_key"] == "dir/x.txt" and made["check"]["warnings"] == []
+    client.put_object(Bucket=marked, Key="a-empty.txt", Body=b"")
+    made = created(admin.post("/storages", json=s3_body(moto_s3, marked, ds["id"])))
+    assert made["check"]["sample_key"] == "a-empty.txt"
 
 
 def test_secrets_are_encrypted_at_rest(

@@ -129,13 +129,27 @@ def _check(settings: Settings, record: StorageRecord) -> CheckResult:
             result.warnings.append(_empty(record))
         return result
     key = page[0].key
-    try:
-        storage.stat(key)
-        b"".join(storage.read(key, start=0, end=1))
-    except TetherError as exc:
-        result.errors.append(_explain(record, exc, "get", key))
-        return result
-    result.sample_key = key
+    for info in page[:5]:  # a folder marker ("img/") is listed but cannot be read
+        try:
+            storage.stat(info.key)
+            if info.size > 0:
+                b"".join(storage.read(info.key, start=0, end=1))
+        except ObjectNotFound:
+            continue
+        except TetherError as exc:
+            result.errors.append(_explain(record, exc, "get", info.key))
+            return result
+        result.sample_key = key = info.key
+        break
+    else:
+        result.warnings.append(
+            Finding(
+                "objects_unreadable",
+                f"the first objects listed (e.g. {key!r}) could not be read back; folder "
+                "markers? a sync reports each object it cannot read",
+                None,
+            )
+        )
     if record.regex_filter and not any(re.match(record.regex_filter, o.key) for o in page):
         result.warnings.append(
             Finding(
