@@ -482,8 +482,10 @@ def test_iam_role_is_assumed_with_the_org_external_id(
     reader = make_role(moto_s3, org["external_id"], ["s3:*"])
     powerless = make_role(moto_s3, org["external_id"], [])
     ds = admin.dataset()
+    # moto refuses AssumeRole of a role whose trust policy it evaluates while it enforces
+    # IAM: assume both ahead (cached), then let S3 judge the roles' own permissions
     ops = api.app.state.settings.model_copy(update=sts_settings(moto_s3))
-    for arn in (reader, powerless):  # moto cannot AssumeRole while it enforces IAM: ahead
+    for arn in (reader, powerless):
         sts.RoleCredentials(ops, arn, org["external_id"], "warm-up").current()
     with api.settings(**sts_settings(moto_s3)), moto_s3.auth_enforced():
         made = created(admin.post("/storages", json=role_body(moto_s3, bucket, ds["id"], reader)))
@@ -520,15 +522,21 @@ def test_iam_role_needs_the_operators_sts_identity(
     assert "not both" in error["message"]
     body = role_body(moto_s3, "b", ds["id"], "arn:aws:s3:::not-a-role")
     refused(admin.post("/storages", json=body), "invalid")
-    # a role refused by STS: named, with the external ID to put in the trust policy
-    with api.settings(
-        **{**sts_settings(moto_s3), "sts_secret_access_key": None, "sts_access_key_id": None},
-        sts_use_ambient_credentials=False,
-    ):
-        refused(
+    # a role STS refuses (here: tether's identity may not sts:AssumeRole): named, with the
+    # external ID the role's trust policy must hold
+    from pydantic import SecretStr
+
+    external_id = admin.get("/organization").json()["external_id"]
+    key_id, key_secret = iam_user(moto_s3, [], key_id_secret=False)
+    powerless = {**sts_settings(moto_s3), "sts_access_key_id": key_id}
+    powerless["sts_secret_access_key"] = SecretStr(key_secret)
+    with api.settings(**powerless), moto_s3.auth_enforced():
+        error = refused(
             admin.post("/storages", json=role_body(moto_s3, "b", ds["id"], arn)),
-            "invalid_storage_config",
+            "role_not_assumable",
         )
+    assert arn in error["message"] and external_id in error["message"]
+    assert error["details"]["field"] == "role_arn"
     assert storage_ids(admin) == []
 
 
