@@ -10,6 +10,7 @@ check has no error.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,12 +105,24 @@ def check(settings: Settings, record: StorageRecord) -> CheckResult:
 
 def redact(record: StorageRecord, text: str) -> str:
     """``text`` with every secret of the storage blotted out (a client library's message
-    could quote one)."""
-    for value in record.secrets.values():
-        for part in {str(value), *str(value).splitlines()}:
-            if len(part.strip()) >= 4:
-                text = text.replace(part.strip(), "***")
+    could quote one): each value, each of its lines, and each string inside a JSON one (a
+    service-account key's ``private_key``)."""
+    for part in sorted(_secret_parts(record), key=len, reverse=True):
+        text = text.replace(part, "***")
     return text
+
+
+def _secret_parts(record: StorageRecord) -> set[str]:
+    values = [str(v) for v in record.secrets.values() if v]
+    for value in list(values):
+        try:
+            loaded = json.loads(value)
+        except ValueError:
+            continue
+        if isinstance(loaded, dict):
+            values += [v for v in loaded.values() if isinstance(v, str)]
+    parts = {line.strip() for value in values for line in [value, *value.splitlines()]}
+    return {part for part in parts if len(part) >= 6}
 
 
 def _check(settings: Settings, record: StorageRecord) -> CheckResult:
