@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         Job,
         JobTimeoutError,
         NotFoundError,
+        Storage,
         TetherAPIError,
         TooLargeError,
     )
@@ -33,6 +34,7 @@ __all__ = [
     "Job",
     "JobTimeoutError",
     "NotFoundError",
+    "Storage",
     "TetherAPIError",
     "TooLargeError",
     "__version__",

@@ -128,6 +128,33 @@ class Settings(BaseSettings):
         description="TETHER_LOCAL_FILES_DOCUMENT_ROOT: the folder every `local` storage must "
         "lie in; nothing outside it is listed or served.",
     )
+    sts_access_key_id: str | None = Field(
+        None,
+        description="TETHER_STS_ACCESS_KEY_ID: tether's own AWS identity for IAM-role storages "
+        "(S3 with `role_arn`): the key that calls STS AssumeRole, and nothing else. Give it "
+        "only `sts:AssumeRole`.",
+    )
+    sts_secret_access_key: SecretStr | None = Field(
+        None, description="TETHER_STS_SECRET_ACCESS_KEY: the secret of TETHER_STS_ACCESS_KEY_ID."
+    )
+    sts_use_ambient_credentials: bool = Field(
+        False,
+        description="TETHER_STS_USE_AMBIENT_CREDENTIALS: call STS AssumeRole with this server's "
+        "own AWS identity (instance role, environment) when no TETHER_STS_ACCESS_KEY_ID is "
+        "set. Only AssumeRole uses it; a storage never reads a bucket with it.",
+    )
+    sts_region: str = Field("us-east-1", description="TETHER_STS_REGION: the STS region.")
+    sts_endpoint_url: str | None = Field(
+        None,
+        description="TETHER_STS_ENDPOINT_URL: another STS endpoint (a regional or a test one).",
+    )
+    sts_session_minutes: int = Field(
+        60,
+        ge=15,
+        le=720,
+        description="TETHER_STS_SESSION_MINUTES: how long assumed-role credentials last; "
+        "tether renews them 10 minutes before they expire.",
+    )
     max_asset_bytes: int = Field(
         500 * 1024**2,
         gt=0,

@@ -68,6 +68,19 @@ def reserve(conn: Connection, request: Request) -> Replay | None:
     return Replay(orjson.loads(first.response))
 
 
+def lookup(conn: Connection, request: Request) -> Replay | None:
+    """The first answer when a finished request holds the key, without reserving it (a
+    read: no lock); None otherwise (``reserve`` then decides)."""
+    first = conn.execute(_this_key(request, select(idempotency_keys))).first()
+    if first is None or first.response is None:
+        return None
+    if _aware(first.created_at) < datetime.now(UTC) - KEEP:
+        return None
+    if first.scope != request.scope or first.fingerprint != request.fingerprint:
+        return None  # reserve() says so
+    return Replay(orjson.loads(first.response))
+
+
 def purge(conn: Connection, now: datetime | None = None) -> int:
     """Forget the keys older than ``KEEP``; returns how many went (for a periodic task)."""
     cutoff = (now or datetime.now(UTC)) - KEEP

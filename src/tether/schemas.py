@@ -10,6 +10,7 @@ written against the SDK's former dict results keep working.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -291,3 +292,87 @@ class MetadataSchema(Model):
 class Health(Model):
     status: str
     version: str
+
+
+# --- organization ----------------------------------------------------------------------------
+
+
+class Organization(Model):
+    id: int
+    name: str
+    external_id: str | None = Field(
+        description="What tether passes as sts:ExternalId when it assumes an IAM role of "
+        "yours (S3 storages with `role_arn`): put it in the role's trust policy."
+    )
+    created_at: str
+
+
+# --- storages --------------------------------------------------------------------------------
+
+
+class SecretField(StrEnum):
+    """The write-only fields of storages (never sent back)."""
+
+    access_key_id = "access_key_id"
+    secret_access_key = "secret_access_key"
+    session_token = "session_token"
+    service_account_json = "service_account_json"
+    account_key = "account_key"
+    password = "password"
+
+
+class CheckFinding(Model):
+    code: str = Field(
+        description="bad_credentials, bucket_not_found, container_not_found, "
+        "permission_denied, storage_unreachable, invalid_storage_config, unsafe_url, "
+        "role_not_assumable, prefix_empty (a warning), ..."
+    )
+    message: str = Field(description="what is wrong and what to fix")
+    field: str | None = Field(None, description="the field to fix, when one is to blame")
+
+
+class StorageCheck(Model):
+    """The check of a storage: list one page under the prefix, stat and read one byte of
+    the first object."""
+
+    ok: bool = Field(description="no errors (warnings do not stop a save)")
+    errors: list[CheckFinding]
+    warnings: list[CheckFinding]
+    sample_key: str | None = Field(None, description="an object the check listed and read")
+
+
+class Storage(Model):
+    """A storage connection. Secret fields (keys, passwords, service-account JSON) are
+    write-only: `secret_fields_set` names the ones stored, never their values."""
+
+    id: int
+    type: str = Field(description="s3, gcs, azure_blob, redis or local")
+    role: str = Field(description="source (rows come in) or target (annotations go out)")
+    dataset_id: int | None
+    project_id: int | None = None
+    config: dict[str, Any] = Field(
+        description="the type's non-secret fields: s3 bucket, prefix, region, endpoint_url, "
+        "role_arn, external_id; gcs bucket, prefix, endpoint_url; azure_blob container, "
+        "prefix, account_name, endpoint_url; redis host, port, db, path; local path"
+    )
+    secret_fields_set: list[SecretField] = Field(description="names of the secret fields stored")
+    title: str
+    regex_filter: str | None
+    recursive: bool
+    treat_every_object_as_source_file: bool
+    use_signed_urls: bool
+    signed_url_ttl_minutes: int
+    remove_missing: bool
+    sync_every_minutes: int | None
+    next_sync_at: str | None = Field(None, description="when the schedule syncs next (UTC)")
+    last_sync_job_id: str | None = None
+    created_by: int | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    check: StorageCheck | None = Field(
+        None, description="the check run by this create or change (warnings included)"
+    )
+
+
+class StorageList(Model):
+    items: list[Storage]

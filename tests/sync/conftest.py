@@ -39,7 +39,11 @@ def sync_settings(settings: Settings, tmp_path: Path) -> Settings:
     root = tmp_path / "documents"
     root.mkdir()
     return settings.model_copy(
-        update={"local_files_serving_enabled": True, "local_files_document_root": root}
+        update={
+            "local_files_serving_enabled": True,
+            "local_files_document_root": root,
+            "outbound_allowlist": "127.0.0.1",  # the test servers listen on loopback
+        }
     )
 
 

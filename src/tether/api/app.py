@@ -22,6 +22,7 @@ from tether.api.routes import (
     metadata_schema,
     organization,
     session,
+    storages,
     sync,
     users,
 )
@@ -67,7 +68,7 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
         BodyLimit, limit=settings.max_json_bytes, upload_limit=settings.max_upload_bytes
     )
     api = APIRouter(prefix=API)
-    for module in (health, datasets, data_rows, jobs, metadata_schema, sync):
+    for module in (health, datasets, data_rows, jobs, metadata_schema, storages, sync):
         api.include_router(module.router)
     for module in (session, api_keys, users, organization):
         api.include_router(module.router)

@@ -23,6 +23,7 @@ from tether import idempotency
 from tether.api.deps import CallerDep
 
 T = TypeVar("T")
+P = TypeVar("P")
 KEY_HELP = "any unique string (a UUID); the same request with the same key acts once"
 
 
@@ -39,6 +40,20 @@ class Once:
         result = work()
         idempotency.finish(conn, self.request, jsonable_encoder(result))
         return result
+
+    def prepared(
+        self, conn: Connection, prepare: Callable[[], P], work: Callable[[P], T]
+    ) -> T | Any:
+        """For work with a slow part that only reads (a storage check calls the store): a
+        request already answered is answered again from its key; else ``prepare`` runs
+        before the key is reserved, so the reservation's write lock (all of SQLite) is not
+        held while it waits on the network."""
+        if self.request is not None:
+            replay = idempotency.lookup(conn, self.request)
+            if replay is not None:
+                return replay.response
+        ready = prepare()
+        return self(conn, lambda: work(ready))
 
 
 async def once(

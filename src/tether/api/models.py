@@ -3,7 +3,7 @@ in ``tether.schemas``, shared with the SDK; they are re-exported here for the ro
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -27,7 +27,11 @@ from tether.schemas import (  # noqa: F401 - re-exported for the routes
     MetadataField,
     MetadataSchema,
     RowCount,
+    Storage,
+    StorageCheck,
+    StorageList,
 )
+from tether.sync import fields as storage_fields
 
 # The id columns' ranges (BIGINT data row ids, INTEGER dataset and error ids): larger numbers
 # name nothing, and the databases refuse to compare with them.
@@ -128,3 +132,74 @@ class FieldIn(Body):
 class FieldPatch(Body):
     name: str | None = None
     add_options: list[str] | None = None
+
+
+# --- storages: one body per type (a `type` field chooses), the same options for all --------
+
+
+class StorageOptionsIn(Body, storage_fields.Options):
+    pass
+
+
+class _SourceIn(StorageOptionsIn):
+    dataset_id: int = Field(ge=1, le=MAX_INT, description="the dataset the rows go into")
+
+
+class S3StorageIn(_SourceIn, storage_fields.S3Fields):
+    type: Literal["s3"]
+
+
+class GCSStorageIn(_SourceIn, storage_fields.GCSFields):
+    type: Literal["gcs"]
+
+
+class AzureBlobStorageIn(_SourceIn, storage_fields.AzureBlobFields):
+    type: Literal["azure_blob"]
+
+
+class RedisStorageIn(_SourceIn, storage_fields.RedisFields):
+    type: Literal["redis"]
+
+
+class LocalStorageIn(_SourceIn, storage_fields.LocalFields):
+    type: Literal["local"]
+
+
+StorageIn = Annotated[
+    S3StorageIn | GCSStorageIn | AzureBlobStorageIn | RedisStorageIn | LocalStorageIn,
+    Field(discriminator="type"),
+]
+
+
+class StoragePatch(Body):
+    """Fields to change; the others stay. A secret field given replaces the stored one,
+    given as null it is removed, left out it is kept. The type cannot change."""
+
+    type: str | None = Field(None, description="if given, must be the storage's own type")
+    # config fields (each type takes its own; see the create bodies)
+    bucket: str | None = None
+    container: str | None = None
+    prefix: str | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    session_token: str | None = None
+    role_arn: str | None = None
+    service_account_json: str | None = None
+    account_name: str | None = None
+    account_key: str | None = None
+    host: str | None = None
+    port: int | None = None
+    password: str | None = None
+    db: int | None = None
+    path: str | None = None
+    # options
+    title: str | None = None
+    regex_filter: str | None = None
+    recursive: bool | None = None
+    treat_every_object_as_source_file: bool | None = None
+    use_signed_urls: bool | None = None
+    signed_url_ttl_minutes: int | None = None
+    remove_missing: bool | None = None
+    sync_every_minutes: int | None = None

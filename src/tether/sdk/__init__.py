@@ -7,7 +7,7 @@ job = dataset.create_data_rows([{"row_data": "s3://bucket/1.jpg", "global_key": 
 job.wait_till_done()
 """
 
-from tether.sdk._client import Client, Dataset, Job
+from tether.sdk._client import Client, Dataset, Job, Storage
 from tether.sdk._errors import (
     AuthenticationError,
     ConflictError,
@@ -29,6 +29,7 @@ __all__ = [
     "Job",
     "JobTimeoutError",
     "NotFoundError",
+    "Storage",
     "TetherAPIError",
     "TooLargeError",
 ]

@@ -1,5 +1,5 @@
-"""Client, Dataset and Job: thin objects over the HTTP API. Answers come back as the API's own
-response models (``tether.schemas``); each also reads like a dict (``row["id"]``)."""
+"""Client, Dataset, Storage and Job: thin objects over the HTTP API. Answers come back as the
+API's own response models (``tether.schemas``); each also reads like a dict (``row["id"]``)."""
 
 from __future__ import annotations
 
@@ -272,6 +272,21 @@ class Client:
         path = f"/storages/{_segment(storage_id)}/sync"
         return Job._of(self, self._json("POST", path, once=True))
 
+    # --- organization and storages ------------------------------------------------------
+
+    def organization(self) -> schemas.Organization:
+        """The caller's organization, with the ``external_id`` IAM-role trust policies name."""
+        return self._model(schemas.Organization, "GET", "/organization")
+
+    def storages(self, dataset: Dataset | int | None = None) -> list[Storage]:
+        """The organization's storages (of one dataset, when given)."""
+        params = {} if dataset is None else {"dataset_id": _dataset_id(dataset)}
+        items = self._json("GET", "/storages", params=params)["items"]
+        return [Storage._of(self, item) for item in items]
+
+    def get_storage(self, storage_id: int) -> Storage:
+        return Storage._of(self, self._json("GET", f"/storages/{int(storage_id)}"))
+
     # --- jobs ----------------------------------------------------------------------------
 
     def get_job(self, job_id: str) -> Job:
@@ -379,6 +394,16 @@ class Dataset(schemas.Dataset, _Bound):
             raise
         return Job._of(self.client, response.json())
 
+    def add_source_storage(self, type: str, **config: Any) -> Storage:
+        """Connect a bucket, container, folder or Redis db to this dataset (admins):
+        ``type`` is s3, gcs, azure_blob, redis or local; ``config`` its fields and options
+        (``bucket=``, ``prefix=``, ``access_key_id=``, ..., ``regex_filter=``,
+        ``recursive=``, ...). The server checks it first: ``InvalidError`` naming what to
+        fix when it cannot list or read it; warnings are in ``storage.check``."""
+        body = {**config, "type": type, "dataset_id": self.id}
+        answer = self.client._json("POST", "/storages", json=body, once=True)
+        return Storage._of(self.client, answer)
+
     def data_rows(self, page_size: int = 1000, **filters: Any) -> Iterator[schemas.DataRow]:
         return self.client.data_rows(page_size=page_size, dataset_id=self.id, **filters)
 
@@ -430,6 +455,39 @@ class Dataset(schemas.Dataset, _Bound):
         if wait and "id" in answer:
             Job._of(self.client, answer).wait_till_done(timeout=timeout, poll=0.2)
         return int(answer["deleted_rows"])
+
+
+class Storage(schemas.Storage, _Bound):
+    """A storage connection: its fields (``type``, ``config``, ``secret_fields_set``, the
+    options) and what can be done with it. Secrets are write-only: they are never read
+    back."""
+
+    def __repr__(self) -> str:
+        return f"<Storage {self.id} {self.type} {self.title!r}>"
+
+    def refresh(self) -> Storage:
+        self._replace(self.client._json("GET", f"/storages/{self.id}"))
+        return self
+
+    def update(self, **changes: Any) -> Storage:
+        """Change config fields or options (admins). Secret fields given replace the stored
+        ones; given as None they are removed. A change of connection fields is checked
+        first: ``InvalidError`` (nothing saved) when the check finds an error."""
+        self._replace(self.client._json("PATCH", f"/storages/{self.id}", json=changes, once=True))
+        return self
+
+    def delete(self) -> None:
+        """Delete the storage (admins); its data rows stay."""
+        self.client.request("DELETE", f"/storages/{self.id}", once=True)
+
+    def validate(self) -> schemas.StorageCheck:  # type: ignore[override]
+        """Check the connection now: ``ok``, ``errors`` (what to fix), ``warnings``."""
+        path = f"/storages/{self.id}/validate"
+        return self.client._model(schemas.StorageCheck, "POST", path, safe=True)
+
+    def sync(self, **kw: Any) -> Job:
+        """Start a sync of this storage (see ``Client.sync_storage``)."""
+        return self.client.sync_storage(self.id, **kw)
 
 
 class Job(schemas.Job, _Bound):
@@ -495,6 +553,10 @@ def _stream_error(error: Any) -> TetherAPIError:
     code = str(error.get("code") or "stream_error")
     message = str(error.get("message") or "the export stopped before its end")
     return TetherAPIError(0, code, message, error.get("details"))
+
+
+def _dataset_id(dataset: Dataset | int) -> int:
+    return dataset.id if isinstance(dataset, Dataset) else int(dataset)
 
 
 def _is_id(value: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -25,6 +26,7 @@ class S3Storage(ObjectStoreStorage):
         secret_access_key: str | None = None,
         session_token: str | None = None,
         allow_ambient_credentials: bool = False,
+        credential_provider: Callable[[], dict[str, Any]] | None = None,
         allow_http: bool | None = None,
         max_retries: int = 2,
         timeout_s: float = 30.0,
@@ -48,7 +50,11 @@ class S3Storage(ObjectStoreStorage):
         if endpoint_url:
             kwargs["endpoint"] = endpoint_url.rstrip("/")
             kwargs["virtual_hosted_style_request"] = False
-        if access_key_id:
+        if credential_provider is not None:  # temporary credentials (an assumed IAM role)
+            if access_key_id:
+                raise config_error("give access keys or a role, not both", field="access_key_id")
+            kwargs["credential_provider"] = credential_provider
+        elif access_key_id:
             # A credential provider, not access_key_id=...: obstore otherwise completes the
             # given key with the server's own AWS_SESSION_TOKEN from the environment.
             static = {

@@ -8,7 +8,7 @@ JSON) as one Fernet token in ``storages.secrets``. Only ``open_backend`` ever se
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,9 +16,10 @@ import orjson
 from sqlalchemy import Connection, insert, select
 
 from tether.config import Settings
-from tether.db.tables import storages
+from tether.db.tables import organizations, storages
 from tether.errors import NotFound
 from tether.security import secrets as secret_box
+from tether.security.urls import UnsafeURL, check_url
 from tether.storages.base import Storage, config_error
 from tether.storages.registry import open_storage
 
@@ -47,7 +48,7 @@ class StorageRecord:
     type: str
     title: str
     config: dict[str, Any]
-    secrets: dict[str, Any]
+    secrets: dict[str, Any] = field(repr=False)  # never in a repr, a log line or an error
     regex_filter: str | None
     recursive: bool
     treat_every_object_as_source_file: bool
@@ -114,6 +115,8 @@ def insert_storage(
     """Store a connection as given (no check, no remote call): the one insert of
     ``storages``; the service that creates storages validates before calling it."""
     plain, secret = split_fields(type_, fields)
+    if plain.get("role_arn") and not plain.get("external_id"):
+        plain["external_id"] = org_external_id(conn, org_id)
     now = datetime.now(UTC)
     return int(
         conn.execute(
@@ -143,6 +146,16 @@ def insert_storage(
     )
 
 
+def org_external_id(conn: Connection, org_id: int) -> str:
+    """The sts:ExternalId tether passes when it assumes an IAM role for ``org_id``."""
+    found = conn.execute(
+        select(organizations.c.external_id).where(organizations.c.id == org_id)
+    ).scalar_one_or_none()
+    if not found:
+        raise NotFound(f"no organization {org_id}")
+    return str(found)
+
+
 def get_record(conn: Connection, settings: Settings, org_id: int, storage_id: int) -> StorageRecord:
     """The organization's storage ``storage_id``; NotFound for another organization's."""
     row = conn.execute(
@@ -160,13 +173,28 @@ def to_record(settings: Settings, row: Any) -> StorageRecord:
     return StorageRecord(**values)
 
 
-def open_backend(settings: Settings, record: StorageRecord) -> Storage:
+def open_backend(settings: Settings, record: StorageRecord, **overrides: Any) -> Storage:
     """The live backend of a connection, with the operator's rules applied: the server's
     own cloud identity only when ``TETHER_ALLOW_AMBIENT_CREDENTIALS`` is on, local folders
-    only when local serving is on and only under the document root."""
+    only when local serving is on and only under the document root, a user's endpoint (or
+    Redis host) only when the outbound-URL guard lets the server reach it, IAM roles
+    assumed with the organization's external ID. ``overrides`` go to the backend as is
+    (e.g. ``max_retries=0`` for a quick check)."""
     kwargs: dict[str, Any] = {**record.config, **record.secrets}
+    guard_endpoint(settings, record.type, kwargs)
     if record.type in CLOUD_TYPES:
         kwargs["allow_ambient_credentials"] = settings.allow_ambient_credentials
+    if record.type == "s3":
+        role_arn = kwargs.pop("role_arn", None)
+        external_id = kwargs.pop("external_id", None)
+        if role_arn:
+            from tether.sync.sts import RoleCredentials
+
+            provider = RoleCredentials(
+                settings, role_arn, external_id or "", f"tether-{record.org_id}-{record.id}"
+            )
+            provider.current()  # fails here, in tether's words, rather than in the store
+            kwargs["credential_provider"] = provider
     if record.type == "local":
         if not settings.local_files_serving_enabled:
             raise config_error(
@@ -178,4 +206,21 @@ def open_backend(settings: Settings, record: StorageRecord) -> Storage:
                 "local storages need TETHER_LOCAL_FILES_DOCUMENT_ROOT, the folder they lie in"
             )
         kwargs["document_root"] = settings.local_files_document_root
-    return open_storage(record.type, **kwargs)
+    return open_storage(record.type, **{**kwargs, **overrides})
+
+
+def guard_endpoint(settings: Settings, type_: str, config: dict[str, Any]) -> None:
+    """``UnsafeURL`` unless the outbound-URL guard lets the server reach the endpoint a user
+    gave (an internal address only when TETHER_OUTBOUND_ALLOWLIST lists it)."""
+    if type_ == "redis":
+        host = str(config.get("host") or "127.0.0.1")
+        shown = f"[{host}]" if ":" in host else host
+        url, name = f"http://{shown}:{int(config.get('port') or 6379)}/", "host"
+    elif config.get("endpoint_url"):
+        url, name = str(config["endpoint_url"]), "endpoint_url"
+    else:
+        return
+    try:
+        check_url(url, settings.allowlist)
+    except UnsafeURL as exc:
+        raise UnsafeURL(f"{name}: {exc.message}", {"field": name}) from None

@@ -38,6 +38,7 @@ from tether.config import Settings
 from tether.db.engine import foreign_keys_unchecked, is_sqlite
 from tether.db.tables import data_rows, jobs, storages
 from tether.db.wal import Checkpointer
+from tether.errors import TetherError
 from tether.jobs import worker
 from tether.jobs.service import ItemError
 from tether.jobs.worker import JobFailed, JobRun, Runner
@@ -165,7 +166,7 @@ def _prepare(job: JobRun, settings: Settings, chunk: int) -> _Sync:
         ) from None
     try:
         storage = open_backend(settings, record)
-    except StorageError as exc:
+    except TetherError as exc:  # the backend's errors, and the outbound-URL guard's
         raise JobFailed(f"the storage cannot be opened: {exc}") from exc
     params = job.params
     cursor = job.details.get("cursor")
