@@ -909,3 +909,44 @@ def test_the_check_runs_outside_the_write_lock(
     slow.close()
     assert r.status_code == 422, r.text
     assert wrote == [True]
+
+
+# --- the user's journey: connect, sync, change, sync again ------------------------------------
+
+
+def synced(t: Tenant, storage_id: int) -> dict[str, Any]:
+    started = t.post(f"/storages/{storage_id}/sync")
+    assert started.status_code in (200, 202), started.text
+    job: dict[str, Any] = t.get(f"/jobs/{started.json()['id']}").json()
+    assert job["status"] == "completed", job
+    return job
+
+
+def test_a_storage_made_through_the_api_syncs_and_resyncs_exactly(
+    api: Api, admin: Tenant, moto_s3: MotoS3
+) -> None:
+    bucket = moto_s3.new_bucket()
+    put(moto_s3, bucket, "img/a b.jpg", "img/c#1.png", "img/deep/d.jpg", "other/x.jpg")
+    ds = admin.dataset()
+    made = created(admin.post("/storages", json=s3_body(moto_s3, bucket, ds["id"], prefix="img/")))
+    first = synced(admin, made["id"])
+    assert (first["counts"]["listed"], first["counts"]["created"]) == (3, 3)
+    rows = admin.get("/data-rows", params={"dataset_id": ds["id"]}).json()["items"]
+    assert sorted(r["row_data"] for r in rows) == [
+        f"s3://{bucket}/img/a b.jpg",
+        f"s3://{bucket}/img/c#1.png",
+        f"s3://{bucket}/img/deep/d.jpg",
+    ]
+    assert {r["media_type"] for r in rows} == {"IMAGE"}
+    again = synced(admin, made["id"])
+    assert (again["counts"]["created"], again["counts"]["unchanged"]) == (0, 3)
+    put(moto_s3, bucket, "img/new.jpg")
+    moto_s3.client().delete_object(Bucket=bucket, Key="img/deep/d.jpg")
+    third = synced(admin, made["id"])
+    assert (third["counts"]["created"], third["counts"]["missing"]) == (1, 1)
+    # the storage's settings change what the next sync does: removal of missing objects
+    assert admin.patch(f"/storages/{made['id']}", json={"remove_missing": True}).is_success
+    fourth = synced(admin, made["id"])
+    assert fourth["counts"]["removed"] == 1
+    left = admin.get("/data-rows", params={"dataset_id": ds["id"]}).json()["items"]
+    assert len(left) == 3
