@@ -1,7 +1,7 @@
 """The ``tether`` command.
 
 Admin commands (serve, migrate, worker, users, keys) act on the local configuration;
-data commands (datasets, import, export, rows, schema, jobs) talk to a server through
+data commands (datasets, import, upload, export, rows, schema, jobs) talk to a server through
 ``TETHER_URL`` / ``TETHER_API_KEY``.
 """
 
@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from tether import __version__
-from tether.cli import admin, data
+from tether.cli import admin, data, upload
 from tether.cli.common import EXIT_CODES_HELP, FAILED
 
 app = typer.Typer(
@@ -42,6 +42,7 @@ def _root(
 
 admin.register(app)
 data.register(app)
+upload.register(app)
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from tether.config import Settings
 from tether.errors import Conflict, Invalid, TooLarge
 from tether.storages.base import ObjectInfo, ObjectNotFound, Storage
+from tether.storages.local import LocalStorage
 from tether.sync.connections import StorageRecord, open_backend
 from tether.uploads.destination import check_key
 
@@ -59,12 +60,25 @@ def check_size(settings: Settings, size: int | None) -> int:
     return size
 
 
-def find(settings: Settings, record: StorageRecord, key: str) -> Stored | None:
-    """The object under ``key``, or None when there is none."""
+def find(
+    settings: Settings, record: StorageRecord, key: str, with_sha256: bool = False
+) -> Stored | None:
+    """The object under ``key``, or None when there is none. ``with_sha256``: for a file of a
+    local (or managed) storage, the SHA-256 of its bytes too -- cheap there (a local read),
+    and what lets a re-run tell a file already uploaded from another of the same size (an
+    object store's ETag is already a hash, or the client compares what it can)."""
     check_key(record, key)
     backend = open_backend(settings, record)
     info = _stat(backend, key)
-    return None if info is None else _stored(record, backend, info)
+    if info is None:
+        return None
+    digest = None
+    if with_sha256 and isinstance(backend, LocalStorage):
+        hasher = hashlib.sha256()
+        for chunk in backend.read(key):
+            hasher.update(chunk)
+        digest = hasher.hexdigest()
+    return _stored(record, backend, info, sha256=digest)
 
 
 def put(

@@ -45,12 +45,20 @@ def upload_destination(
     responses=documented(404, e404=NOT_SOURCE + " Or no object of this key."),
 )
 def get_object(
-    storage_id: int, key: KeyQuery, caller: CallerDep, conn: ConnDep, settings: SettingsDep
+    storage_id: int,
+    key: KeyQuery,
+    caller: CallerDep,
+    conn: ConnDep,
+    settings: SettingsDep,
+    sha256: Annotated[
+        bool,
+        Query(description="local storages: also the SHA-256 of the stored bytes (read now)"),
+    ] = False,
 ) -> dict[str, Any]:
-    """The object stored under ``key`` (its size and etag tell an upload whether a file is
-    already there)."""
+    """The object stored under ``key`` (its size and etag -- or, asked, its SHA-256 -- tell
+    an upload whether a file is already there)."""
     record = destination.upload_target(conn, settings, caller.org_id, storage_id)
-    found = objects.find(settings, record, key)
+    found = objects.find(settings, record, key, with_sha256=sha256)
     if found is None:
         raise ObjectNotFound(f"no object {key!r} in storage {storage_id}", {"key": key})
     return found.public()
