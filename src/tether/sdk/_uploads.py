@@ -110,7 +110,7 @@ def upload(
         if there.size == size and _same_content(file.path, there):
             if on_bytes:
                 on_bytes(size)
-            return there
+            return there.model_copy(update={"created": False})
         raise ConflictError(
             409,
             "object_exists",

@@ -39,10 +39,14 @@ _BUCKETS_LOCK = threading.Lock()
 class MemoryStorage:
     scheme: ClassVar[str] = "memory"
 
-    def __init__(self, bucket: str | None = None, *, page_size: int = PAGE_SIZE) -> None:
+    def __init__(
+        self, bucket: str | None = None, prefix: str = "", *, page_size: int = PAGE_SIZE
+    ) -> None:
+        """``prefix`` is the connection's (kept, as S3's is; listings take it as given)."""
         if page_size < 1:
             raise config_error("page_size must be at least 1", page_size=page_size)
         self.page_size = page_size
+        self.prefix = prefix
         self.bucket = bucket or f"private-{id(self):x}"
         if bucket is None:
             self._bucket = _Bucket()
