@@ -493,7 +493,8 @@ def test_files_go_to_the_datasets_s3_storage_and_a_rerun_skips_them(
     ds_info, sid, bucket = s3_dataset
     files = files_in(tmp_path)
     ds = sdk.get_dataset(ds_info["id"])
-    assert sdk.upload_file(files["a.jpg"], storage=sid) == f"s3://{bucket}/uploads/a.jpg"
+    single = sdk.upload_file(files["a.jpg"], storage=sid, key="one/a.jpg")
+    assert single == f"s3://{bucket}/uploads/one/a.jpg"
     pairs = [(path, name) for name, path in files.items()]
     first = list(ds.upload_files(pairs))
     assert all(r.ok and r.created for r in first), first
