@@ -26,7 +26,9 @@ KeyQuery = Annotated[
 NOT_SOURCE = "No source storage of this id in the caller's organization."
 
 
-@router.post("/uploads/destination", response_model=UploadDestination, responses=documented(404))
+@router.post(
+    "/uploads/destination", response_model=UploadDestination, responses=documented(404, 413)
+)
 def upload_destination(
     body: UploadDestinationIn, caller: CallerDep, conn: ConnDep, settings: SettingsDep
 ) -> dict[str, Any]:
