@@ -61,6 +61,7 @@ def _existing(tenant: Tenant) -> dict[str, Any]:
         "field": field["id"],
         "user_id": other.json()["id"],
         "key_id": spare.json()["id"],
+        "storage_id": tenant.post("/uploads/destination", json={}).json()["storage_id"],
     }
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import anyio
 import anyio.from_thread
 import anyio.to_thread
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from starlette.requests import ClientDisconnect
 
 from tether.api.deps import CallerDep, ConnDep, EngineDep, SettingsDep
@@ -19,7 +19,7 @@ from tether.storages.base import ObjectNotFound
 from tether.uploads import destination, objects
 
 router = APIRouter(tags=["uploads"], responses=documented(401, 422))
-StorageId = Annotated[int, Query(ge=1, le=MAX_INT)]
+StorageId = Annotated[int, Path(ge=1, le=MAX_INT)]
 KeyQuery = Annotated[
     str, Query(min_length=1, max_length=1024, description="the object's key in the storage")
 ]
@@ -47,7 +47,7 @@ def upload_destination(
     responses=documented(404, e404=NOT_SOURCE + " Or no object of this key."),
 )
 def get_object(
-    storage_id: int,
+    storage_id: StorageId,
     key: KeyQuery,
     caller: CallerDep,
     conn: ConnDep,
@@ -84,7 +84,7 @@ def get_object(
     },
 )
 async def put_object(
-    storage_id: int,
+    storage_id: StorageId,
     key: KeyQuery,
     request: Request,
     response: Response,
