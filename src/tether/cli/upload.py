@@ -36,12 +36,13 @@ from tether.cli.common import (
     WITH_ERRORS,
     client,
     console,
-    dataset,
     fail,
     wait,
 )
+from tether.cli.data import import_target
 from tether.sdk import Client, Dataset, Job
-from tether.sdk._uploads import FileUpload, media_type_of
+
+FileUpload = Any  # what Dataset.upload_files yields (path, name, uri, created, ok, row())
 
 LOOKUP_BATCH = 10_000
 FIRST_ERRORS = 10
@@ -94,7 +95,7 @@ def upload(
     if not plan.files and not plan.errors:
         fail("no files to upload")
     with client() as sdk:
-        target = _target(sdk, ds, create)
+        target = import_target(sdk, ds, create)
         results = _send(target, plan, storage, overwrite)
         uploaded = [r for r in results if r.ok]
         failures = plan.errors + [
@@ -143,21 +144,15 @@ def _walk(folder: Path) -> list[tuple[Path, str]]:
     return found
 
 
-def _target(sdk: Client, value: str, create: bool) -> Dataset:
-    from tether.cli.data import _import_target
-
-    return _import_target(sdk, value, create) if create else dataset(sdk, value)
-
-
 class _Amount(ProgressColumn):
     """Files as ``done/total``; bytes as ``1.2/3.4 MB``."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._count, self._bytes = MofNCompleteColumn(), DownloadColumn()
+        self.count_column, self.bytes_column = MofNCompleteColumn(), DownloadColumn()
 
     def render(self, task: Task) -> Text:
-        return (self._bytes if task.fields.get("bytes") else self._count).render(task)
+        return (self.bytes_column if task.fields.get("bytes") else self.count_column).render(task)
 
 
 def _send(target: Dataset, plan: Plan, storage: int | None, overwrite: bool) -> list[FileUpload]:
@@ -190,20 +185,7 @@ def _rows_to_make(sdk: Client, uploaded: list[FileUpload]) -> list[dict[str, Any
     for start in range(0, len(uris), LOOKUP_BATCH):
         found = sdk.get_data_row_ids_for_global_keys(uris[start : start + LOOKUP_BATCH])
         taken.update(f.global_key for f in found if f.data_row_id is not None)
-    rows = []
-    for result in uploaded:
-        if result.uri in taken:
-            continue
-        row: dict[str, Any] = {
-            "row_data": result.uri,
-            "global_key": result.uri,
-            "external_id": result.name,
-        }
-        kind = media_type_of(result.name)
-        if kind:
-            row["media_type"] = kind
-        rows.append(row)
-    return rows
+    return [result.row() for result in uploaded if result.uri not in taken]
 
 
 def _report(

@@ -469,9 +469,11 @@ class Dataset(schemas.Dataset, _Bound):
                 "them in calls of their own, or with `tether upload FOLDER`"
             )
         keys.add(name)
-        file = _uploads.LocalFile(path, name)
-        stored = _uploads.upload(self.client, dest, file, on_bytes=on_upload)
-        row = _uploads.row_for(file, stored, str(item if not isinstance(item, dict) else path))
+        stored = _uploads.upload(
+            self.client, dest, _uploads.LocalFile(path, name), on_bytes=on_upload
+        )
+        done = _uploads.FileUpload(0, path, name, stored.key, stored.uri, stored.size)
+        row = done.row(str(item if not isinstance(item, dict) else path))
         if isinstance(item, dict):
             row = {**row, **{k: v for k, v in item.items() if k != "row_data"}}
             row["row_data"] = stored.uri

@@ -74,6 +74,22 @@ class FileUpload:
     def ok(self) -> bool:
         return self.code is None
 
+    def row(self, external_id: str | None = None) -> dict[str, Any]:
+        """The data row of the stored file (as ``create_data_rows`` makes it): ``row_data``
+        and ``global_key`` its URI, ``external_id`` its name (or the one given),
+        ``media_type`` from its extension."""
+        if self.uri is None:
+            raise ValueError(f"{self.path} was not uploaded: {self.message}")
+        row: dict[str, Any] = {
+            "row_data": self.uri,
+            "global_key": self.uri,
+            "external_id": self.name if external_id is None else external_id,
+        }
+        kind = media_type_of(self.name)
+        if kind:
+            row["media_type"] = kind
+        return row
+
 
 def destination(
     client: Client, dataset_id: int | None, storage: int | None
@@ -127,18 +143,6 @@ def upload(
         headers={"Content-Length": str(size), "Content-Type": kind},
     )
     return schemas.StoredObject.model_validate_json(response.content)
-
-
-def row_for(file: LocalFile, stored: schemas.StoredObject, external_id: str) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "row_data": stored.uri,
-        "global_key": stored.uri,
-        "external_id": external_id,
-    }
-    media_type = media_type_of(file.name)
-    if media_type:
-        row["media_type"] = media_type
-    return row
 
 
 def media_type_of(name: str) -> str | None:

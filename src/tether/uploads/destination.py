@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, select
 
 from tether.catalog import datasets
+from tether.catalog.store import begin_writing
 from tether.config import Settings
 from tether.db.tables import organizations, storages
 from tether.errors import Invalid, NotFound
@@ -244,11 +245,10 @@ def _find_managed(conn: Connection, settings: Settings, org_id: int) -> StorageR
 
 def _lock_org(conn: Connection, org_id: int) -> None:
     """Serialize the making of a managed storage: on PostgreSQL a row lock on the
-    organization; on SQLite the write lock (an UPDATE that changes nothing takes it)."""
-    query = select(organizations.c.id).where(organizations.c.id == org_id)
+    organization; on SQLite the write lock, taken now (``BEGIN IMMEDIATE``)."""
     if conn.dialect.name == "postgresql":
-        conn.execute(query.with_for_update())
-    else:
         conn.execute(
-            organizations.update().where(organizations.c.id == org_id).values(id=organizations.c.id)
+            select(organizations.c.id).where(organizations.c.id == org_id).with_for_update()
         )
+    else:
+        begin_writing(conn)
