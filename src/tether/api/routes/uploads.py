@@ -23,6 +23,7 @@ StorageId = Annotated[int, Path(ge=1, le=MAX_INT)]
 KeyQuery = Annotated[
     str, Query(min_length=1, max_length=1024, description="the object's key in the storage")
 ]
+BLOCK = 1 << 20  # bytes handed to the storage at a time
 NOT_SOURCE = "No source storage of this id in the caller's organization."
 
 
@@ -128,22 +129,30 @@ def _content_length(request: Request) -> int | None:
 
 
 def _body(request: Request) -> Iterator[bytes]:
-    """The request body, a chunk at a time, for a worker thread: each chunk is fetched from
-    the event loop when the storage asks for it, so no more than a chunk waits in memory."""
+    """The request body for a worker thread, in blocks of about ``BLOCK`` bytes: each block
+    is gathered on the event loop when the storage asks for it (one hop between thread and
+    loop a block, not one a network read), so no more than a block waits in memory."""
     stream = request.stream().__aiter__()
+    done = False
 
-    async def next_chunk() -> bytes | None:
-        try:
-            return await stream.__anext__()
-        except StopAsyncIteration:
-            return None
+    async def next_block() -> bytes:
+        nonlocal done
+        parts: list[bytes] = []
+        size = 0
+        while size < BLOCK:
+            try:
+                chunk = await stream.__anext__()
+            except StopAsyncIteration:
+                done = True
+                break
+            parts.append(chunk)
+            size += len(chunk)
+        return b"".join(parts)
 
-    while True:
+    while not done:
         try:
-            chunk = anyio.from_thread.run(next_chunk)
+            block = anyio.from_thread.run(next_block)
         except ClientDisconnect:
             raise Invalid("the client went away before the whole body arrived") from None
-        if chunk is None:
-            return
-        if chunk:
-            yield chunk
+        if block:
+            yield block
