@@ -108,6 +108,7 @@ def test_conflicts_are_documented_where_they_happen(spec: dict[str, Any]) -> Non
         ("post", "/api/v1/users"),
         ("patch", "/api/v1/users/{user_id}"),
         ("delete", "/api/v1/users/{user_id}"),
+        ("put", "/api/v1/storages/{storage_id}/objects"),
     }
 
 

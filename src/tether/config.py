@@ -161,6 +161,12 @@ class Settings(BaseSettings):
         description="TETHER_MAX_ASSET_BYTES: largest file `tether upload` (and the upload "
         "API) puts into a storage; a larger one is a per-file error.",
     )
+    managed_uploads: bool = Field(
+        True,
+        description="TETHER_MANAGED_UPLOADS: files uploaded without a storage of their "
+        "dataset go into a folder tether keeps for each organization under the data dir "
+        "(`assets/`). Turn off when several servers share a database but not a data dir.",
+    )
 
     @field_validator("secret_key")
     @classmethod

@@ -268,6 +268,39 @@ class JobErrorPage(Model):
     next_cursor: int | None
 
 
+# --- uploads ---------------------------------------------------------------------------------
+
+
+class UploadDestination(Model):
+    """Where files uploaded for a dataset (or for none) go."""
+
+    storage_id: int = Field(description="the storage the files go into")
+    type: str = Field(description="its type: s3, gcs, azure_blob or local")
+    managed: bool = Field(
+        description="tether's own folder of uploads for the organization (under its data dir)"
+    )
+    dataset_id: int | None
+    key_prefix: str = Field(
+        description="what every object key of this upload starts with: the storage's prefix, "
+        "or in the managed storage `<dataset id>/` (`files/` for no dataset)"
+    )
+    max_asset_bytes: int = Field(description="the largest file the server takes")
+
+
+class StoredObject(Model):
+    """One object in a storage, as an upload sees it."""
+
+    storage_id: int
+    key: str = Field(description="the object's key in the storage")
+    uri: str = Field(description="what a data row stores for it (row_data)")
+    size: int
+    etag: str | None
+    created: bool | None = Field(
+        None, description="upload: true when written now, false when it was already there"
+    )
+    sha256: str | None = Field(None, description="upload: the SHA-256 of the bytes written now")
+
+
 # --- metadata schema -------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ where ``Storage.write`` is what the test is about.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -19,8 +20,10 @@ from tether.storages.base import (
     ObjectInfo,
     ObjectNotFound,
     Storage,
+    UploadsNotSupported,
     direct_child,
 )
+from tether.storages.redis import RedisStorage
 
 from .conftest import Backend, Put
 
@@ -298,3 +301,63 @@ def test_sign_is_none_or_a_url_that_downloads_the_object(storage: Storage, put: 
     response = httpx.get(url)
     assert response.status_code == 200
     assert response.content == data
+
+
+# -- streamed writes -------------------------------------------------------------------------
+
+
+class Broken(Exception):
+    pass
+
+
+def chunks_then_fail(parts: list[bytes]) -> Iterator[bytes]:
+    yield from parts
+    raise Broken("the source broke off")
+
+
+def streams(storage: Storage) -> bool:
+    """Every backend streams files but Redis, which refuses (its values are task JSON)."""
+    if isinstance(storage, RedisStorage):
+        with pytest.raises(UploadsNotSupported) as caught:
+            storage.write_stream("x.bin", [b"data"])
+        assert "task JSON" in caught.value.message
+        assert keys(storage) == []
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [[], [b""], [b"one chunk"], [b"a", b"", b"bc", bytes(range(256)) * 4096]],
+    ids=["nothing", "empty-chunk", "one", "many"],
+)
+def test_write_stream_stores_the_chunks_joined(storage: Storage, parts: list[bytes]) -> None:
+    if not streams(storage):
+        return
+    storage.write_stream("s/streamed.bin", iter(parts), content_type="application/octet-stream")
+    data = b"".join(parts)
+    assert storage.stat("s/streamed.bin").size == len(data)
+    assert read(storage, "s/streamed.bin") == data
+    assert keys(storage) == ["s/streamed.bin"]
+
+
+def test_write_stream_that_fails_leaves_no_object(storage: Storage) -> None:
+    if not streams(storage):
+        return
+    with pytest.raises(Broken):
+        storage.write_stream("s/new.bin", chunks_then_fail([b"x" * 1000, b"y" * 1000]))
+    assert keys(storage) == []
+    storage.write("s/old.bin", b"before")
+    with pytest.raises(Broken):
+        storage.write_stream("s/old.bin", chunks_then_fail([b"z" * 5000]))
+    assert read(storage, "s/old.bin") == b"before"  # the object that was there stays
+    assert keys(storage) == ["s/old.bin"]
+
+
+def test_write_stream_takes_awkward_keys(storage_backend: Backend) -> None:
+    storage = storage_backend.storage
+    if not streams(storage):
+        return
+    for key in AWKWARD_KEYS:
+        storage.write_stream(key, iter([key.encode(), b"!"]))
+        assert storage_backend.read_uri(storage.uri(key)) == key.encode() + b"!"

@@ -24,6 +24,7 @@ from tether.api.routes import (
     session,
     storages,
     sync,
+    uploads,
     users,
 )
 from tether.config import Settings, get_settings
@@ -65,10 +66,13 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
     errors.install(app)
     docs.install(app, f"{API}/docs", f"{API}/openapi.json")
     app.add_middleware(
-        BodyLimit, limit=settings.max_json_bytes, upload_limit=settings.max_upload_bytes
+        BodyLimit,
+        limit=settings.max_json_bytes,
+        upload_limit=settings.max_upload_bytes,
+        asset_limit=settings.max_asset_bytes,
     )
     api = APIRouter(prefix=API)
-    for module in (health, datasets, data_rows, jobs, metadata_schema, storages, sync):
+    for module in (health, datasets, data_rows, jobs, metadata_schema, storages, sync, uploads):
         api.include_router(module.router)
     for module in (session, api_keys, users, organization):
         api.include_router(module.router)

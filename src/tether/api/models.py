@@ -30,6 +30,8 @@ from tether.schemas import (  # noqa: F401 - re-exported for the routes
     Storage,
     StorageCheck,
     StorageList,
+    StoredObject,
+    UploadDestination,
 )
 from tether.sync import fields as storage_fields
 
@@ -92,6 +94,19 @@ class DataRowPatch(Body):
         default=None, max_length=1000, description="names or schema ids of fields to remove"
     )
     attachments: list[dict[str, Any]] | None = None
+
+
+class UploadDestinationIn(Body):
+    dataset: int | str | None = Field(
+        None, description="the dataset the files are for (id or name); none: no dataset"
+    )
+    storage_id: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_INT,
+        description="a source storage of the dataset; none: the dataset's one source storage, "
+        "else tether's own folder of uploads for the organization",
+    )
 
 
 class GlobalKeys(Body):

@@ -142,13 +142,13 @@ def import_file(
     if not file.is_file():
         fail(f"no file {file}")
     with client() as sdk:
-        target = _import_target(sdk, ds, create)
+        target = import_target(sdk, ds, create)
         job = wait(_upload(target, file, upsert, format, media_type))
         _summary(job, errors_file)
         raise typer.Exit(exit_code(job))
 
 
-def _import_target(sdk: Client, value: str, create: bool) -> Dataset:
+def import_target(sdk: Client, value: str, create: bool) -> Dataset:
     try:
         return dataset(sdk, value)
     except NotFoundError:

@@ -3,6 +3,7 @@ API's own response models (``tether.schemas``); each also reads like a dict (``r
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import os
 import time
@@ -17,6 +18,7 @@ import orjson
 from pydantic import BaseModel, PrivateAttr
 
 from tether import schemas
+from tether.sdk import _uploads
 from tether.sdk._errors import (
     InvalidError,
     JobTimeoutError,
@@ -153,6 +155,27 @@ class Client:
 
     def datasets(self) -> list[Dataset]:
         return [Dataset._of(self, d) for d in self._json("GET", "/datasets")["items"]]
+
+    # --- files ---------------------------------------------------------------------------
+
+    def upload_file(
+        self,
+        path: str | os.PathLike[str],
+        storage: int | None = None,
+        key: str | None = None,
+        overwrite: bool = False,
+    ) -> str:
+        """Put a local file into storage the organization owns and return its URI (what a
+        row's ``row_data`` takes): into source storage ``storage`` (under its prefix), or,
+        with none, the folder tether keeps for the organization's uploads (under
+        ``files/``). ``key`` names it there (default: the file's name). A file already
+        stored under the key (same size and, where cheap, the same hash) is not sent again;
+        another one there raises ``ConflictError`` unless ``overwrite``. Larger than the
+        server's limit (``TETHER_MAX_ASSET_BYTES``): ``TooLargeError``."""
+        file = Path(path)
+        dest = _uploads.destination(self, None, storage)
+        name = _uploads.safe_name(key if key is not None else file.name)
+        return _uploads.upload(self, dest, _uploads.LocalFile(file, name), overwrite).uri
 
     # --- data rows -----------------------------------------------------------------------
 
@@ -351,15 +374,32 @@ class Dataset(schemas.Dataset, _Bound):
 
     def create_data_rows(
         self,
-        rows_or_path: Iterable[dict[str, Any]] | str | Path,
+        rows_or_path: Iterable[dict[str, Any] | str | os.PathLike[str]] | str | Path,
         upsert: bool = False,
         format: str | None = None,
         media_type: str | None = None,
         on_upload: Callable[[int], None] | None = None,
+        storage: int | None = None,
     ) -> Job:
         """Start a bulk import of rows (dicts, streamed as NDJSON) or of a file (any format
         the server reads: JSON, NDJSON, CSV, TSV, TXT). Returns its job at once.
-        ``on_upload(n)`` is told of every ``n`` bytes sent."""
+        ``on_upload(n)`` is told of every ``n`` bytes sent.
+
+        Local files: a list whose items are paths (a ``Path``, or a ``str`` that names an
+        existing file or is an absolute path; other strings stay URIs or inline text as
+        before, and dicts may sit beside them, a dict's ``row_data`` may be a ``Path``)
+        uploads each file into
+        storage the organization owns -- source storage ``storage``, else the dataset's
+        one source storage, else tether's own folder for uploads -- and makes its row
+        (``row_data`` and ``global_key`` the object's URI, ``external_id`` the path as
+        given, ``media_type`` from the extension). A file that cannot be uploaded (too
+        large, unreadable, gone) is a per-item error of the job (``job.upload_errors``,
+        also in ``job.errors``), not a failed batch. One ``str`` or ``Path`` (not in a list)
+        is still a manifest file to import."""
+        if not isinstance(rows_or_path, str | Path) and _holds_files(rows_or_path):
+            return self._create_from_files(
+                list(rows_or_path), upsert, media_type, on_upload, storage
+            )
         params: dict[str, Any] = {"upsert": upsert}
         if format:
             params["format"] = format
@@ -373,7 +413,7 @@ class Dataset(schemas.Dataset, _Bound):
             params["filename"] = path.name
             factory: Callable[[], Any] = lambda: _file_chunks(path, on_upload)  # noqa: E731
         else:
-            factory = _NdjsonBody(rows_or_path)
+            factory = _NdjsonBody(rows_or_path)  # type: ignore[arg-type]
             headers["Content-Type"] = "application/x-ndjson"
         try:
             response = self.client.request(
@@ -403,6 +443,107 @@ class Dataset(schemas.Dataset, _Bound):
         body = {**config, "type": type, "dataset_id": self.id}
         answer = self.client._json("POST", "/storages", json=body, once=True)
         return Storage._of(self.client, answer)
+
+    def _create_from_files(
+        self,
+        items: list[Any],
+        upsert: bool,
+        media_type: str | None,
+        on_upload: Callable[[int], None] | None,
+        storage: int | None,
+    ) -> Job:
+        dest = _uploads.destination(self.client, self.id, storage)
+        rows: list[dict[str, Any]] = []
+        sources: list[int] = []  # the item index of each row sent
+        failed: list[schemas.JobError] = []
+        keys: set[str] = set()
+        for index, item in enumerate(items):
+            try:
+                row = self._row_of(item, dest, keys, on_upload)
+            except (OSError, ValueError, TetherAPIError) as exc:
+                code, message = _uploads.describe(exc)
+                failed.append(_uploads.error_item(index, code, message, item_key=_label(item)))
+                continue
+            rows.append(row)
+            sources.append(index)
+        if not rows:
+            raise TetherAPIError(
+                0,
+                "nothing_uploaded",
+                f"none of the {len(items)} items could be uploaded; the first error: "
+                + (failed[0].message if failed else "no items"),
+                [f.model_dump() for f in failed],
+            )
+        job = self.create_data_rows(rows, upsert=upsert, media_type=media_type)
+        job._attach_uploads(failed, sources)
+        return job
+
+    def _row_of(
+        self,
+        item: Any,
+        dest: schemas.UploadDestination,
+        keys: set[str],
+        on_upload: Callable[[int], None] | None,
+    ) -> dict[str, Any]:
+        """The row of one item, its file (if any) uploaded first."""
+        if isinstance(item, dict):
+            if not isinstance(item.get("row_data"), os.PathLike):
+                return item
+            path = Path(item["row_data"])
+        else:
+            found = _local_file(item)
+            if found is None:
+                if isinstance(item, str):
+                    return item  # type: ignore[return-value]  # a URI or inline text, as before
+                raise ValueError(f"an item is a dict or a file path, not {type(item).__name__}")
+            path = found
+        name = _uploads.safe_name(path.name)
+        if name in keys:
+            raise ValueError(
+                f"another file of this call is named {name!r} too (one key each); upload "
+                "them in calls of their own, or with `tether upload FOLDER`"
+            )
+        keys.add(name)
+        stored = _uploads.upload(
+            self.client, dest, _uploads.LocalFile(path, name), on_bytes=on_upload
+        )
+        done = _uploads.FileUpload(0, path, name, stored.key, stored.uri, stored.size)
+        row = done.row(str(item if not isinstance(item, dict) else path))
+        if isinstance(item, dict):
+            row = {**row, **{k: v for k, v in item.items() if k != "row_data"}}
+            row["row_data"] = stored.uri
+        return row
+
+    def upload_files(
+        self,
+        files: Iterable[str | os.PathLike[str] | tuple[str | os.PathLike[str], str]],
+        storage: int | None = None,
+        overwrite: bool = False,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> Iterator[_uploads.FileUpload]:
+        """Upload local files for this dataset, without making rows (``create_data_rows``
+        does both): each a path, or a ``(path, name)`` pair whose name (a relative path such
+        as ``sub/a.jpg``) is its key under the destination's prefix (default: its file
+        name). Into source storage ``storage``, else the dataset's one source storage, else
+        tether's own folder for uploads (``<dataset id>/...``). Yields one ``FileUpload``
+        per file, in order; a file that fails is one (``ok`` false), not an exception. A
+        file already stored under its key (same size, and the same hash where cheap) is not
+        sent again (``created`` false): a re-run skips what is there."""
+        dest = _uploads.destination(self.client, self.id, storage)
+        for index, given in enumerate(files):
+            path, name = given if isinstance(given, tuple) else (given, None)
+            path = Path(path)
+            try:
+                name = _uploads.safe_name(name if name is not None else path.name)
+                file = _uploads.LocalFile(path, name)
+                stored = _uploads.upload(self.client, dest, file, overwrite, on_bytes)
+            except (OSError, ValueError, TetherAPIError) as exc:
+                code, message = _uploads.describe(exc)
+                yield _uploads.FileUpload(index, path, str(name), code=code, message=message)
+                continue
+            yield _uploads.FileUpload(
+                index, path, name, stored.key, stored.uri, stored.size, stored.created
+            )
 
     def data_rows(self, page_size: int = 1000, **filters: Any) -> Iterator[schemas.DataRow]:
         return self.client.data_rows(page_size=page_size, dataset_id=self.id, **filters)
@@ -491,10 +632,40 @@ class Storage(schemas.Storage, _Bound):
 
 
 class Job(schemas.Job, _Bound):
-    """A job: its fields (``status``, ``counts``, ``progress``, ...) and waiting for it."""
+    """A job: its fields (``status``, ``counts``, ``progress``, ...) and waiting for it.
+
+    The job of ``create_data_rows`` with local files also holds the files that could not
+    be uploaded (``upload_errors``): they are per-item errors of the job as the caller sees
+    it -- in ``errors`` (with their index in the list given; the server's errors are
+    renumbered to it too), in ``counts.failed``, and a finished job with any is
+    ``completed_with_errors``."""
+
+    _upload_errors: list[schemas.JobError] = PrivateAttr(default_factory=list)
+    _sources: list[int] | None = PrivateAttr(None)
 
     def __repr__(self) -> str:
         return f"<Job {self.id} {self.status} {self.counts}>"
+
+    @property
+    def upload_errors(self) -> list[schemas.JobError]:
+        """The files of ``create_data_rows`` that could not be uploaded (none otherwise)."""
+        return list(self._upload_errors)
+
+    def _attach_uploads(self, failed: list[schemas.JobError], sources: list[int]) -> None:
+        self._upload_errors = failed
+        self._sources = sources
+        self._count_uploads()
+
+    def _count_uploads(self) -> None:
+        if not self._upload_errors:
+            return
+        self.counts.failed += len(self._upload_errors)
+        if self.status == "completed":
+            self.status = "completed_with_errors"
+
+    def _replace(self, data: dict[str, Any]) -> None:
+        super()._replace(data)
+        self._count_uploads()
 
     @property
     def done(self) -> bool:
@@ -530,6 +701,17 @@ class Job(schemas.Job, _Bound):
         return list(self.iter_errors())
 
     def iter_errors(self) -> Iterator[schemas.JobError]:
+        """The job's errors in item order (with ``upload_errors`` among them)."""
+        if not self._upload_errors and self._sources is None:
+            yield from self._server_errors()
+            return
+        sources = self._sources or []
+        renumbered = (_renumber(e, sources) for e in self._server_errors())
+        yield from heapq.merge(
+            self._upload_errors, renumbered, key=lambda e: -1 if e.index is None else e.index
+        )
+
+    def _server_errors(self) -> Iterator[schemas.JobError]:
         after = None
         while True:
             params: dict[str, Any] = {"limit": 1000}
@@ -545,6 +727,48 @@ class Job(schemas.Job, _Bound):
     def cancel(self) -> Job:
         self._replace(self.client._json("POST", f"/jobs/{self.id}/cancel"))
         return self
+
+
+def _holds_files(rows: Iterable[Any]) -> bool:
+    """Whether a list (or tuple) of items names local files to upload."""
+    if not isinstance(rows, list | tuple):
+        return False
+    return any(
+        _local_file(item) is not None
+        or (isinstance(item, dict) and isinstance(item.get("row_data"), os.PathLike))
+        for item in rows
+    )
+
+
+# URIs that look like absolute paths but name objects in storages (Label Studio's forms).
+_STORED_PATHS = ("/data/local-files/", "/data/upload/")
+
+
+def _local_file(item: Any) -> Path | None:
+    """The local file an item names: a ``Path`` always; a ``str`` when it is an existing
+    file, or an absolute (or ``~``) path -- not a URI, not inline text, not a Label Studio
+    ``/data/...`` URI -- so a missing file is an error, never a row of its path."""
+    if isinstance(item, os.PathLike):
+        return Path(item)
+    if not isinstance(item, str) or not item or "\n" in item or len(item) > 4096:
+        return None
+    path = Path(item).expanduser()
+    if item.startswith(("/", "~")) and not item.startswith(_STORED_PATHS):
+        return path
+    return path if path.is_file() else None
+
+
+def _label(item: Any) -> str:
+    if isinstance(item, dict):
+        return str(item.get("row_data"))
+    return str(item)
+
+
+def _renumber(error: schemas.JobError, sources: list[int]) -> schemas.JobError:
+    """A server error of the rows sent, with the index of the item it came from."""
+    if error.index is None or not 0 <= error.index < len(sources):
+        return error
+    return error.model_copy(update={"index": sources[error.index]})
 
 
 def _stream_error(error: Any) -> TetherAPIError:

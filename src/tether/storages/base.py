@@ -8,7 +8,12 @@ tree at its boundary (``raise ... from exc``) so nothing of the client leaks out
     ├── ObjectNotFound   the key (or the bucket/container) is not there
     ├── AccessDenied     the credentials are refused, or lack a permission
     ├── Unreachable      the endpoint cannot be reached (DNS, connection, TLS, timeout)
-    └── InvalidConfig    the configuration cannot work (a bad name, no credentials, ...)
+    ├── InvalidConfig    the configuration cannot work (a bad name, no credentials, ...)
+    └── UploadsNotSupported  files cannot be stored there (Redis holds task JSON)
+
+``Storage.write_stream`` stores an object from an iterable of chunks, all or nothing (a local
+file is written beside its place and renamed into it; S3 and Azure take a multipart upload
+that an error aborts); Redis refuses it (``UploadsNotSupported``): its values are task JSON.
 
 ``Storage.list`` yields pages of ``ObjectInfo`` in key order (the order S3, GCS, Azure and a
 sorted directory walk share: by the key's UTF-8 bytes), so a sync can compare a listing with
@@ -17,7 +22,7 @@ its link table as two sorted streams.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -76,6 +81,12 @@ class InvalidConfig(StorageError):
     code = "invalid_storage_config"
 
 
+class UploadsNotSupported(StorageError):
+    """The backend holds no files (Redis: task JSON values): nothing is uploaded to it."""
+
+    code = "uploads_not_supported"
+
+
 @runtime_checkable
 class Storage(Protocol):
     """One connection to one bucket/container/folder/db, scoped to nothing narrower: the
@@ -100,6 +111,15 @@ class Storage(Protocol):
         ...
 
     def write(self, key: str, data: bytes, *, content_type: str | None = None) -> None: ...
+
+    def write_stream(
+        self, key: str, chunks: Iterable[bytes], *, content_type: str | None = None
+    ) -> None:
+        """``write`` for an object too large to hold in memory: its bytes come from
+        ``chunks`` and are stored as they come (memory bounded by a few chunks, whatever the
+        object's size). All or nothing: an exception from ``chunks`` (or the store) leaves
+        no object, or the one that was there, under ``key``."""
+        ...
 
     def delete(self, key: str) -> None:
         """Remove the object; a key that is not there is not an error."""

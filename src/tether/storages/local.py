@@ -30,13 +30,13 @@ import os
 import re
 import stat as stat_mode
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO, ClassVar
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from tether.security.paths import UnsafePath, resolve_under
 from tether.storages.base import (
@@ -51,6 +51,7 @@ from tether.storages.base import (
 )
 
 URI_PREFIX = "/data/local-files/?d="
+UPLOAD_URI_PREFIX = "/data/upload/"  # the URIs of ManagedLocalStorage
 READ_CHUNK = 1024 * 1024
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _EPOCH = datetime.fromtimestamp(0, UTC)
@@ -135,6 +136,13 @@ class LocalStorage:
         return _chunks(handle, start, end)
 
     def write(self, key: str, data: bytes, *, content_type: str | None = None) -> None:
+        self.write_stream(key, (data,), content_type=content_type)
+
+    def write_stream(
+        self, key: str, chunks: Iterable[bytes], *, content_type: str | None = None
+    ) -> None:
+        """Into a ``.tether-*.part`` file beside the key's place, renamed into it once the
+        last chunk is written (and removed if anything fails before)."""
         folder, name = self._slot(key, create=True)
         try:
             fd, part = tempfile.mkstemp(dir=folder, prefix=_PART_PREFIX, suffix=_PART_SUFFIX)
@@ -142,7 +150,8 @@ class LocalStorage:
             raise _os_error(exc, key) from exc
         try:
             with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
+                for chunk in chunks:
+                    handle.write(chunk)
             os.replace(part, os.path.join(folder, name))
         except IsADirectoryError:
             message = "the key names a folder; it cannot hold an object"
@@ -278,6 +287,36 @@ class LocalStorage:
                 stack.append(_Folder(path, *_read_folder(path, deeper, "", self.root)))
         if page:
             yield page
+
+
+class ManagedLocalStorage(LocalStorage):
+    """A folder tether owns under its data dir (``<data_dir>/assets/org-<id>``), where files
+    uploaded to an organization without a storage of its own go.
+
+    It is a ``LocalStorage`` in all but its URIs: ``/data/upload/<key, percent-encoded as
+    Label Studio does>`` (the form of Label Studio's own uploads), never the
+    ``/data/local-files/?d=`` form, which names files under the operator's document root --
+    another folder, with its own switch (``TETHER_LOCAL_FILES_SERVING_ENABLED``) that this
+    one does not need. A URI names a key of the organization's managed storage: resolving
+    one is ``key_of(uri)`` and a read of that key through it."""
+
+    scheme: ClassVar[str] = "upload"
+
+    def uri(self, key: str) -> str:
+        _check_key(key)
+        return UPLOAD_URI_PREFIX + quote(key)
+
+    @staticmethod
+    def key_of(uri: str) -> str | None:
+        """The key a ``/data/upload/...`` URI names (None for any other URI)."""
+        if not uri.startswith(UPLOAD_URI_PREFIX):
+            return None
+        try:
+            key = unquote(uri[len(UPLOAD_URI_PREFIX) :], errors="strict")
+            _check_key(key)
+        except (UnicodeDecodeError, InvalidConfig):
+            return None
+        return key
 
 
 @dataclass(slots=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
@@ -103,6 +103,13 @@ class MemoryStorage:
             if key not in self._bucket.objects:
                 bisect.insort(self._bucket.keys, key)
             self._bucket.objects[key] = (data, info)
+
+    def write_stream(
+        self, key: str, chunks: Iterable[bytes], *, content_type: str | None = None
+    ) -> None:
+        """Joined in memory (this store holds everything in memory anyway)."""
+        _check_key(key)
+        self.write(key, b"".join(chunks), content_type=content_type)
 
     def delete(self, key: str) -> None:
         _check_key(key)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from operator import itemgetter
@@ -41,6 +41,7 @@ from tether.storages.base import (
     ObjectNotFound,
     StorageError,
     Unreachable,
+    UploadsNotSupported,
     config_error,
     direct_child,
     make_info,
@@ -141,6 +142,16 @@ class RedisStorage:
         self._check_key(key)
         with self._errors():
             self._client.set(key.encode(), bytes(data))
+
+    def write_stream(
+        self, key: str, chunks: Iterable[bytes], *, content_type: str | None = None
+    ) -> None:
+        """Refused: a Redis storage holds task JSON values, not files to upload."""
+        raise UploadsNotSupported(
+            "a redis storage holds task JSON strings, not files: upload files to an s3, gcs, "
+            "azure_blob or local storage (or to tether's own, by naming no storage)",
+            {"key": key},
+        )
 
     def delete(self, key: str) -> None:
         self._check_key(key)

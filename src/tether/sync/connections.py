@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -21,6 +22,7 @@ from tether.errors import NotFound
 from tether.security import secrets as secret_box
 from tether.security.urls import UnsafeURL, check_url
 from tether.storages.base import Storage, config_error
+from tether.storages.local import ManagedLocalStorage
 from tether.storages.registry import open_storage
 
 # The write-only fields of each type: never in a response, a log line or a job error.
@@ -32,6 +34,7 @@ SECRET_FIELDS: dict[str, tuple[str, ...]] = {
     "local": (),
     "memory": (),
 }
+MANAGED_ASSETS = "assets"  # the data dir's folder of managed storages, one per organization
 # Backends whose constructor takes ``allow_ambient_credentials``.
 CLOUD_TYPES = ("s3", "gcs", "azure_blob")
 
@@ -173,13 +176,34 @@ def to_record(settings: Settings, row: Any) -> StorageRecord:
     return StorageRecord(**values)
 
 
+def managed_folder(settings: Settings, org_id: int) -> Path:
+    """The folder of an organization's managed storage: ``<data_dir>/assets/org-<id>``."""
+    return settings.data_dir / MANAGED_ASSETS / f"org-{int(org_id)}"
+
+
+def open_managed(settings: Settings, org_id: int) -> Storage:
+    """The organization's managed storage (``uploads.destination``): its folder is derived
+    from the organization alone, whatever its record says, so no record can point it
+    elsewhere; local serving need not be on (tether owns the folder)."""
+    folder = managed_folder(settings, org_id)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise config_error(f"cannot make the folder of uploaded files: {exc.strerror}") from None
+    root = folder.parent.resolve()
+    return ManagedLocalStorage(path=str(root / folder.name), document_root=str(root))
+
+
 def open_backend(settings: Settings, record: StorageRecord, **overrides: Any) -> Storage:
     """The live backend of a connection, with the operator's rules applied: the server's
     own cloud identity only when ``TETHER_ALLOW_AMBIENT_CREDENTIALS`` is on, local folders
     only when local serving is on and only under the document root, a user's endpoint (or
     Redis host) only when the outbound-URL guard lets the server reach it, IAM roles
     assumed with the organization's external ID. ``overrides`` go to the backend as is
-    (e.g. ``max_retries=0`` for a quick check)."""
+    (e.g. ``max_retries=0`` for a quick check). A managed storage (``config.managed``,
+    tether's own folder of uploads) opens ``open_managed``."""
+    if record.type == "local" and record.config.get("managed"):
+        return open_managed(settings, record.org_id)
     kwargs: dict[str, Any] = {**record.config, **record.secrets}
     guard_endpoint(settings, record.type, kwargs)
     if record.type in CLOUD_TYPES:
