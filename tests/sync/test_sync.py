@@ -179,3 +179,47 @@ def test_an_empty_store_syncs_to_nothing(place: Place, source: Source) -> None:
     job = place.sync(storage_id)
     assert job["status"] == "completed"
     assert counts(job) == expect()
+
+
+def test_rows_of_uploaded_files_are_adopted_not_made_twice(place: Place, source: Source) -> None:
+    """``tether upload`` makes a row (global key = the object's URI) before any sync sees the
+    object: the sync links that row instead of creating a second one. A row of another
+    dataset, or one another storage already links, is not taken."""
+    from tether.catalog import datasets
+    from tether.catalog.metadata_schema import load_schema
+    from tether.catalog.rows import normalize
+    from tether.catalog.store import Target, write_rows
+
+    names = ["up/a b.jpg", "up/c#1.png", "up/d.jpg", "up/e.jpg"]
+    for key in names:
+        source.put(key, key.encode())
+    with place.engine.begin() as conn:
+        other = datasets.create(conn, place.org_id, f"other-{names[0]}-{place.dataset_id}")
+        schema = load_schema(conn, place.org_id)
+
+        def put_rows(dataset_id: int, keys: list[str]) -> None:
+            rows = [
+                (
+                    i,
+                    normalize(
+                        {"row_data": source.storage.uri(k), "global_key": source.storage.uri(k)},
+                        schema,
+                    ),
+                )
+                for i, k in enumerate(keys)
+            ]
+            result = write_rows(conn, Target(place.org_id, dataset_id, None, upsert=False), rows)
+            assert result.created == len(keys), result
+
+        put_rows(place.dataset_id, names[:2])  # uploaded into this dataset
+        put_rows(int(other["id"]), names[2:3])  # the same object's row in another dataset
+    storage_id = place.storage(source.type, source.fields)
+    first = place.sync(storage_id, chunk_objects=3)
+    assert first["status"] == "completed", first
+    # the two uploaded rows are linked (unchanged); d.jpg's row of another dataset is not
+    assert counts(first) == expect(listed=len(names), created=2, unchanged=2)
+    rows = place.rows()
+    assert len(rows) == len(names)  # no object has two rows here
+    assert {link.key for link in place.links(storage_id)} == set(names)
+    again = place.sync(storage_id)
+    assert counts(again) == expect(listed=len(names), unchanged=len(names))

@@ -202,7 +202,7 @@ def _drop_repeats(target: Target, rows: Rows, result: WriteResult) -> Rows:
     return kept
 
 
-def _key_in(conn: Connection, keys: list[str]) -> Any:
+def key_in(conn: Connection, keys: list[str]) -> Any:
     """``global_key IN keys`` with the keys bound as a single parameter: a statement with
     thousands of parameters costs more to build and send than the lookup itself."""
     if conn.dialect.name == "postgresql":
@@ -220,7 +220,7 @@ def _sort_out(
     taken: dict[str, tuple[int, int]] = {}
     if keys:
         query = select(data_rows.c.global_key, data_rows.c.id, data_rows.c.dataset_id).where(
-            data_rows.c.org_id == target.org_id, _key_in(conn, keys)
+            data_rows.c.org_id == target.org_id, key_in(conn, keys)
         )
         taken.update((k, (i, d)) for k, i, d in conn.execute(query))
     fresh: Rows = []

@@ -27,7 +27,7 @@ from functools import partial
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, exists, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tether.catalog import store
@@ -36,7 +36,7 @@ from tether.catalog.rows import NormalRow
 from tether.catalog.store import DatasetGone, Target, allocate_ids, begin_writing, reserve_ids
 from tether.config import Settings
 from tether.db.engine import foreign_keys_unchecked, is_sqlite
-from tether.db.tables import data_rows, jobs, storages
+from tether.db.tables import data_rows, jobs, storage_links, storages
 from tether.db.wal import Checkpointer
 from tether.errors import TetherError
 from tether.jobs import worker
@@ -344,9 +344,11 @@ def _write(conn: Connection, sync: _Sync, plan: _Plan) -> bool:
         updated = _update(conn, target, plan, now)
         links.set_versions(conn, record.id, plan.versions)
         created = 0
+        if plan.fresh and record.treat_every_object_as_source_file:
+            plan.unchanged += _adopt(conn, sync, plan)
         if plan.fresh:
             if sqlite:
-                first_id = reserve_ids(conn, wanted)
+                first_id = reserve_ids(conn, len(plan.fresh))
             # A key given twice within a chunk is caught here, across chunks by the
             # database's unique key: memory stays flat however many keys a sync writes.
             target.seen_keys.clear()
@@ -380,6 +382,40 @@ def _write(conn: Connection, sync: _Sync, plan: _Plan) -> bool:
         )
         job.details = details
         return job.record(conn, job.done + plan.done, counts, plan.errors)
+
+
+def _adopt(conn: Connection, sync: _Sync, plan: _Plan) -> int:
+    """Link, instead of creating, the rows that already stand for new objects: a file put
+    into the storage by ``tether upload`` (or the SDK) became a row whose global key is the
+    object's URI before any sync saw the object. Such a row of the dataset that no storage
+    links yet gets its link; the object is then unchanged, not made twice. Returns how many
+    objects were adopted (``plan.fresh`` keeps the rest)."""
+    uri = sync.storage.uri
+    uris = {uri(key): position for position, (key, _index, _v) in enumerate(plan.fresh_links)}
+    found = conn.execute(
+        select(data_rows.c.id, data_rows.c.global_key).where(
+            data_rows.c.org_id == sync.target.org_id,
+            data_rows.c.dataset_id == sync.target.dataset_id,
+            store.key_in(conn, list(uris)),
+            ~exists().where(storage_links.c.data_row_id == data_rows.c.id),
+        )
+    ).all()
+    if not found:
+        return 0
+    adopted = {uris[global_key]: row_id for row_id, global_key in found}
+    links.insert(
+        conn,
+        sync.record.id,
+        [
+            (key, index, adopted[position], version)
+            for position, (key, index, version) in enumerate(plan.fresh_links)
+            if position in adopted
+        ],
+    )
+    kept = [position for position in range(len(plan.fresh)) if position not in adopted]
+    plan.fresh = [(new, plan.fresh[old][1]) for new, old in enumerate(kept)]
+    plan.fresh_links = [plan.fresh_links[old] for old in kept]
+    return len(adopted)
 
 
 def _check_storage(conn: Connection, storage_id: int) -> None:
