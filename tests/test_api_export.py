@@ -355,25 +355,27 @@ def live(http: Any, app: Any) -> Iterator[str]:
 
 
 def _pause_after(monkeypatch: pytest.MonkeyPatch, rows: int, then: Any) -> None:
-    """Export in batches of 100 rows; at row ``rows`` the server calls ``then()``."""
+    """Export in batches of 100 rows; once ``rows`` lines are made, the server calls
+    ``then()`` before it reads the next batch."""
     from tether.catalog import export as export_module
 
-    real = export_module._line_maker
+    real = export_module._batches
     monkeypatch.setattr(export_module, "BATCH_ROWS", 100)
 
-    def line_maker(*args: Any) -> Any:
-        line = real(*args)
-        seen = [0]
-
-        def counted(row: Any) -> str:
-            seen[0] += 1
-            if seen[0] == rows + 1:
+    def batches(*args: Any) -> Iterator[bytes]:
+        inner = real(*args)
+        made, called = 0, False
+        while True:
+            if made >= rows and not called:
+                called = True
                 then()
-            return line(row)
+            chunk = next(inner, None)
+            if chunk is None:
+                return
+            made += chunk.count(b"\n")
+            yield chunk
 
-        return counted
-
-    monkeypatch.setattr(export_module, "_line_maker", line_maker)
+    monkeypatch.setattr(export_module, "_batches", batches)
 
 
 @pytest.mark.parametrize("change", ["delete the dataset", "add and delete rows"])

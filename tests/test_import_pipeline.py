@@ -43,7 +43,13 @@ def _collect(source: pipeline.Source, in_child: bool, chunk_rows: int = 3) -> li
     ]
 
 
-def test_the_child_yields_what_the_thread_does(tmp_path: Path) -> None:
+@pytest.mark.parametrize("head_start", [0, 1, 2, 100])
+def test_the_child_yields_what_the_thread_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, head_start: int
+) -> None:
+    """However many chunks the job's thread reads before the child takes over (none, the one
+    read while it starts, ..., all of them), the chunks are the same."""
+    monkeypatch.setattr(pipeline, "HEAD_START_CHUNKS", head_start)
     lines = [*_rows(7), b'{"row_data": "s3://b/x.jpg", ', b'"just a string"', *_rows(2)]
     source = pipeline.Source(_file(tmp_path, lines), "ndjson", None, NAMES)
     here = _collect(source, in_child=False)
@@ -86,3 +92,42 @@ def test_a_large_import_through_the_child_on_each_database(
     assert errors[-1]["code"] == "malformed_json"
     rows = tenant.get("/data-rows", params={"dataset_id": ds["id"], "limit": 1000}).json()
     assert [r["global_key"] for r in rows["items"]] == [f"k-{i}" for i in range(1, 120, 2)]
+
+
+def test_the_child_skips_what_the_thread_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The child starts where the job's thread stopped: it is handed the index to go on
+    from, and a chunk the thread read is never read again."""
+    monkeypatch.setattr(pipeline, "HEAD_START_CHUNKS", 1)
+    seen: list[int] = []
+    real = pipeline._here
+
+    def spy(source: pipeline.Source, *args: Any) -> Any:
+        seen.append(source.skip)
+        return real(source, *args)
+
+    monkeypatch.setattr(pipeline, "_here", spy)
+    source = pipeline.Source(_file(tmp_path, _rows(10)), "ndjson", None, NAMES, skip=1)
+    chunks = _collect(source, in_child=True)
+    assert [done for done, *_ in chunks] == [4, 7, 10]
+    assert seen == [1]  # this process read items 1-3; the child (its own _here) from 4 on
+
+
+@pytest.mark.parametrize("container", ["ndjson", "json", "csv", "txt"])
+def test_readers_skip_without_changing_indexes(tmp_path: Path, container: str) -> None:
+    from tether.imports import readers
+
+    rows = [f"s3://b/{i}.jpg" for i in range(7)]
+    body = {
+        "ndjson": "\n\n".join(orjson.dumps({"row_data": r}).decode() for r in rows) + "\n",
+        "json": orjson.dumps([{"row_data": r} for r in rows]).decode(),
+        "csv": "row_data\n" + "\n".join(rows) + "\n",
+        "txt": "\n".join(rows) + "\n",
+    }[container]
+    path = tmp_path / f"rows.{container}"
+    path.write_text(body)
+    every = list(readers.read(path, container))
+    assert [i.index for i in every] == list(range(7))
+    rest = [i for i in readers.read(path, container, skip=4) if i.index >= 4]
+    assert [(i.index, i.value) for i in rest] == [(i.index, i.value) for i in every[4:]]

@@ -472,3 +472,121 @@ def test_two_import_jobs_side_by_side_on_overlapping_keys(
             ).scalars()
         )
     assert sorted(keys) == sorted(f"{prefix}-{k}" for k in everything)
+
+
+def test_a_chunk_of_every_shape_is_stored_as_sqlalchemy_stores_it(engine: Engine) -> None:
+    """Rows with and without each optional column, metadata values of every kind (text,
+    number, neither: an embedding), a creator or none: the bulk path (on SQLite it writes the
+    chunk's constants and all-NULL columns into its statements) stores the same values, of
+    the same SQLite types, as SQLAlchemy's INSERT of each row."""
+    target = _target(engine)
+    with engine.begin() as conn:
+        schema = load_schema(conn, target.org_id)
+    items: list[dict[str, Any]] = []
+    for i in range(6):
+        item: dict[str, Any] = {"row_data": f"s3://b/shape/{i}.jpg"}
+        if i % 2:
+            item["global_key"] = f"shape-{uuid.uuid4().hex}"
+            item["media_attributes"] = {"width": i}
+            item["metadata_fields"] = [
+                {"name": "tag", "value": f"t{i}"},
+                {"name": "captureDateTime", "value": "2024-05-01T10:00:00Z"},
+                {"name": "embedding", "value": [0.5] * 128},
+            ]
+        if i % 3 == 0:
+            item["external_id"] = f"e{i}"
+            item["attachments"] = [{"type": "RAW_TEXT", "value": "x"}]
+            item["extra"] = {"k": i}
+        items.append(item)
+    chunks = {
+        "all": items,
+        "none optional": [{"row_data": i["row_data"]} for i in items],
+        "keys only": [
+            {"row_data": i["row_data"], "global_key": f"g-{uuid.uuid4().hex}"} for i in items
+        ],
+    }
+    now = datetime(2024, 6, 1, 8, 30, 15, 123456, tzinfo=UTC)
+    for name, chunk in chunks.items():
+        for user_id in (target.user_id, None):
+            fresh = [
+                {**item, "global_key": f"{item['global_key']}-{user_id}"}
+                if "global_key" in item
+                else item
+                for item in chunk
+            ]
+            rows = [(n, normalize(item, schema)) for n, item in enumerate(fresh)]
+            bulk = Target(target.org_id, target.dataset_id, user_id)
+            first = allocate_ids(engine, len(rows))
+            with engine.begin() as conn:
+                write_rows(conn, bulk, rows, first, now)
+            plain_first = allocate_ids(engine, len(rows))
+            with engine.begin() as conn:
+                for offset, (_n, norm) in enumerate(rows):
+                    key = None if norm.global_key is None else f"plain-{norm.global_key}"
+                    conn.execute(
+                        insert(data_rows).values(
+                            id=plain_first + offset,
+                            org_id=target.org_id,
+                            dataset_id=target.dataset_id,
+                            global_key=key,
+                            external_id=norm.external_id,
+                            media_type=norm.media_type,
+                            row_data=norm.row_data,
+                            media_attributes=norm.media_attributes,
+                            metadata=norm.metadata,
+                            attachments=norm.attachments,
+                            extra=norm.extra,
+                            created_by=user_id,
+                            created_at=now,
+                            updated_at=now,
+                        )
+                    )
+                    for f, t, v in norm.metadata_values:
+                        conn.execute(
+                            insert(data_row_metadata).values(
+                                data_row_id=plain_first + offset,
+                                field_key=f,
+                                org_id=target.org_id,
+                                dataset_id=target.dataset_id,
+                                value_text=t,
+                                value_num=v,
+                            )
+                        )
+            ours = _stored_exactly(engine, first, len(rows))
+            theirs = _stored_exactly(engine, plain_first, len(rows))
+            for mine, plain in zip(ours[0], theirs[0], strict=True):
+                key = mine["global_key"]
+                assert plain["global_key"] == (None if key is None else f"plain-{key}"), name
+                assert {**mine, "global_key": 0} == {**plain, "global_key": 0}, name
+            assert ours[1] == theirs[1], name
+
+
+def _stored_exactly(engine: Engine, first: int, count: int) -> tuple[list[Any], list[Any]]:
+    """The rows ``first ..`` and their metadata values as stored, ids made relative (and, on
+    SQLite, each value's storage type beside it)."""
+    from sqlalchemy import literal_column
+
+    ids = list(range(first, first + count))
+
+    def columns(table: Any, skip: set[str]) -> list[Any]:
+        out = [c for c in table.columns if c.name not in skip]
+        if engine.dialect.name == "sqlite":
+            out += [literal_column(f"typeof({c.name})").label(f"type_{c.name}") for c in out]
+        return out
+
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(data_rows.c.id, *columns(data_rows, {"id"}))
+            .where(data_rows.c.id.in_(ids))
+            .order_by(data_rows.c.id)
+        ).all()
+        values = conn.execute(
+            select(data_row_metadata.c.data_row_id, *columns(data_row_metadata, {"data_row_id"}))
+            .where(data_row_metadata.c.data_row_id.in_(ids))
+            .order_by(data_row_metadata.c.data_row_id, data_row_metadata.c.field_key)
+        ).all()
+    assert [r.id for r in rows] == ids
+    return (
+        [{k: v for k, v in r._mapping.items() if k != "id"} for r in rows],
+        [(v.data_row_id - first, *tuple(v)[1:]) for v in values],
+    )

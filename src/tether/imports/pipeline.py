@@ -24,7 +24,8 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from contextlib import suppress
+from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
 from typing import IO, Any
@@ -38,9 +39,11 @@ from tether.jobs.service import ItemError
 # Uploads at least this large are read in a child process.
 CHILD_MIN_BYTES = 16 * 1024 * 1024
 CHECK_BATCH = 1000  # items parsed and checked at a time
+# The most chunks the job's thread reads itself while the child process starts.
+HEAD_START_CHUNKS = 8
 # A frame: body size, what the body is (a chunk in marshal, anything else in pickle), body.
 _FRAME = struct.Struct("!QB")
-_CHUNK, _OTHER = 1, 2
+_CHUNK, _OTHER, _READY = 1, 2, 3
 _MARSHAL_VERSION = 2  # without the back-references of later versions: faster to write
 
 Validate = Callable[
@@ -94,7 +97,9 @@ def chunks(
 def _here(
     source: Source, schema: Schema, media_type: str | None, chunk_rows: int, validate: Validate
 ) -> Generator[Chunk, None, None]:
-    items = readers.read(source.path, source.container, source.field_names, source.flavor)
+    items = readers.read(
+        source.path, source.container, source.field_names, source.flavor, source.skip
+    )
     items = (item for item in items if item.index >= source.skip)
     # Items are checked a batch at a time as they are read, so a chunk's parsed items (much
     # bigger than its checked rows) are never all in memory at once.
@@ -157,7 +162,12 @@ def _chunk_from_plain(plain: tuple[Any, ...]) -> Chunk:
     )
 
 
-def _from_child(*args: Any) -> Generator[Chunk, None, None]:
+def _from_child(
+    source: Source, schema: Schema, media_type: str | None, chunk_rows: int, validate: Validate
+) -> Generator[Chunk, None, None]:
+    """The chunks, from a child process. The child takes a while to start (a Python with
+    tether's modules), so the job's thread reads the first chunks itself until the child says
+    it is ready, plus one more while the child starts on the items after it."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "tether.imports.pipeline"],
         stdin=subprocess.PIPE,
@@ -165,34 +175,51 @@ def _from_child(*args: Any) -> Generator[Chunk, None, None]:
     )
     assert proc.stdin is not None and proc.stdout is not None
     stdout = proc.stdout
-    # A thread receives (and unpickles) the next chunk while the job writes this one: on
-    # PostgreSQL the writing is mostly waiting for the server.
+    # A thread receives the next frame while the job writes this chunk (on PostgreSQL the
+    # writing is mostly waiting for the server); the job's thread decodes it when it asks
+    # for it. A decoded chunk is many objects the collector tracks, and the job keeps the
+    # collector paused from decoding a chunk until it is written and dropped (see
+    # ``runner``): decoded in another thread, it would be traversed by the collections that
+    # run while that thread's pause and the job's do not overlap.
     frames: queue.Queue[Any] = queue.Queue(maxsize=1)
+    ready = threading.Event()
     stop = threading.Event()
 
     def receive() -> None:
-        message: Any = None
+        frame: Any = None
         while not stop.is_set():
             try:
-                message = _read_frame(stdout)
+                frame = _read_raw_frame(stdout)
             except BaseException as exc:  # a broken frame: hand the error over
-                message = _Failure(exc)
+                frame = _Failure(exc)
+            if isinstance(frame, tuple) and frame[0] == _READY:
+                ready.set()
+                continue
+            ready.set()  # (a child that died before it was ready: the frames loop says so)
             while not stop.is_set():
                 try:
-                    frames.put(message, timeout=0.1)
+                    frames.put(frame, timeout=0.1)
                     break
                 except queue.Full:
                     continue
-            if not isinstance(message, Chunk):
+            if not (isinstance(frame, tuple) and frame[0] == _CHUNK):
                 return
 
     receiver = threading.Thread(target=receive, name="tether-import-receiver", daemon=True)
+    receiver.start()
     try:
-        with proc.stdin:
+        skip = yield from _head_start(source, schema, media_type, chunk_rows, validate, ready)
+        if skip is None:
+            return  # the job's thread read every item
+        args = (replace(source, skip=skip), schema, media_type, chunk_rows, validate)
+        with suppress(BrokenPipeError), proc.stdin:
             proc.stdin.write(pickle.dumps(args, protocol=pickle.HIGHEST_PROTOCOL))
-        receiver.start()
         while True:
-            message = frames.get()
+            frame = frames.get()
+            try:
+                message = _decode(frame) if isinstance(frame, tuple) else frame
+            except BaseException as exc:
+                message = _Failure(exc)
             if message is None:
                 proc.wait()
                 raise RuntimeError(f"the import reader process ended early ({proc.returncode})")
@@ -208,10 +235,54 @@ def _from_child(*args: Any) -> Generator[Chunk, None, None]:
         if receiver.is_alive():
             receiver.join()
         stdout.close()
+        with suppress(BrokenPipeError):
+            proc.stdin.close()
         proc.wait()
 
 
-def _read_frame(stream: IO[bytes]) -> Any:
+def _head_start(
+    source: Source,
+    schema: Schema,
+    media_type: str | None,
+    chunk_rows: int,
+    validate: Validate,
+    ready: threading.Event,
+) -> Generator[Chunk, None, int | None]:
+    """Chunks read in the job's thread until the child is ready (at most
+    ``HEAD_START_CHUNKS``); returns the index the child goes on from, or None at the end of
+    the items. A chunk holds ``chunk_rows`` items unless it is the last, so the chunk read
+    while the child starts ends where the child begins."""
+    here = _here(source, schema, media_type, chunk_rows, validate)
+    try:
+        done, count = source.skip, 0
+        while count < HEAD_START_CHUNKS - 1 and not ready.is_set():
+            chunk = next(here, None)
+            if chunk is None:
+                return None
+            done, count = chunk.done, count + 1
+            yield chunk
+            del chunk
+        if count >= HEAD_START_CHUNKS:
+            ready.wait()
+            return done
+        ready.wait()
+        # The child is ready: it starts after the chunk read here meanwhile.
+        return (yield from _one_more(here, done + chunk_rows))
+    finally:
+        here.close()
+
+
+def _one_more(here: Generator[Chunk, None, None], skip: int) -> Generator[Chunk, None, int]:
+    chunk = next(here, None)
+    if chunk is not None:
+        if chunk.done != skip and next(here, None) is not None:
+            raise RuntimeError(f"a chunk ended at item {chunk.done}, not at {skip}")
+        yield chunk
+    return skip
+
+
+def _read_raw_frame(stream: IO[bytes]) -> tuple[int, bytes] | None:
+    """The next frame's kind and body, not decoded; None when the stream ends first."""
     head = stream.read(_FRAME.size)
     if len(head) < _FRAME.size:
         return None
@@ -219,6 +290,11 @@ def _read_frame(stream: IO[bytes]) -> Any:
     body = stream.read(size)
     if len(body) < size:
         return None
+    return kind, body
+
+
+def _decode(frame: tuple[int, bytes]) -> Any:
+    kind, body = frame
     with collector_paused():
         if kind == _CHUNK:
             return _chunk_from_plain(marshal.loads(body))
@@ -242,7 +318,12 @@ def _child() -> None:
     # Frames go to the real standard output; anything else printed goes to standard error.
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
-    args = pickle.load(sys.stdin.buffer)
+    out.write(_FRAME.pack(0, _READY))
+    out.flush()
+    try:
+        args = pickle.load(sys.stdin.buffer)
+    except EOFError:
+        return  # the job's thread read every item itself
     try:
         for chunk in _here(*args):
             _write_frame(out, chunk)

@@ -60,11 +60,14 @@ def read(
     container: str,
     field_names: frozenset[str] = frozenset(),
     flavor: str | None = None,
+    skip: int = 0,
 ) -> Iterator[Item]:
     """Items in file order. ``field_names`` are the metadata fields a Labelbox CSV column may
     name; ``flavor`` (``labelbox`` or ``label_studio``) forces how items are read instead of
     telling them apart. The container is checked to fit the content first (``FileError`` if
-    not): it may be the user's ``format=``."""
+    not): it may be the user's ``format=``. Items before index ``skip`` (a resumed job's, or
+    another reader's) may be left out without being parsed; the indexes of the others do not
+    change."""
     if container not in CONTAINERS_ONLY:
         raise FileError(
             f"unknown format {container!r}; expected one of {', '.join(CONTAINERS_ONLY)}"
@@ -75,13 +78,13 @@ def read(
         raise FileError("a text file is one URI a line; it takes no labelbox/label_studio")
     check_fits(path, container)
     if container in ("csv", "tsv"):
-        yield from _read_csv(path, container, field_names, flavor)
+        yield from _read_csv(path, container, field_names, flavor, skip)
     elif container == "txt":
         yield from _read_txt(path)
     elif container == "json":
-        yield from _read_json(path, flavor)
+        yield from _read_json(path, flavor, skip)
     else:
-        yield from _read_ndjson(path, flavor)
+        yield from _read_ndjson(path, flavor, skip)
 
 
 def count_items(path: Path, container: str, flavor: str | None = None) -> int | None:
@@ -144,7 +147,7 @@ def _lone_cr_pieces(raw: bytes) -> list[bytes] | tuple[bytes]:
 # --- JSON and NDJSON -------------------------------------------------------------------------
 
 
-def _read_json(path: Path, flavor: str | None = None) -> Iterator[Item]:
+def _read_json(path: Path, flavor: str | None = None, skip: int = 0) -> Iterator[Item]:
     """An array of items, or objects one after another (one task object is one task)."""
     index = 0
     with path.open("rb") as f:
@@ -153,7 +156,9 @@ def _read_json(path: Path, flavor: str | None = None) -> Iterator[Item]:
         scan = jsonscan.array_items(f, head) if start == b"[" else jsonscan.values(f, head)
         try:
             for value in scan:
-                if value.text:
+                if index < skip:
+                    pass
+                elif value.text:
                     yield _parsed(index, value.text, value.line, flavor)
                 else:
                     error = RowError(
@@ -169,7 +174,7 @@ def _read_json(path: Path, flavor: str | None = None) -> Iterator[Item]:
             yield Item(index, None, RowError("malformed_file", message), flavor)
 
 
-def _read_ndjson(path: Path, flavor: str | None = None) -> Iterator[Item]:
+def _read_ndjson(path: Path, flavor: str | None = None, skip: int = 0) -> Iterator[Item]:
     index = 0
     line_no = 0
     with path.open("rb") as f:
@@ -183,7 +188,8 @@ def _read_ndjson(path: Path, flavor: str | None = None) -> Iterator[Item]:
                     line = line.removeprefix(BOM)
                 if not line or line.isspace():
                     continue
-                yield _parsed(index, line, line_no, flavor)
+                if index >= skip:
+                    yield _parsed(index, line, line_no, flavor)
                 index += 1
 
 
@@ -243,7 +249,11 @@ def _has_header(path: Path, container: str, flavor: str | None = None) -> bool:
 
 
 def _read_csv(
-    path: Path, container: str, field_names: frozenset[str], flavor: str | None = None
+    path: Path,
+    container: str,
+    field_names: frozenset[str],
+    flavor: str | None = None,
+    skip: int = 0,
 ) -> Iterator[Item]:
     table: _Table | None = None
     started = False
@@ -278,7 +288,9 @@ def _read_csv(
                 if _is_header(cells, flavor):
                     table = _Table(cells, flavor, field_names)
                     continue
-            if table is None:
+            if index < skip:
+                pass
+            elif table is None:
                 yield Item(index, _positional_row(cells), flavor="labelbox")
             else:
                 yield table.item(index, cells, line_no)

@@ -12,7 +12,6 @@ import threading
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from tether.catalog.store import DatasetGone, Target, allocate_ids, begin_writin
 from tether.db.engine import foreign_keys_unchecked, is_sqlite
 from tether.db.wal import Checkpointer
 from tether.imports import formats, pipeline, sniff
+from tether.imports.collector import collector_paused
 from tether.imports.submit import KIND
 from tether.jobs import worker
 from tether.jobs.service import ItemError
@@ -91,7 +91,8 @@ def _run(job: JobRun, upload: Path, chunk_rows: int) -> None:
     with closing(pipeline.chunks(source, schema, media_type, chunk_rows, _validate)) as chunks:
         # The format recorded on the job: the container and how its items read (the forced
         # flavor, else the first item's that tells).
-        first = next(chunks, None)
+        with collector_paused():
+            first = next(chunks, None)
         flavor = flavor or (first.flavor if first else None)
         job.describe(total, format=f"{container}/{flavor}" if flavor else container)
         if first is None:
@@ -108,12 +109,21 @@ def _run(job: JobRun, upload: Path, chunk_rows: int) -> None:
             foreign_keys_unchecked(conn),
             checkpointer.writer(conn),
         ):
-            for chunk in chain([first], chunks):
-                job.check_stop()
-                checkpointer.keep_up()
-                if not _store(conn, job, target, chunk):
-                    return  # canceled, with this chunk counted
-                checkpointer.committed()
+            pending: list[pipeline.Chunk] = [first]
+            del first
+            while True:
+                # A chunk is made, written and dropped with the collector paused (its objects
+                # live only that long, so no collection walks them), which runs between chunks.
+                with collector_paused():
+                    chunk = pending.pop() if pending else next(chunks, None)
+                    if chunk is None:
+                        return
+                    job.check_stop()
+                    checkpointer.keep_up()
+                    if not _store(conn, job, target, chunk):
+                        return  # canceled, with this chunk counted
+                    checkpointer.committed()
+                    del chunk
 
 
 def _validate(
