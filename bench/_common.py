@@ -166,14 +166,17 @@ def cpu_seconds(pid: int) -> float:
 
 def profile(pid: int, rate: int = 50, out: str | None = None) -> subprocess.Popen[Any] | None:
     """With BENCH_PROFILE=out.svg (py-spy installed), record process ``pid`` until the
-    returned process gets SIGINT (``end_profile``)."""
+    returned process gets SIGINT (``end_profile``); ``out.txt`` records collapsed stacks,
+    ``out.json`` speedscope. BENCH_PROFILE_IDLE=1 records waiting threads too, by thread."""
     out = out or os.environ.get("BENCH_PROFILE")
     if not out:
         return None
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     fmt = {".json": "speedscope", ".txt": "raw"}.get(Path(out).suffix, "flamegraph")
     argv = [spy, "record", "-p", str(pid), "-o", out, "-f", fmt, "-r", str(rate)]
-    return subprocess.Popen([*argv, "--subprocesses"])
+    if os.environ.get("BENCH_PROFILE_IDLE"):  # waiting threads too: where the wall time goes
+        argv += ["--idle", "--threads"]
+    return subprocess.Popen([*argv, "--subprocesses"], stdout=subprocess.DEVNULL)
 
 
 def end_profile(spy: subprocess.Popen[Any] | None) -> None:

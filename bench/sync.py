@@ -43,13 +43,14 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from _common import (
     MB,
     PG_DEFAULT,
@@ -61,18 +62,25 @@ from _common import (
     moto_server,
     pg_database,
     profile,
+    psycopg_url,
     redis_server,
     server,
     user_and_key,
 )
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
+from tether.accounts.orgs import get_or_create_org
+from tether.catalog import datasets as dataset_service
+from tether.catalog.store import ROW_COLUMNS, bulk_insert
 from tether.config import Settings
 from tether.db.engine import make_engine
-from tether.db.tables import datasets
+from tether.db.migrate import upgrade
+from tether.db.tables import data_rows, datasets
 from tether.sdk import Client
-from tether.storages.base import Storage
+from tether.storages.base import ObjectInfo, Storage
+from tether.sync import links
 from tether.sync.connections import get_record, insert_storage, open_backend
+from tether.sync.diff import version_of
 
 TARGET_FIRST_RATIO, TARGET_LOCAL_RATE, TARGET_NOOP_RATIO, TARGET_RSS_RATIO = 0.8, 20_000, 1.2, 1.25
 DEFAULT_OBJECTS = {"local": 100_000, "redis": 100_000, "s3": 20_000}
@@ -277,7 +285,8 @@ class Listings:
     backend: Storage
     prefix: str
     recursive: bool
-    best: dict[str, float] = field(default_factory=dict)
+    best: dict[str, float] = field(default_factory=dict)  # seconds
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds of this process
     counts: dict[str, int] = field(default_factory=dict)
 
     def storage_list(self) -> int:
@@ -290,11 +299,12 @@ class Listings:
                 ("raw", lambda: self.store.raw_list(self.backend)),
                 ("list", self.storage_list),
             ):
-                began = time.perf_counter()
+                began, cpu = time.perf_counter(), time.process_time()
                 count = run()
-                spent = time.perf_counter() - began
+                spent, cpu = time.perf_counter() - began, time.process_time() - cpu
                 self.counts[name] = count
                 self.best[name] = min(self.best.get(name, float("inf")), spent)
+                self.cpu[name] = min(self.cpu.get(name, float("inf")), cpu)
         if self.counts["raw"] != self.counts["list"]:
             sys.exit(f"the two raw listings disagree: {self.counts}")
 
@@ -345,6 +355,7 @@ class Pass:
     noop: SyncRun
     change: SyncRun | None = None
     k: int = 0
+    floor: tuple[float, float] | None = None  # write_floor's seconds and CPU seconds
 
 
 def run_pass(args: argparse.Namespace, n: int, with_change: bool) -> Pass:
@@ -406,6 +417,8 @@ def run_pass(args: argparse.Namespace, n: int, with_change: bool) -> Pass:
             counts = {"listed": n, "created": k, "updated": k, "unchanged": n - 2 * k}
             expect(result.change, "1% sync", **counts, missing=k, removed=k)
             listings.measure(1)
+        if not args.no_floor:
+            result.floor = write_floor(args, work, listings)
     return result
 
 
@@ -438,6 +451,86 @@ def _storage(
     if close is not None:
         stack.callback(close)
     return storage_id, Listings(store, backend, record.prefix, record.recursive)
+
+
+# --- the write floor -------------------------------------------------------------------------
+
+
+def write_floor(args: argparse.Namespace, work: Path, lists: Listings) -> tuple[float, float]:
+    """Seconds and CPU seconds (this process) the database driver takes to store what a first
+    sync stores for the listed objects: one ``data_rows`` row each (its URI, size and MIME
+    type, as the sync makes them) and its link, into a fresh database of the same schema
+    (migrated), a transaction per ``TETHER_SYNC_CHUNK_OBJECTS`` objects, with the driver's
+    bulk path the sync uses too (``executemany`` on SQLite, binary ``COPY`` on PostgreSQL).
+    The listing and the tuples are made outside the timer."""
+    with ExitStack() as stack:
+        if args.db == "postgresql":
+            url = psycopg_url(stack.enter_context(pg_database(args.pg, args.keep)))
+        else:
+            url = f"sqlite:///{work / 'floor.db'}"
+        engine = make_engine(url)
+        stack.callback(engine.dispose)
+        upgrade(engine)
+        org_id, dataset_id, storage_id = _floor_owners(engine, work)
+        chunk = args.chunk_objects or Settings(data_dir=work).sync_chunk_objects
+        backend, spent, cpu, next_id = lists.backend, 0.0, 0.0, 1
+        stamp: Any = datetime.now(UTC)
+        if engine.dialect.name == "sqlite":
+            stamp = stamp.strftime("%Y-%m-%d %H:%M:%S.%f")  # as SQLAlchemy stores it
+        with engine.connect() as conn:
+            for part in _chunked(backend.list(lists.prefix, recursive=lists.recursive), chunk):
+                records, linked = [], []
+                for info in part:
+                    row = {
+                        "id": next_id,
+                        "org_id": org_id,
+                        "dataset_id": dataset_id,
+                        "media_type": "IMAGE",
+                        "row_data": orjson.dumps(backend.uri(info.key)).decode(),
+                        "media_attributes": orjson.dumps(
+                            {"size": info.size, "mimeType": "image/jpeg"}
+                        ).decode(),
+                        "created_at": stamp,
+                        "updated_at": stamp,
+                    }
+                    records.append(tuple(row.get(name) for name in ROW_COLUMNS))
+                    linked.append((info.key, 0, next_id, version_of(info)))
+                    next_id += 1
+                began, used = time.perf_counter(), time.process_time()
+                with conn.begin():
+                    bulk_insert(conn, data_rows, records)
+                    links.insert(conn, storage_id, linked)
+                spent += time.perf_counter() - began
+                cpu += time.process_time() - used
+    return spent, cpu
+
+
+def _chunked(pages: Iterator[Sequence[ObjectInfo]], size: int) -> Iterator[list[ObjectInfo]]:
+    part: list[ObjectInfo] = []
+    for page in pages:
+        for info in page:
+            part.append(info)
+            if len(part) == size:
+                yield part
+                part = []
+    if part:
+        yield part
+
+
+def _floor_owners(engine: Engine, work: Path) -> tuple[int, int, int]:
+    with engine.begin() as conn:
+        org_id = get_or_create_org(conn, "floor")
+        dataset_id = int(dataset_service.create(conn, org_id, "floor")["id"])
+        fields = {"path": str(work)}
+        storage_id = insert_storage(
+            conn,
+            Settings(data_dir=work),
+            org_id=org_id,
+            type_="local",
+            fields=fields,
+            dataset_id=dataset_id,
+        )
+    return org_id, dataset_id, storage_id
 
 
 # --- the report ------------------------------------------------------------------------------
@@ -475,6 +568,22 @@ def report(args: argparse.Namespace, main: Pass, tenfold: Pass | None) -> None:
         f"rate ratio ({(n / first.run) / (n / raw_s):.2f} to the raw client)",
         f">= {TARGET_FIRST_RATIO}  {verdict(targets)}",
     )
+    list_cpu = lists.cpu["list"]
+    if main.floor is not None:
+        floor_s, floor_cpu = main.floor
+        how = "COPY" if args.db == "postgresql" else "executemany"
+        detail = f"{floor_s:.2f} s (CPU {floor_cpu:.1f} s): {how} of its rows + links"
+        line("raw write floor", f"{n / floor_s:,.0f} obj/s", detail)
+        line(
+            "  first / floor",
+            f"{floor_s / first.run:.2f}",
+            f"rate ratio; by CPU {floor_cpu / first.cpu:.2f} (the DB's own CPU too on SQLite)",
+        )
+    line(
+        "  by CPU",
+        f"{list_cpu / first.cpu:.2f}",
+        f"{first.cpu / n * 1e6:.0f} us an object (server) vs {list_cpu / n * 1e6:.1f} (list)",
+    )
     if args.backend == "local":
         ok = n / first.run >= TARGET_LOCAL_RATE
         line("  local files", "", "objects/s", f">= {TARGET_LOCAL_RATE:,}  {verdict(ok)}")
@@ -488,6 +597,7 @@ def report(args: argparse.Namespace, main: Pass, tenfold: Pass | None) -> None:
         f"time ratio ({noop.run / raw_s:.2f} to the raw client)",
         f"<= {TARGET_NOOP_RATIO}  {verdict(ratio <= TARGET_NOOP_RATIO)}",
     )
+    line("  by CPU", f"{noop.cpu / list_cpu:.2f}", "server CPU seconds / Storage.list's")
     if main.change is not None:
         change, k = main.change, main.k
         line(
@@ -548,6 +658,9 @@ def main() -> None:
     parser.add_argument("--noop-rounds", type=int, default=3)
     parser.add_argument("--chunk-objects", type=int, help="TETHER_SYNC_CHUNK_OBJECTS")
     parser.add_argument("--no-tenfold", action="store_true", help="local: skip the runs at 10 x N")
+    parser.add_argument(
+        "--no-floor", action="store_true", help="skip the raw write floor of the first sync"
+    )
     parser.add_argument("--profile", choices=("first", "noop", "change"), default="first")
     parser.add_argument("--keep", action="store_true", help="keep the data dirs and databases")
     args = parser.parse_args()
