@@ -323,7 +323,7 @@ def timed_sync(client: Client, pid: int, storage_id: int, spy_out: str | None = 
     with PeakRss(pid, tree=True, every=0.02) as rss:
         cpu = cpu_seconds(pid)
         began = time.perf_counter()
-        job = client.sync_storage(storage_id).wait_till_done(poll=0.2)
+        job = client.sync_storage(storage_id).wait_till_done(poll=0.5)
         wall = time.perf_counter() - began
         cpu = cpu_seconds(pid) - cpu
     end_profile(spy)
