@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from tests.conftest import Tenant
 from tether.api.app import create_app
 from tether.config import Settings
+from tether.sync.connections import insert_storage
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -38,9 +39,18 @@ CHECKS = [
 ]
 
 
-def _existing(tenant: Tenant) -> dict[str, Any]:
+def _existing(tenant: Tenant, config: Settings) -> dict[str, Any]:
     """Path parameter values that name real things of the tenant."""
     ds = tenant.dataset()
+    with tenant.http.app.state.engine.begin() as conn:
+        storage_id = insert_storage(
+            conn,
+            config,
+            org_id=tenant.org_id,
+            type_="memory",
+            fields={"bucket": f"st-{ds['id']}"},
+            dataset_id=ds["id"],
+        )
     rows = b"".join(
         b'{"row_data": "s3://b/%d.jpg", "global_key": "st-%d", '
         b'"metadata_fields": [{"name": "tag", "value": "t"}], '
@@ -61,6 +71,7 @@ def _existing(tenant: Tenant) -> dict[str, Any]:
         "field": field["id"],
         "user_id": other.json()["id"],
         "key_id": spare.json()["id"],
+        "storage_id": storage_id,
     }
 
 
@@ -91,7 +102,7 @@ def test_every_operation_answers_as_documented(settings: Settings, tenant: Tenan
     # and the session's app must keep running imports for the tests after this one.
     app = create_app(settings, migrate=False)
     schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", app)
-    existing = _existing(tenant)
+    existing = _existing(tenant, settings)
     failures = []
     seen: list[int] = []
     operations = [result.ok() for result in schema.get_all_operations()]

@@ -45,7 +45,7 @@ def row_count(engine: Engine, dataset_id: int) -> int:
 # --- runners by kind ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["nope", "sync", "IMPORT", "import "])
+@pytest.mark.parametrize("kind", ["nope", "Sync", "IMPORT", "import "])
 def test_a_job_of_a_kind_without_runner_fails_with_a_message(
     app: Any, engine: Engine, tenant: Tenant, kind: str
 ) -> None:
@@ -58,7 +58,7 @@ def test_a_job_of_a_kind_without_runner_fails_with_a_message(
 
 
 def test_the_runtime_registers_every_kind(app: Any) -> None:
-    assert set(app.state.queue.runners) == {"import", "delete_dataset"}
+    assert set(app.state.queue.runners) == {"import", "delete_dataset", "sync", "sync_part"}
     assert app.state.queue.chores, "the staged-upload cleanup runs on every worker"
 
 

@@ -79,6 +79,14 @@ class Settings(BaseSettings):
         description="TETHER_SYNC_CHUNK_OBJECTS: objects a sync writes per transaction (ten "
         "times as many when they are unchanged).",
     )
+    sync_parts: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="TETHER_SYNC_PARTS: split each sync into this many parts by first-level "
+        "folder, run by several workers side by side (PostgreSQL with a Redis queue; 1: no "
+        "split).",
+    )
     job_lease_seconds: float = Field(
         60,
         gt=0,

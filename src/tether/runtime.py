@@ -18,6 +18,7 @@ from tether.db.engine import refresh_statistics
 from tether.imports import runner, submit
 from tether.jobs.queue import JobQueue
 from tether.sync import runner as sync_runner
+from tether.sync import split
 from tether.sync import start as sync_start
 
 
@@ -25,8 +26,12 @@ def build_queue(settings: Settings, engine: Engine) -> JobQueue:
     queue = JobQueue(settings, engine, after_job=partial(refresh_statistics, engine))
     queue.register(runner.KIND, runner.import_runner(settings.import_chunk_rows))
     queue.register(deletion.KIND, deletion.delete_runner(settings.delete_chunk_rows))
-    queue.register(sync_runner.KIND, sync_runner.sync_runner(settings))
-    queue.chores.append(partial(sync_start.start_due_syncs, engine, queue.enqueue))
+    syncs = sync_runner.sync_runner(settings, enqueue=queue.enqueue)
+    queue.register(sync_runner.KIND, syncs)
+    queue.register(split.PART_KIND, syncs)
+    queue.chores.append(
+        partial(sync_start.start_due_syncs, engine, queue.enqueue, parts=settings.sync_parts)
+    )
     queue.chores.append(
         partial(
             submit.remove_stale_uploads,

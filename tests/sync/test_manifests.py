@@ -83,3 +83,22 @@ def test_a_bad_item_of_a_list_is_one_error_and_the_rest_land(place: Place, sourc
     [error] = place.errors(job["id"])
     assert error["item_key"] == "mixed.json" and error["details"] == {"item_index": 1}
     assert [link.item_index for link in place.links(storage_id)] == [0, 2]
+
+
+def test_global_keys_another_row_holds_are_errors_of_their_items(
+    place: Place, source: Source
+) -> None:
+    tag = f"gk-{place.dataset_id}"
+    source.put("a.json", orjson.dumps([{"row_data": "s3://b/1.jpg", "global_key": f"{tag}-1"}]))
+    source.put("b.json", orjson.dumps([{"row_data": "s3://b/2.jpg", "global_key": f"{tag}-2"}]))
+    storage_id = place.storage(source.type, source.fields, treat_every_object_as_source_file=False)
+    assert counts(place.sync(storage_id)) == expect(listed=2, created=2)
+    # a.json now takes b.json's key, and c.json the same key again: one error each.
+    source.put("a.json", orjson.dumps([{"row_data": "s3://b/1.jpg", "global_key": f"{tag}-2"}]))
+    source.put("c.json", orjson.dumps([{"row_data": "s3://b/3.jpg", "global_key": f"{tag}-2"}]))
+    job = place.sync(storage_id)
+    assert counts(job) == expect(listed=3, unchanged=1, failed=2)
+    codes = sorted((e["item_key"], e["code"]) for e in place.errors(job["id"]))
+    assert codes == [("a.json", "global_key_exists"), ("c.json", "global_key_exists")]
+    keys = sorted(r.global_key for r in place.rows())
+    assert keys == [f"{tag}-1", f"{tag}-2"]

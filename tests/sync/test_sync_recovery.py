@@ -156,3 +156,41 @@ def test_a_killed_workers_sync_is_finished_by_the_other_worker(
             select(func.count()).where(storage_links.c.storage_id == storage_id)
         ).scalar_one()
     assert total == distinct.scalar_one() == linked == OBJECTS
+
+
+def test_a_split_sync_runs_on_both_workers(shared: tuple[Place, dict[str, str]]) -> None:
+    """The sync of a store of 40 folders, split in 6 parts: both workers run parts, and the
+    parent ends with the counts of one sync."""
+    place, env = shared
+    folder = str(place.settings.local_files_document_root / "store")  # type: ignore[operator]
+    storage_id = place.storage("local", {"path": folder})
+    workers = _workers(env, 2)
+    try:
+        with place.engine.begin() as conn:
+            job, _created = start_sync(conn, place.org_id, storage_id, parts=6)
+        JobQueue(place.settings, place.engine).enqueue(job["id"])
+        final = _wait_finished(place.engine, job["id"])
+        assert final.status == "completed", final
+        done = place.job(job["id"])
+        assert done["counts"]["listed"] == done["counts"]["created"] == OBJECTS
+        assert done["progress"]["done"] == OBJECTS
+        with place.engine.connect() as conn:
+            parts = conn.execute(
+                select(jobs.c.status, jobs.c.claimed_by, jobs.c.done).where(
+                    jobs.c.id.in_(done["details"]["parts"])
+                )
+            ).all()
+        assert len(parts) == 6 and {p.status for p in parts} == {"completed"}
+        assert sum(p.done for p in parts) == OBJECTS
+        runners = {w.pid for w in workers for p in parts if f":{w.pid}:" in (p.claimed_by or "")}
+        assert runners == {w.pid for w in workers}, "both workers ran parts"
+    finally:
+        _stop(workers)
+    with place.engine.connect() as conn:
+        linked = conn.execute(
+            select(func.count()).where(storage_links.c.storage_id == storage_id)
+        ).scalar_one()
+        rows = conn.execute(
+            select(func.count()).where(data_rows.c.dataset_id == place.dataset_id)
+        ).scalar_one()
+    assert linked == rows == OBJECTS

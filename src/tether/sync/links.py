@@ -38,21 +38,21 @@ def pages(
     engine: Engine,
     storage_id: int,
     after: str | None = None,
-    before: str | None = None,
+    until: str | None = None,
     page: int = PAGE,
 ) -> Iterator[list[LinkRow]]:
-    """The storage's links in (key, item index) order, with keys after ``after`` and before
-    ``before`` (either open when None), a page per short query: a range of the primary key
+    """The storage's links in (key, item index) order, with keys after ``after`` and up to
+    ``until`` (either open when None), a page per short query: a range of the primary key
     from the last one read (a row-value comparison, which both databases seek to)."""
     mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
     head = (
         'SELECT "key", item_index, data_row_id, version FROM storage_links '
         f"WHERE storage_id = {mark}"
     )
-    tail = (f' AND "key" < {mark}' if before is not None else "") + (
+    tail = (f' AND "key" <= {mark}' if until is not None else "") + (
         f' ORDER BY "key", item_index LIMIT {int(page)}'
     )
-    bound: tuple[object, ...] = (before,) if before is not None else ()
+    bound: tuple[object, ...] = (until,) if until is not None else ()
     if after is not None:
         sql, params = f'{head} AND "key" > {mark}{tail}', (storage_id, after, *bound)
     else:
@@ -77,12 +77,12 @@ def read(
     engine: Engine,
     storage_id: int,
     after: str | None = None,
-    before: str | None = None,
+    until: str | None = None,
     page: int = PAGE,
 ) -> Iterator[Linked]:
     """The linked objects of a storage in key order (``pages`` grouped by key)."""
     current: Linked | None = None
-    for rows in pages(engine, storage_id, after, before, page):
+    for rows in pages(engine, storage_id, after, until, page):
         for key, index, row_id, version in rows:
             if current is None or current.key != key:
                 if current is not None:

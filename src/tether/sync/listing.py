@@ -1,11 +1,15 @@
 """A storage's listing, read by a thread of its own a few pages ahead of the sync's writer.
 
-The thread puts pages, filtered, into a bounded queue, so listing (network or disk) and
-writing (the database) overlap and memory holds a few pages, whatever the store's size.
-Filters: the key prefix (the backend's), ``recursive`` (the backend's), ``regex_filter``
-matched with ``re.match`` against the whole key as the backend lists it (the prefix
-included, as Label Studio matches S3, GCS, Azure and Redis keys), folder markers (keys
-ending in ``/``) left out, and an upper bound ``before`` for a part of a split sync.
+``Ahead`` runs an iterator in a thread that puts its items into a bounded queue (the
+listing, the link reader and the sync's planner each run so): listing (network or disk) and
+writing (the database) overlap, and memory holds a few pages, whatever the store's size.
+
+Filters (``Scope``): the key prefix (the backend's), ``recursive`` (the backend's),
+``regex_filter`` matched with ``re.match`` against the whole key as the backend lists it, the
+prefix included. That is what Label Studio does for S3, GCS, Azure and Redis; for local files
+it matches the file's name only, where tether matches the path under the storage's folder
+(the key), the same rule for every backend. Folder markers (keys ending in ``/``) are left
+out, and an upper bound ``until`` ends a part of a split sync.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ class Scope:
     recursive: bool = True
     regex: re.Pattern[str] | None = None
     after: str | None = None  # keys after this one (a resumed sync's last committed key)
-    before: str | None = None  # keys before this one (a part of a split sync)
+    until: str | None = None  # keys up to this one (a part of a split sync)
 
     def keep(self, page: Sequence[ObjectInfo]) -> tuple[list[ObjectInfo], bool]:
         """The page's objects in scope, and whether the listing is past the scope's end."""
@@ -42,10 +46,10 @@ class Scope:
             for info in page
             if not info.key.endswith("/") and (match is None or match(info.key) is not None)
         ]
-        before = self.before
-        if before is None or not page or page[-1].key < before:
+        until = self.until
+        if until is None or not page or page[-1].key < until:
             return kept, False
-        return [info for info in kept if info.key < before], True
+        return [info for info in kept if info.key <= until], True
 
 
 class Ahead(Generic[T]):

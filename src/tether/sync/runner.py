@@ -18,9 +18,9 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
+from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -28,19 +28,21 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, select, update
+from sqlalchemy.exc import IntegrityError
 
 from tether.catalog import store
 from tether.catalog.metadata_schema import Schema, load_schema
 from tether.catalog.rows import NormalRow
 from tether.catalog.store import DatasetGone, Target, allocate_ids, begin_writing, reserve_ids
 from tether.config import Settings
-from tether.db.engine import is_sqlite
-from tether.db.tables import data_rows, jobs
+from tether.db.engine import foreign_keys_unchecked, is_sqlite
+from tether.db.tables import data_rows, jobs, storages
+from tether.db.wal import Checkpointer
 from tether.jobs import worker
 from tether.jobs.service import ItemError
 from tether.jobs.worker import JobFailed, JobRun, Runner
 from tether.storages.base import ObjectInfo, Storage, StorageError
-from tether.sync import items, links
+from tether.sync import items, links, split
 from tether.sync.connections import StorageRecord, get_record, open_backend
 from tether.sync.diff import OutOfOrder, Pair, Same, merge, version_of
 from tether.sync.listing import Ahead, Scope, listing
@@ -52,9 +54,15 @@ _DIRECT_LEASE = timedelta(minutes=5)
 _READERS = 8  # objects read at once in manifest mode
 
 
-def sync_runner(settings: Settings, chunk_objects: int | None = None) -> Runner:
-    """The runner of ``sync`` jobs, for ``runtime.py`` to register."""
-    return partial(run, settings=settings, chunk_objects=chunk_objects)
+def sync_runner(
+    settings: Settings,
+    chunk_objects: int | None = None,
+    enqueue: Callable[[str], None] | None = None,
+) -> Runner:
+    """The runner of ``sync`` jobs and of their parts (``sync_part``), for ``runtime.py``
+    to register; ``enqueue`` queues the parts of a split sync (None: the sync's own worker
+    runs them)."""
+    return partial(run, settings=settings, chunk_objects=chunk_objects, enqueue=enqueue)
 
 
 def run_sync(
@@ -66,7 +74,8 @@ def run_sync(
 ) -> None:
     """Claim and run one sync job here and now (scripts, benchmarks and tests; workers go
     through the queue)."""
-    runners = {KIND: sync_runner(settings, chunk_objects)}
+    runner = sync_runner(settings, chunk_objects)
+    runners = {KIND: runner, split.PART_KIND: runner}
     worker.execute(engine, job_id, runners, f"direct:{job_id}", _DIRECT_LEASE, stop)
 
 
@@ -94,10 +103,20 @@ class _Chunk:
     work: int = 0  # objects in it that need a write
 
 
-def run(job: JobRun, settings: Settings, chunk_objects: int | None = None) -> None:
+def run(
+    job: JobRun,
+    settings: Settings,
+    chunk_objects: int | None = None,
+    enqueue: Callable[[str], None] | None = None,
+) -> None:
     """Run a sync job to its end; or, once the worker stops, up to the end of the chunk
-    being written (the job then resumes on a worker); or, once canceled, likewise."""
+    being written (the job then resumes on a worker); or, once canceled, likewise. A sync
+    asked to run in parts (``params.parts``) splits (``sync.split``)."""
     job.cancel_message = _canceled_message
+    if job.kind == KIND and int(job.params.get("parts") or 1) > 1:
+        part = sync_runner(settings, chunk_objects, enqueue)
+        split.run_parent(job, settings, part, enqueue)
+        return
     sync = _prepare(job, settings, chunk_objects or settings.sync_chunk_objects)
     planner = Ahead(partial(_planned, sync), "sync-planner", depth=2)
     try:
@@ -155,7 +174,7 @@ def _prepare(job: JobRun, settings: Settings, chunk: int) -> _Sync:
         recursive=record.recursive,
         regex=regex,
         after=cursor if cursor is not None else params.get("after"),
-        before=params.get("before"),
+        until=params.get("until"),
     )
     target = Target(org_id, record.dataset_id, job.row.created_by, upsert=False)
     sync = _Sync(job, record, storage, schema, target, scope, max(1, chunk), cursor=cursor)
@@ -178,7 +197,7 @@ def _planned(sync: _Sync) -> Iterator[_Plan]:
     scope, engine = sync.scope, sync.job.engine
     listed = listing(sync.storage, scope)
     linked = Ahead(
-        partial(links.pages, engine, sync.record.id, scope.after, scope.before), "sync-links"
+        partial(links.pages, engine, sync.record.id, scope.after, scope.until), "sync-links"
     )
     with closing(listed), closing(linked):
         for chunk in _chunks(sync, merge(listed.items(), linked.items())):
@@ -214,11 +233,21 @@ def _chunks(sync: _Sync, merged: Iterator[Pair | Same]) -> Iterator[_Chunk]:
 
 
 def _write_all(sync: _Sync, plans: Iterator[_Plan]) -> None:
+    """Write every planned chunk on one connection. On SQLite, as imports do, it leaves
+    checkpoints to a thread, and checks no foreign keys while a chunk only inserts (the
+    chunk checks its dataset and storage itself, under the write lock); a chunk that deletes
+    keeps them, so whatever cascades from a data row still does."""
     job, engine = sync.job, sync.job.engine
-    with engine.connect() as conn:
+    checkpointer = Checkpointer(engine)
+    with engine.connect() as conn, checkpointer.writer(conn):
         for plan in plans:
             job.check_stop()
-            if not _write(conn, sync, plan):
+            checkpointer.keep_up()
+            checks = nullcontext() if plan.doomed else foreign_keys_unchecked(conn)
+            with checks:
+                going_on = _write(conn, sync, plan)
+            checkpointer.committed()
+            if not going_on:
                 return  # canceled, with this chunk counted
 
 
@@ -234,6 +263,7 @@ class _Plan:
     fresh: list[tuple[int, NormalRow]] = field(default_factory=list)
     fresh_links: list[tuple[str, int, str | None]] = field(default_factory=list)
     updates: list[tuple[int, NormalRow, int]] = field(default_factory=list)
+    update_items: list[tuple[str, int]] = field(default_factory=list)  # (key, item) each
     versions: list[tuple[str, str | None]] = field(default_factory=list)
     doomed: list[tuple[str, int, int]] = field(default_factory=list)
     errors: list[ItemError] = field(default_factory=list)
@@ -283,6 +313,7 @@ def _sort_out(plan: _Plan, found: items.ObjectRows, link: links.Linked | None) -
     for index, row in found.rows.items():
         if index in had:
             plan.updates.append((len(plan.updates), row, had[index]))
+            plan.update_items.append((key, index))
         else:
             plan.fresh.append((len(plan.fresh), row))
             plan.fresh_links.append((key, index, version))
@@ -307,13 +338,17 @@ def _write(conn: Connection, sync: _Sync, plan: _Plan) -> bool:
     cursor = plan.cursor
     with conn.begin():
         begin_writing(conn)
+        _check_storage(conn, record.id)
         removed = links.remove(conn, record.id, plan.doomed)
-        updated = store.update_rows(conn, target, plan.updates, now).updated
+        updated = _update(conn, target, plan, now)
         links.set_versions(conn, record.id, plan.versions)
         created = 0
         if plan.fresh:
             if sqlite:
                 first_id = reserve_ids(conn, wanted)
+            # A key given twice within a chunk is caught here, across chunks by the
+            # database's unique key: memory stays flat however many keys a sync writes.
+            target.seen_keys.clear()
             result = store.write_rows(conn, target, plan.fresh, first_id, now)
             created = result.created
             ids = _created_ids(conn, plan.fresh, first_id, bool(result.errors))
@@ -344,6 +379,43 @@ def _write(conn: Connection, sync: _Sync, plan: _Plan) -> bool:
         )
         job.details = details
         return job.record(conn, job.done + plan.done, counts, plan.errors)
+
+
+def _check_storage(conn: Connection, storage_id: int) -> None:
+    """The storage must still be there (and stay, on PostgreSQL, until the chunk commits)."""
+    query = select(storages.c.id).where(storages.c.id == storage_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(read=True, key_share=True)
+    if conn.execute(query).first() is None:
+        raise JobFailed(f"storage {storage_id} was deleted; the sync stops")
+
+
+def _update(conn: Connection, target: Target, plan: _Plan, now: datetime) -> int:
+    """Bring the rows of changed objects up to date; an item whose new global key another
+    row holds is an error (its row stays as it was), the others are updated."""
+    if not plan.updates:
+        return 0
+    # The write path updates with the driver's own cursor: its error is the driver's.
+    taken = (IntegrityError, conn.dialect.dbapi.IntegrityError)  # type: ignore[union-attr]
+    try:
+        with conn.begin_nested():
+            return store.update_rows(conn, target, plan.updates, now).updated
+    except taken:
+        pass
+    updated = 0
+    for update_, (key, index) in zip(plan.updates, plan.update_items, strict=True):
+        try:
+            with conn.begin_nested():
+                updated += store.update_rows(conn, target, [update_], now).updated
+        except taken:
+            message = f"global key {update_[1].global_key!r} is already used by another data row"
+            details = {"item_index": index}
+            plan.errors.append(
+                ItemError(
+                    None, "global_key_exists", message, update_[1].global_key, None, key, details
+                )
+            )
+    return updated
 
 
 def _created_ids(

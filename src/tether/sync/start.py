@@ -40,11 +40,17 @@ def active_sync(conn: Connection, storage_id: int) -> dict[str, Any] | None:
 
 
 def start_sync(
-    conn: Connection, org_id: int, storage_id: int, user_id: int | None = None
+    conn: Connection,
+    org_id: int,
+    storage_id: int,
+    user_id: int | None = None,
+    *,
+    parts: int | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """A new queued sync job of the organization's source storage ``storage_id``, created
     in the caller's transaction (the caller queues it once that commits); or the storage's
-    queued or running sync, if it has one. Flag: created."""
+    queued or running sync, if it has one. Flag: created. ``parts`` > 1: the sync splits
+    into that many parts by first-level folder, for several workers (``sync.split``)."""
     begin_writing(conn)  # SQLite: hold the write lock from the look on (no lost race)
     found = conn.execute(
         select(storages.c.role, storages.c.dataset_id, datasets.c.deleted_at)
@@ -65,7 +71,7 @@ def start_sync(
             conn,
             org_id,
             KIND,
-            {},
+            {"parts": parts} if parts and parts > 1 else {},
             found.dataset_id,
             created_by=user_id,
             storage_id=storage_id,
@@ -88,11 +94,13 @@ def submit_sync(
     org_id: int,
     storage_id: int,
     user_id: int | None = None,
+    *,
+    parts: int | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """``start_sync`` in a transaction of its own, then queue the job (again, if it is
     queued already: a job queued twice runs once, its claim is a compare-and-set)."""
     with engine.begin() as conn:
-        job, created = start_sync(conn, org_id, storage_id, user_id)
+        job, created = start_sync(conn, org_id, storage_id, user_id, parts=parts)
     if job["status"] == service.QUEUED:
         enqueue(job["id"])
     with engine.connect() as conn:
@@ -100,7 +108,10 @@ def submit_sync(
 
 
 def start_due_syncs(
-    engine: Engine, enqueue: Callable[[str], None], now: datetime | None = None
+    engine: Engine,
+    enqueue: Callable[[str], None],
+    now: datetime | None = None,
+    parts: int | None = None,
 ) -> list[str]:
     """Start the sync of every storage whose ``next_sync_at`` has come (or that has a
     schedule and no next time yet), and move its next time on by ``sync_every_minutes``.
@@ -122,7 +133,8 @@ def start_due_syncs(
         ).all()
     queued: list[str] = []
     for storage_id, org_id, due_at, every in due:
-        job = _take_due_time(engine, storage_id, org_id, due_at, now + timedelta(minutes=every))
+        following = now + timedelta(minutes=every)
+        job = _take_due_time(engine, storage_id, org_id, due_at, following, parts)
         if job is not None and job["status"] == service.QUEUED:
             enqueue(job["id"])
             queued.append(job["id"])
@@ -130,7 +142,12 @@ def start_due_syncs(
 
 
 def _take_due_time(
-    engine: Engine, storage_id: int, org_id: int, due_at: datetime | None, following: datetime
+    engine: Engine,
+    storage_id: int,
+    org_id: int,
+    due_at: datetime | None,
+    following: datetime,
+    parts: int | None,
 ) -> dict[str, Any] | None:
     """Move the storage's next time from ``due_at`` to ``following`` and start its sync, if
     no other worker moved it first."""
@@ -149,7 +166,7 @@ def _take_due_time(
             ).rowcount
             if not taken:
                 return None
-            job, _created = start_sync(conn, org_id, storage_id)
+            job, _created = start_sync(conn, org_id, storage_id, parts=parts)
             return job
     except (Invalid, NotFound):
         log.warning("scheduled sync of storage %s could not start", storage_id, exc_info=True)

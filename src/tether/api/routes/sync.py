@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Path, Response
 
-from tether.api.deps import CallerDep, ConnDep, QueueDep
+from tether.api.deps import CallerDep, ConnDep, QueueDep, SettingsDep
 from tether.api.errors import documented
 from tether.api.models import MAX_INT, Job
 from tether.sync.start import start_sync
@@ -34,13 +34,16 @@ def sync_storage(
     caller: CallerDep,
     conn: ConnDep,
     queue: QueueDep,
+    settings: SettingsDep,
     later: BackgroundTasks,
     response: Response,
 ) -> dict[str, Any]:
     """Start a sync of a source storage into its dataset: a job of kind ``sync`` (poll
     ``/jobs/{id}``). A storage syncs once at a time: while its sync is queued or running,
     this answers 200 with that job instead of starting another."""
-    job, created = start_sync(conn, caller.org_id, storage_id, caller.user_id)
+    job, created = start_sync(
+        conn, caller.org_id, storage_id, caller.user_id, parts=settings.sync_parts
+    )
     if not created:
         response.status_code = 200
     if job["status"] == "queued":

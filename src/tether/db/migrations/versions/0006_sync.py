@@ -35,4 +35,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("uq_jobs_active_sync", table_name="jobs")
+    # IF EXISTS: SQLite's driver runs DDL outside the migration's transaction, so a downgrade
+    # that an older step refused (and rolled back) may have dropped it already.
+    op.execute("DROP INDEX IF EXISTS uq_jobs_active_sync")
