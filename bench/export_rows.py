@@ -24,7 +24,6 @@ import argparse
 import os
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +35,8 @@ from typing import Any
 import httpx
 import orjson
 import psutil
-from import_rows import PeakRss, _cpu_seconds, cli, pg_database, rows, server
+from _common import PeakRss, cli, cpu_seconds, end_profile, pg_database, profile, server
+from import_rows import rows
 
 from tether.sdk import Client
 
@@ -134,14 +134,12 @@ def main() -> None:
                 if job.counts["created"] != args.rows:
                     sys.exit(f"the import did not complete: {job!r} {job.message}")
                 rss_before = psutil.Process(proc.pid).memory_info().rss
-                spy = _profile(proc.pid)
-                cpu_before = _cpu_seconds(proc.pid)
+                spy = profile(proc.pid, rate=100)
+                cpu_before = cpu_seconds(proc.pid)
                 with PeakRss(proc.pid, tree=True) as server_rss:
                     lines, size, spent, promised = export_http(url, key, dataset.id)
-                server_cpu = _cpu_seconds(proc.pid) - cpu_before
-                if spy is not None:
-                    spy.send_signal(2)
-                    spy.wait()
+                server_cpu = cpu_seconds(proc.pid) - cpu_before
+                end_profile(spy)
                 sdk_spent = None
                 if args.sdk:
                     started = time.perf_counter()
@@ -174,15 +172,6 @@ def main() -> None:
         _line("SDK export()", f"{args.rows / sdk_spent:,.0f} rows/s", "parses every line", "")
     _line("server RSS", f"{rss_before / mb:,.0f} MB", "before the export", "")
     _line("server peak RSS", f"{server_rss.peak / mb:,.0f} MB", "during it (process tree)", "flat")
-
-
-def _profile(pid: int) -> subprocess.Popen[Any] | None:
-    out = os.environ.get("BENCH_PROFILE")
-    if not out:
-        return None
-    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    fmt = {".json": "speedscope", ".txt": "raw"}.get(Path(out).suffix, "flamegraph")
-    return subprocess.Popen([spy, "record", "-p", str(pid), "-o", out, "-f", fmt, "-r", "100"])
 
 
 def _line(label: str, value: str, detail: str, target: str) -> None:

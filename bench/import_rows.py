@@ -25,28 +25,31 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
-import psutil
+from _common import (
+    PeakRss,
+    cli,
+    cpu_seconds,
+    end_profile,
+    pg_database,
+    profile,
+    psycopg_url,
+    server,
+)
 from sqlalchemy import create_engine, text
 
 from tether.sdk import Client
 
-TETHER = str(Path(sys.executable).parent / "tether")
 TARGET_ROWS_S, TARGET_RATIO, TARGET_RSS_MB = 100_000, 0.8, 500
 SPLITS = ("train", "valid", "test")
 BASELINE_BATCH = 10_000
@@ -74,117 +77,7 @@ def rows(n: int) -> Iterator[dict[str, Any]]:
         }
 
 
-# --- processes ---------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def env_with(**config: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
-    env.update(config)
-    return env
-
-
-def cli(config: dict[str, str], *args: str, stdin: str | None = None) -> str:
-    result = subprocess.run(
-        [TETHER, *args], env=env_with(**config), input=stdin, capture_output=True, text=True
-    )
-    if result.returncode != 0:
-        sys.exit(f"tether {' '.join(args)} failed:\n{result.stderr}")
-    return result.stdout
-
-
-@contextmanager
-def server(work: Path, config: dict[str, str]) -> Iterator[tuple[subprocess.Popen[Any], str]]:
-    port = free_port()
-    log = (work / "serve.log").open("wb")
-    proc = subprocess.Popen(
-        [TETHER, "serve", "--port", str(port)],
-        env=env_with(**config),
-        cwd=work,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                sys.exit(f"tether serve did not start:\n{(work / 'serve.log').read_text()}")
-            try:
-                if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        yield proc, url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-
-
-class PeakRss:
-    """Samples the RSS of processes (a process and its children) in a thread."""
-
-    def __init__(self, pid: int, tree: bool, every: float = 0.05) -> None:
-        self.proc = psutil.Process(pid)
-        self.tree = tree
-        self.every = every
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _sample(self) -> int:
-        procs = [self.proc, *(self.proc.children(recursive=True) if self.tree else [])]
-        total = 0
-        for p in procs:
-            with suppress(psutil.Error):
-                total += p.memory_info().rss
-        return total
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._sample())
-            self._stop.wait(self.every)
-
-    def __enter__(self) -> PeakRss:
-        self.peak = self._sample()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._sample())
-
-
 # --- databases ---------------------------------------------------------------------------------
-
-
-def psycopg_url(url: str) -> str:
-    return "postgresql+psycopg://" + url.split("://", 1)[1]
-
-
-@contextmanager
-def pg_database(admin_url: str, keep: bool) -> Iterator[str]:
-    name = f"tether_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(psycopg_url(admin_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.rsplit("/", 1)[0] + "/" + name
-    finally:
-        if not keep:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def baseline(db: str, url: str | None, work: Path, n: int, shaped: bool = False) -> float:
@@ -354,17 +247,15 @@ def main() -> None:
                     PeakRss(proc.pid, tree=True) as server_rss,
                     PeakRss(os.getpid(), tree=False) as client_rss,
                 ):
-                    cpu_before = _cpu_seconds(proc.pid)
+                    cpu_before = cpu_seconds(proc.pid)
                     started = time.perf_counter()
                     job = dataset.create_data_rows(rows(args.rows))
                     uploaded = time.perf_counter() - started
-                    spy = _profile(proc.pid)
+                    spy = profile(proc.pid)
                     job.wait_till_done(poll=0.2)
                     total = time.perf_counter() - started
-                    server_cpu = _cpu_seconds(proc.pid) - cpu_before
-                    if spy is not None:
-                        spy.send_signal(2)
-                        spy.wait()
+                    server_cpu = cpu_seconds(proc.pid) - cpu_before
+                    end_profile(spy)
         if job.status != "completed" or job.counts["created"] != args.rows:
             sys.exit(f"the import did not complete as expected: {job!r} {job.message}")
         raw = raw_shaped = None
@@ -416,24 +307,6 @@ def main() -> None:
         f"{server_cpu:,.1f} s",
         f"{server_cpu / args.rows * 1e6:.1f} us a row, reader processes included",
         "",
-    )
-
-
-def _cpu_seconds(pid: int) -> float:
-    """CPU time of a process and of its children that have ended (the import's reader)."""
-    times = psutil.Process(pid).cpu_times()
-    return float(times.user + times.system + times.children_user + times.children_system)
-
-
-def _profile(pid: int) -> subprocess.Popen[Any] | None:
-    """With BENCH_PROFILE=out.svg (py-spy installed), record the server while the job runs."""
-    out = os.environ.get("BENCH_PROFILE")
-    if not out:
-        return None
-    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    fmt = {".json": "speedscope", ".txt": "raw"}.get(Path(out).suffix, "flamegraph")
-    return subprocess.Popen(
-        [spy, "record", "-p", str(pid), "-o", out, "-f", fmt, "-r", "50", "--subprocesses"]
     )
 
 

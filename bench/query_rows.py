@@ -19,7 +19,6 @@ import os
 import random
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from _common import free_port
 from sqlalchemy import Engine, create_engine, select, text
 
 from tether import accounts
@@ -526,7 +526,7 @@ def _pg_index_use(node: dict[str, Any]) -> str:
 
 def _measure(engine: Engine, url: str, work: Path, setup: dict[str, Any], runs: int) -> None:
     org = setup["orgs"][0]
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "TETHER_DATA_DIR": str(work / "data"),
@@ -604,12 +604,6 @@ def _memory_while_iterating(client: Client, pid: int, dataset_id: int) -> None:
         f"({count / elapsed:,.0f} rows/s); server RSS {before / 2**20:.0f} MB before, "
         f"{peak / 2**20:.0f} MB peak"
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait(client: Client) -> None:

@@ -23,15 +23,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import socket
-import subprocess
 import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from _common import redis_server
 
 TARGET_RATIO = 0.8
 
@@ -109,54 +108,26 @@ def scandir_walk(folder: Path) -> int:
 
 @contextmanager
 def redis_store(args: argparse.Namespace) -> Iterator[tuple[object, Callable[[], int]]]:
-
     from tether.storages.redis import SCAN_COUNT, RedisStorage
 
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("no redis-server binary on this machine")
-    with tempfile.TemporaryDirectory(prefix="tether-bench-") as tmp:
-        port = free_port()
-        options = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", tmp]
-        proc = subprocess.Popen([binary, *options, "--appendonly", "no"], stdout=subprocess.DEVNULL)
-        try:
-            storage = RedisStorage(port=port, path="tasks/")
-            client = storage._client  # the same client for the raw SCAN
-            wait_for(client)
-            began = time.perf_counter()
-            pipe = client.pipeline(transaction=False)
-            for index in range(args.objects):
-                value = b'{"data": {"image": "s3://bucket/img_%08d.jpg"}}' % index
-                pipe.set(f"tasks/{index:08d}.json", value)
-                if index % 10_000 == 9_999:
-                    pipe.execute()
-            pipe.execute()
-            print(f"wrote {args.objects:,} keys in {time.perf_counter() - began:.1f} s")
+    with redis_server() as port:
+        storage = RedisStorage(port=port, path="tasks/")
+        client = storage._client  # the same client for the raw SCAN
+        began = time.perf_counter()
+        pipe = client.pipeline(transaction=False)
+        for index in range(args.objects):
+            value = b'{"data": {"image": "s3://bucket/img_%08d.jpg"}}' % index
+            pipe.set(f"tasks/{index:08d}.json", value)
+            if index % 10_000 == 9_999:
+                pipe.execute()
+        pipe.execute()
+        print(f"wrote {args.objects:,} keys in {time.perf_counter() - began:.1f} s")
 
-            def raw_scan() -> int:
-                return sum(1 for _ in client.scan_iter(match=b"tasks/*", count=SCAN_COUNT))
+        def raw_scan() -> int:
+            return sum(1 for _ in client.scan_iter(match=b"tasks/*", count=SCAN_COUNT))
 
-            yield storage, raw_scan
-        finally:
-            proc.terminate()
-            proc.wait()
-
-
-def wait_for(client: object) -> None:
-    for _ in range(200):
-        try:
-            client.ping()  # type: ignore[attr-defined]
-            return
-        except Exception:
-            time.sleep(0.05)
-    raise SystemExit("redis-server did not start")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        yield storage, raw_scan
+        storage.close()
 
 
 if __name__ == "__main__":

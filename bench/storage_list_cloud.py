@@ -15,45 +15,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
-import subprocess
-import sys
+import shutil
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import obstore
+from _common import moto_bucket, moto_server
 from obstore.store import S3Store
 
 from tether.storages.registry import open_storage
 
 PREFIX = "bench/img"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_moto(log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError(f"moto did not start: {log.read_text()[-2000:]}") from None
-            time.sleep(0.1)
 
 
 async def fill(store: S3Store, n: int, concurrency: int = 32) -> None:
@@ -88,56 +61,54 @@ def main() -> None:
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="tether-bench-"))
-    proc, url = start_moto(tmp / "moto.log")
     try:
-        bucket = f"bench-{uuid.uuid4().hex[:8]}"
-        creds = {"access_key_id": "bench", "secret_access_key": "bench"}
-        raw = S3Store(
-            bucket,
-            endpoint=url,
-            region="us-east-1",
-            client_options={"allow_http": True},
-            **creds,  # type: ignore[arg-type]
-        )
-        import urllib.request
-
-        urllib.request.urlopen(urllib.request.Request(f"{url}/{bucket}", method="PUT"))
-        started = time.perf_counter()
-        asyncio.run(fill(raw, args.objects))
-        print(f"filled {args.objects:,} objects in {time.perf_counter() - started:.1f} s")
-        storage = open_storage("s3", bucket=bucket, endpoint_url=url, **creds)
-
-        best = {"raw obstore.list": float("inf"), "Storage.list": float("inf")}
-        for _ in range(args.repeat):
-            for name, run in (
-                ("raw obstore.list", lambda: raw_list(raw)),
-                ("Storage.list", lambda: tether_list(storage)),
-            ):
-                started = time.perf_counter()
-                count = run()
-                elapsed = time.perf_counter() - started
-                if count != args.objects:
-                    raise SystemExit(f"{name} listed {count}, expected {args.objects}")
-                best[name] = min(best[name], elapsed)
-        rates = {name: args.objects / t for name, t in best.items()}
-        for name, rate in rates.items():
-            print(
-                f"{name:>18}: {rate:9,.0f} objects/s  ({best[name]:.2f} s, best of {args.repeat})"
-            )
-        ratio = rates["Storage.list"] / rates["raw obstore.list"]
-        print(f"{'ratio':>18}: {ratio:.3f}  (target >= 0.8)")
-        print(
-            json.dumps(
-                {
-                    "objects": args.objects,
-                    "ratio": round(ratio, 3),
-                    **{k: round(v) for k, v in rates.items()},
-                }
-            )
-        )
+        with moto_server(tmp) as url:
+            measure(args, url)
     finally:
-        proc.terminate()
-        proc.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def measure(args: argparse.Namespace, url: str) -> None:
+    bucket = moto_bucket(url)
+    creds = {"access_key_id": "bench", "secret_access_key": "bench"}
+    raw = S3Store(
+        bucket,
+        endpoint=url,
+        region="us-east-1",
+        client_options={"allow_http": True},
+        **creds,  # type: ignore[arg-type]
+    )
+    started = time.perf_counter()
+    asyncio.run(fill(raw, args.objects))
+    print(f"filled {args.objects:,} objects in {time.perf_counter() - started:.1f} s")
+    storage = open_storage("s3", bucket=bucket, endpoint_url=url, **creds)
+
+    best = {"raw obstore.list": float("inf"), "Storage.list": float("inf")}
+    for _ in range(args.repeat):
+        for name, run in (
+            ("raw obstore.list", lambda: raw_list(raw)),
+            ("Storage.list", lambda: tether_list(storage)),
+        ):
+            started = time.perf_counter()
+            count = run()
+            elapsed = time.perf_counter() - started
+            if count != args.objects:
+                raise SystemExit(f"{name} listed {count}, expected {args.objects}")
+            best[name] = min(best[name], elapsed)
+    rates = {name: args.objects / t for name, t in best.items()}
+    for name, rate in rates.items():
+        print(f"{name:>18}: {rate:9,.0f} objects/s  ({best[name]:.2f} s, best of {args.repeat})")
+    ratio = rates["Storage.list"] / rates["raw obstore.list"]
+    print(f"{'ratio':>18}: {ratio:.3f}  (target >= 0.8)")
+    print(
+        json.dumps(
+            {
+                "objects": args.objects,
+                "ratio": round(ratio, 3),
+                **{k: round(v) for k, v in rates.items()},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":
