@@ -466,7 +466,9 @@ def s3_dataset(
     tenant: Tenant,
     engine: Engine,
     settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> tuple[dict[str, Any], int, str]:
+    monkeypatch.setattr(settings, "outbound_allowlist", "127.0.0.1")  # moto is on loopback
     bucket = moto_s3.new_bucket()
     ds = tenant.dataset()
     fields = {
@@ -513,3 +515,9 @@ def test_files_go_to_the_datasets_s3_storage_and_a_rerun_skips_them(
     (row,) = ds.data_rows()
     assert row.row_data == row.global_key == f"s3://{bucket}/uploads/notes.txt"
     assert row.media_type == "TEXT"
+    # A sync of the storage finds every object (the files and one/a.jpg); notes.txt, whose
+    # row the upload made, keeps that one row.
+    synced = sdk.sync_storage(sid).wait_till_done(timeout=60)
+    assert synced.status == "completed", synced
+    assert (synced.counts["created"], synced.counts["unchanged"]) == (len(files), 1)
+    assert sum(1 for r in ds.data_rows() if r.row_data.endswith("/notes.txt")) == 1
