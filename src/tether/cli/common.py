@@ -113,13 +113,20 @@ def wait(job: Job) -> Job:
                 rows,
                 completed=j.progress.done,
                 total=j.progress.total,
-                description=f"{j.kind} (rows, {j.format or 'detecting'})",
+                description=describe(j),
             )
 
         try:
             return job.wait_till_done(poll=0.3, on_progress=show)
         except (httpx.TransportError, TetherAPIError) as exc:
             raise JobLost(job.id, exc) from exc
+
+
+def describe(job: Job) -> str:
+    """What a job's progress bar counts: an import its rows, a sync the objects it compared."""
+    if job.kind in ("sync", "sync_part"):
+        return f"{job.kind} (objects; created {job.counts.to_dict().get('created', 0)})"
+    return f"{job.kind} (rows, {job.format or 'detecting'})"
 
 
 def exit_code(job: Job) -> int:

@@ -10,12 +10,10 @@ from __future__ import annotations
 import itertools
 from typing import Annotated
 
-import httpx
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tether.cli.common import EXIT_CODES_HELP, JobLost, client, console, exit_code
-from tether.sdk import Job, TetherAPIError
+from tether.cli.common import EXIT_CODES_HELP, client, console, exit_code, wait
+from tether.sdk import Job
 
 FIRST_ERRORS = 10
 COUNTS = ("listed", "created", "updated", "unchanged", "missing", "removed", "failed")
@@ -46,30 +44,9 @@ def storage_sync(
         if no_wait:
             typer.echo(job.id)
             return
-        job = _follow(job)
+        job = wait(job)
         _summary(job)
         raise typer.Exit(exit_code(job))
-
-
-def _follow(job: Job) -> Job:
-    """A progress bar of the objects compared until the job ends."""
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, TimeElapsedColumn(), console=console) as bar:
-        task = bar.add_task("sync (objects)", total=None)
-
-        def show(j: Job) -> None:
-            counts = j.counts.to_dict()
-            bar.update(
-                task,
-                completed=j.progress.done,
-                total=j.progress.total,
-                description=f"sync (objects; created {counts.get('created', 0)})",
-            )
-
-        try:
-            return job.wait_till_done(poll=0.3, on_progress=show)
-        except (httpx.TransportError, TetherAPIError) as exc:
-            raise JobLost(job.id, exc) from exc
 
 
 def _summary(job: Job) -> None:
