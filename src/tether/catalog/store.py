@@ -311,7 +311,8 @@ def _existing(conn: Connection, id_column: Any, wanted: list[int]) -> set[int]:
 
 # --- updates -----------------------------------------------------------------------------------
 
-UPDATED_COLUMNS = (
+# What a row holds of its own (not its id, dataset or times).
+ROW_CONTENT = (
     "global_key",
     "external_id",
     "media_type",
@@ -320,8 +321,8 @@ UPDATED_COLUMNS = (
     "metadata",
     "attachments",
     "extra",
-    "updated_at",
 )
+UPDATED_COLUMNS = (*ROW_CONTENT, "updated_at")
 
 
 def update_rows(
@@ -471,17 +472,7 @@ def _records(
 
 # What a new row always binds on SQLite: the others are the same for the whole chunk, or NULL
 # in every row of it, and are written into the statement instead (``_sqlite_insert``).
-_SQLITE_VARYING = (
-    "id",
-    "global_key",
-    "external_id",
-    "media_type",
-    "row_data",
-    "media_attributes",
-    "metadata",
-    "attachments",
-    "extra",
-)
+_SQLITE_VARYING = ("id", *ROW_CONTENT)
 _SQLITE_NULLABLE = tuple(
     (i, name) for i, name in enumerate(_SQLITE_VARYING) if data_rows.c[name].nullable
 )
