@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -323,6 +324,7 @@ ROW_CONTENT = (
     "extra",
 )
 UPDATED_COLUMNS = (*ROW_CONTENT, "updated_at")
+_content = attrgetter(*ROW_CONTENT)  # a NormalRow's values of ROW_CONTENT, in that order
 
 
 def update_rows(
@@ -361,14 +363,7 @@ def _update_existing(
     dataset_id = _bound(conn, data_rows, "dataset_id", target.dataset_id)
     changes = [
         (
-            row.global_key,
-            row.external_id,
-            row.media_type,
-            row.row_data,
-            row.media_attributes,
-            row.metadata,
-            row.attachments,
-            row.extra,
+            *_content(row),
             stamp,
             row_id,
         )
@@ -498,18 +493,7 @@ def _sqlite_insert(
         "updated_at": _bound(conn, data_rows, "updated_at", now),
     }
     rows: list[tuple[Any, ...]] = [
-        (
-            row_id,
-            row.global_key,
-            row.external_id,
-            row.media_type,
-            row.row_data,
-            row.media_attributes,
-            row.metadata,
-            row.attachments,
-            row.extra,
-        )
-        for row_id, (_index, row) in enumerate(fresh, first_id)
+        (row_id, *_content(row)) for row_id, (_index, row) in enumerate(fresh, first_id)
     ]
     null = [name for i, name in _SQLITE_NULLABLE if all(r[i] is None for r in rows)]
     if null:

@@ -10,7 +10,13 @@ from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
 
 from tether.storages.base import config_error
-from tether.storages.objectstore import ObjectStoreStorage, client_options, short_retry
+from tether.storages.objectstore import (
+    ObjectStoreStorage,
+    build_store,
+    client_options,
+    no_credentials,
+    short_retry,
+)
 
 
 class AzureBlobStorage(ObjectStoreStorage):
@@ -64,15 +70,8 @@ class AzureBlobStorage(ObjectStoreStorage):
         elif allow_ambient_credentials:
             self.can_sign = False
         else:
-            raise config_error(
-                "an azure_blob storage needs account_key (this server does not lend its own "
-                "cloud identity to storages)",
-                field="account_key",
-            )
-        try:
-            self._store = AzureStore(container, **kwargs)
-        except Exception as exc:
-            raise config_error(f"azure_blob storage config: {exc}".split("\n")[0]) from exc
+            raise no_credentials("an azure_blob", "account_key", "account_key")
+        self._store = build_store("azure_blob", AzureStore, container, **kwargs)
 
     def sign(self, key: str, expires_in: timedelta, *, now: datetime | None = None) -> str | None:
         self._check_key(key)

@@ -9,7 +9,13 @@ from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
 from tether.storages.base import config_error
-from tether.storages.objectstore import ObjectStoreStorage, client_options, short_retry
+from tether.storages.objectstore import (
+    ObjectStoreStorage,
+    build_store,
+    client_options,
+    no_credentials,
+    short_retry,
+)
 
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 
@@ -52,15 +58,8 @@ class GCSStorage(ObjectStoreStorage):
         elif allow_ambient_credentials:
             self.can_sign = False
         else:
-            raise config_error(
-                "a gcs storage needs service_account_json (this server does not lend its own "
-                "cloud identity to storages)",
-                field="service_account_json",
-            )
-        try:
-            self._store = GCSStore(bucket, **kwargs)
-        except Exception as exc:
-            raise config_error(f"gcs storage config: {exc}".split("\n")[0]) from exc
+            raise no_credentials("a gcs", "service_account_json", "service_account_json")
+        self._store = build_store("gcs", GCSStore, bucket, **kwargs)
 
     def sign(self, key: str, expires_in: timedelta, *, now: datetime | None = None) -> str | None:
         self._check_key(key)

@@ -30,6 +30,7 @@ from tether.storages.base import (
     ObjectNotFound,
     StorageError,
     Unreachable,
+    config_error,
     direct_child,
 )
 
@@ -51,6 +52,24 @@ _DENIED = re.compile(
     r"|AuthenticationFailed|AuthorizationFailure",
     re.IGNORECASE,
 )
+
+
+def no_credentials(type_: str, needs: str, field: str) -> InvalidConfig:
+    """The refusal of a cloud storage given no credentials while ambient ones are off."""
+    return config_error(
+        f"{type_} storage needs {needs} (this server does not lend its own cloud identity "
+        "to storages)",
+        field=field,
+    )
+
+
+def build_store(type_: str, factory: Any, container: str, **kwargs: Any) -> Any:
+    """``factory(container, **kwargs)``: an obstore store, its builder's refusal in tether's
+    words."""
+    try:
+        return factory(container, **kwargs)
+    except Exception as exc:  # obstore's builder refuses a config
+        raise config_error(f"{type_} storage config: {exc}".split("\n")[0]) from exc
 
 
 def short_retry(max_retries: int, timeout_s: float) -> dict[str, Any]:

@@ -7,7 +7,13 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from tether.storages.base import config_error
-from tether.storages.objectstore import ObjectStoreStorage, client_options, short_retry
+from tether.storages.objectstore import (
+    ObjectStoreStorage,
+    build_store,
+    client_options,
+    no_credentials,
+    short_retry,
+)
 
 FAR_FUTURE = datetime(2200, 1, 1, tzinfo=UTC)  # static keys do not expire
 
@@ -65,12 +71,5 @@ class S3Storage(ObjectStoreStorage):
             }
             kwargs["credential_provider"] = lambda: static
         elif not allow_ambient_credentials:
-            raise config_error(
-                "an s3 storage needs access_key_id and secret_access_key (this server does "
-                "not lend its own cloud identity to storages)",
-                field="access_key_id",
-            )
-        try:
-            self._store = S3Store(bucket, **kwargs)
-        except Exception as exc:  # obstore's builder refuses a config
-            raise config_error(f"s3 storage config: {exc}".split("\n")[0]) from exc
+            raise no_credentials("an s3", "access_key_id and secret_access_key", "access_key_id")
+        self._store = build_store("s3", S3Store, bucket, **kwargs)
