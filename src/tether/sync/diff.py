@@ -23,7 +23,7 @@ from itertools import pairwise
 from typing import NamedTuple
 
 from tether.storages.base import ObjectInfo
-from tether.sync.links import Linked, LinkRow
+from tether.sync.links import Linked, LinkPage
 
 Pair = tuple[ObjectInfo | None, Linked | None]
 
@@ -48,41 +48,46 @@ def version_of(info: ObjectInfo) -> str:
 
 
 class _Links:
-    """The link rows ahead, buffered a page or more at a time."""
+    """The link rows ahead, buffered a page or more at a time (as parallel lists)."""
 
-    def __init__(self, pages: Iterable[list[LinkRow]]) -> None:
+    def __init__(self, pages: Iterable[LinkPage]) -> None:
         self._pages = iter(pages)
-        self.rows: list[LinkRow] = []
+        self.keys: list[str] = []
+        self.items: list[int] = []
+        self.row_ids: list[int] = []
+        self.versions: list[str] = []
         self.pos = 0
         self._done = False
 
     def fill(self, wanted: int) -> int:
         """Buffer at least ``wanted`` rows ahead if there are; returns how many are."""
-        while len(self.rows) - self.pos < wanted and not self._done:
+        while len(self.keys) - self.pos < wanted and not self._done:
             page = next(self._pages, None)
             if page is None:
                 self._done = True
                 break
-            if self.pos:
-                del self.rows[: self.pos]
-                self.pos = 0
-            self.rows += page
-        return len(self.rows) - self.pos
+            columns = (self.keys, self.items, self.row_ids, self.versions)
+            for column, more in zip(columns, page, strict=True):
+                if self.pos:
+                    del column[: self.pos]
+                column += more
+            self.pos = 0
+        return len(self.keys) - self.pos
 
     def peek(self) -> str | None:
         """The next linked key."""
-        if self.pos >= len(self.rows) and not self.fill(1):
+        if self.pos >= len(self.keys) and not self.fill(1):
             return None
-        return self.rows[self.pos][0]
+        return self.keys[self.pos]
 
     def take(self) -> Linked:
         """The next linked object: every link of its key."""
-        key, index, row_id, version = self.rows[self.pos]
-        found = Linked(key, version, {index: row_id})
+        pos = self.pos
+        key = self.keys[pos]
+        found = Linked(key, self.versions[pos], {self.items[pos]: self.row_ids[pos]})
         self.pos += 1
         while self.peek() == key:
-            _key, index, row_id, _version = self.rows[self.pos]
-            found.rows[index] = row_id
+            found.rows[self.items[self.pos]] = self.row_ids[self.pos]
             self.pos += 1
         return found
 
@@ -92,20 +97,20 @@ class _Links:
         n = len(keys)
         if self.fill(n + 1) < n:
             return False
-        rows, start = self.rows, self.pos
-        if rows[start][0] != keys[0] or rows[start + n - 1][0] != keys[-1]:
+        linked, start = self.keys, self.pos
+        end = start + n
+        if linked[start] != keys[0] or linked[end - 1] != keys[-1]:
             return False
-        if start + n < len(rows) and rows[start + n][0] == keys[-1]:
+        if end < len(linked) and linked[end] == keys[-1]:
             return False  # the last object has more links (several items)
-        window = rows[start : start + n]
-        if [r[0] for r in window] != keys or [r[3] for r in window] != versions:
+        if linked[start:end] != keys or self.versions[start:end] != versions:
             return False
-        self.pos += n
+        self.pos = end
         return True
 
 
 def merge(
-    pages: Iterable[Sequence[ObjectInfo]], link_pages: Iterable[list[LinkRow]]
+    pages: Iterable[Sequence[ObjectInfo]], link_pages: Iterable[LinkPage]
 ) -> Iterator[Pair | Same]:
     """The union of both streams in key order, paired by key."""
     links = _Links(link_pages)
