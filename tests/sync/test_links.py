@@ -13,9 +13,9 @@ from tests.sync.helpers import Place
 from tests.sync.test_sync import AWKWARD
 from tether.catalog.store import reserve_ids
 from tether.db.tables import data_rows
+from tether.storages.base import ObjectInfo
 from tether.sync import links
 from tether.sync.diff import merge
-from tether.storages.base import ObjectInfo
 
 # The aggregated read joins values with U+001E: keys and versions holding it are read row
 # by row, and so are their pages' neighbours.
@@ -95,9 +95,7 @@ def test_merge_pairs_a_listing_with_links_read_row_by_row_and_aggregated(place: 
     expected = _fill(place, storage_id, keys[1:])  # the first key is new
     version = {key: v for key, _index, _row, v in expected}
     gone = keys[5]  # listed no more
-    listed = [
-        ObjectInfo(key, 1, version.get(key, "new"), None) for key in keys if key != gone
-    ]
+    listed = [ObjectInfo(key, 1, version.get(key, "new"), None) for key in keys if key != gone]
     pages = [listed[i : i + 4] for i in range(0, len(listed), 4)]
     seen: dict[str, str] = {}
     same = 0
