@@ -54,7 +54,7 @@ def _fill(place: Place, storage_id: int, keys: list[str]) -> list[tuple[str, int
 def _read(place: Place, storage_id: int, **bounds: object) -> list[tuple[str, int, int, str]]:
     found = []
     for page in links.pages(place.engine, storage_id, **bounds):  # type: ignore[arg-type]
-        assert len(set(map(len, page))) == 1, page
+        assert len({len(column) for column in page}) == 1, page
         assert page.keys, "an empty page"
         found += list(zip(*page, strict=True))
     return found
@@ -103,8 +103,8 @@ def test_merge_pairs_a_listing_with_links_read_row_by_row_and_aggregated(place: 
         if hasattr(item, "objects"):
             same += item.objects  # type: ignore[union-attr]
             continue
-        info, linked = item  # type: ignore[misc]
-        key = info.key if info is not None else linked.key
+        info, linked = item
+        key = info.key if info is not None else linked.key  # type: ignore[union-attr]
         assert key not in seen
         seen[key] = "new" if linked is None else "missing" if info is None else "paired"
     assert seen[keys[0]] == "new"

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import pairwise
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from tether.storages.base import ObjectInfo
 from tether.sync.links import Linked, LinkPage
@@ -66,11 +66,12 @@ class _Links:
             if page is None:
                 self._done = True
                 break
-            columns = (self.keys, self.items, self.row_ids, self.versions)
-            for column, more in zip(columns, page, strict=True):
+            columns: tuple[list[Any], ...] = (self.keys, self.items, self.row_ids, self.versions)
+            more: tuple[list[Any], ...] = tuple(page)
+            for column, added in zip(columns, more, strict=True):
                 if self.pos:
                     del column[: self.pos]
-                column += more
+                column += added
             self.pos = 0
         return len(self.keys) - self.pos
 
