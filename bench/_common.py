@@ -164,15 +164,19 @@ def cpu_seconds(pid: int) -> float:
     return float(times.user + times.system + times.children_user + times.children_system)
 
 
-def profile(pid: int, rate: int = 50, out: str | None = None) -> subprocess.Popen[Any] | None:
+def profile(
+    pid: int, rate: int | None = None, out: str | None = None
+) -> subprocess.Popen[Any] | None:
     """With BENCH_PROFILE=out.svg (py-spy installed), record process ``pid`` until the
     returned process gets SIGINT (``end_profile``); ``out.txt`` records collapsed stacks,
-    ``out.json`` speedscope. BENCH_PROFILE_IDLE=1 records waiting threads too, by thread."""
+    ``out.json`` speedscope. BENCH_PROFILE_IDLE=1 records waiting threads too, by thread;
+    BENCH_PROFILE_RATE sets the samples a second (default 50)."""
     out = out or os.environ.get("BENCH_PROFILE")
     if not out:
         return None
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     fmt = {".json": "speedscope", ".txt": "raw"}.get(Path(out).suffix, "flamegraph")
+    rate = rate or int(os.environ.get("BENCH_PROFILE_RATE", "50"))
     argv = [spy, "record", "-p", str(pid), "-o", out, "-f", fmt, "-r", str(rate)]
     if os.environ.get("BENCH_PROFILE_IDLE"):  # waiting threads too: where the wall time goes
         argv += ["--idle", "--threads"]

@@ -390,6 +390,7 @@ def run_pass(args: argparse.Namespace, n: int, with_change: bool) -> Pass:
             secret_key=None,
             local_files_serving_enabled=True,
             local_files_document_root=root,
+            outbound_allowlist=config["TETHER_OUTBOUND_ALLOWLIST"],
         )
         storage_id, listings = _storage(settings, store, dataset.id, stack, args)
         listings.measure(args.rounds)  # warms the caches too
