@@ -26,7 +26,14 @@ from tether.catalog.manifests import FLAVORS, PUBLIC_FIELDS
 from tether.catalog.media import is_uri
 from tether.catalog.rows import RowError
 from tether.imports import jsonscan
-from tether.imports.sniff import BOM, CONTAINERS_ONLY, FileError, check_fits
+from tether.imports.sniff import (
+    BOM,
+    CONTAINERS_ONLY,
+    SUFFIXES,
+    TEXT_READINGS,
+    FileError,
+    check_fits,
+)
 
 CSV_LABELBOX_COLUMNS = {"row_data", "data url", "global_key", "external_id", "external id"}
 _CSV_COLUMN_TARGETS = {
@@ -85,6 +92,27 @@ def read(
         yield from _read_json(path, flavor, skip)
     else:
         yield from _read_ndjson(path, flavor, skip)
+
+
+def one_object(data: bytes, filename: str = "") -> Item | None:
+    """The item of a whole file held in memory that is exactly one JSON object (a task an
+    object: a Redis value, a bucket's task file), as ``read`` gives it; None for anything
+    else, which ``read`` then takes from a file. It spares a sync the temporary file, the
+    sniffing and the scanning that each of a million small objects would otherwise cost."""
+    text = data.removeprefix(BOM)
+    if text[:1] != b"{" or SUFFIXES.get(Path(filename).suffix.lower()[1:]) in TEXT_READINGS:
+        return None  # a .txt, .csv or .tsv name reads the object as text
+    try:
+        value = manifests.loads(text)
+    except RowError:
+        return None  # not one object, or not JSON: ``read`` tells exactly why
+    if type(value) is not dict:
+        return None
+    try:
+        row, found = manifests.row_of(value)
+    except RowError as exc:
+        return Item(0, None, RowError(exc.code, f"line 1: {exc.message}"))
+    return Item(0, row, flavor=found)
 
 
 def count_items(path: Path, container: str, flavor: str | None = None) -> int | None:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import mimetypes
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -24,6 +26,8 @@ from tether.catalog.metadata_schema import Schema
 from tether.catalog.rows import NormalRow, RowError, normalize
 from tether.imports import readers, sniff
 from tether.storages.base import ObjectInfo, Storage, StorageError
+
+IN_MEMORY = 1 << 20  # objects up to this size are read into memory
 
 
 @dataclass(slots=True)
@@ -84,28 +88,51 @@ def source_file(storage: Storage, info: ObjectInfo, schema: Schema) -> ObjectRow
 def manifest(
     storage: Storage, info: ObjectInfo, schema: Schema, field_names: frozenset[str]
 ) -> ObjectRows:
-    """The rows of an object that holds tasks or rows (read whole, through a temporary
-    file, by the readers imports use)."""
+    """The rows of an object that holds tasks or rows, read by the readers imports use: a
+    small object in memory (one JSON object is then read at once), any other through a
+    temporary file."""
     found = ObjectRows(info)
+    try:
+        if info.size <= IN_MEMORY:
+            data = b"".join(storage.read(info.key))
+            item = readers.one_object(data, info.key)
+            if item is not None:
+                _add(found, item, schema)
+                return found
+            with _spilled([data]) as path:
+                _read_file(found, path, schema, field_names)
+        else:
+            with _spilled(storage.read(info.key)) as path:
+                _read_file(found, path, schema, field_names)
+    except StorageError as exc:
+        found.errors.append((None, exc.code, f"could not read the object: {exc}"))
+    return found
+
+
+@contextmanager
+def _spilled(blocks: Iterable[bytes]) -> Iterator[Path]:
+    """A temporary file of ``blocks``, removed afterwards."""
     handle, name = tempfile.mkstemp(prefix="tether-sync-", suffix=".object")
     path = Path(name)
     try:
         with os.fdopen(handle, "wb") as out:
-            for block in storage.read(info.key):
+            for block in blocks:
                 out.write(block)
-        if path.stat().st_size == 0:
-            found.errors.append((None, "empty_object", "the object is empty"))
-            return found
-        container = sniff.detect(path, info.key)
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _read_file(found: ObjectRows, path: Path, schema: Schema, field_names: frozenset[str]) -> None:
+    if path.stat().st_size == 0:
+        found.errors.append((None, "empty_object", "the object is empty"))
+        return
+    try:
+        container = sniff.detect(path, found.info.key)
         for item in readers.read(path, container, field_names):
             _add(found, item, schema)
     except sniff.FileError as exc:
         found.errors.append((None, "unreadable_object", str(exc)))
-    except StorageError as exc:
-        found.errors.append((None, exc.code, f"could not read the object: {exc}"))
-    finally:
-        path.unlink(missing_ok=True)
-    return found
 
 
 def _add(found: ObjectRows, item: readers.Item, schema: Schema) -> None:
