@@ -19,6 +19,7 @@ from tether.storages.base import (
     InvalidConfig,
     ObjectInfo,
     ObjectNotFound,
+    ReadsMany,
     Storage,
     UploadsNotSupported,
     direct_child,
@@ -152,6 +153,21 @@ def test_not_found(storage: Storage, put: Put, key: str) -> None:
         read(storage, key)
     with pytest.raises(ObjectNotFound):
         read(storage, key, start=1, end=2)
+
+
+def test_read_many_reads_each_whole_value(storage: Storage, put: Put) -> None:
+    """Where a backend reads several objects at once, it reads what ``read`` does, in the
+    keys' order, and None for a key that holds nothing."""
+    if not isinstance(storage, ReadsMany):
+        pytest.skip(f"{type(storage).__name__} reads objects one at a time")
+    names = ["b/2.json", "a/1.json", "emoji/🙂.json", "with space.json"]
+    for n, name in enumerate(names):
+        put(name, b"{}" * n)
+    assert storage.read_many([]) == []
+    wanted = [*names, "missing.json", names[0]]
+    assert storage.read_many(wanted) == [b"", b"{}", b"{}{}", b"{}{}{}", None, b""]
+    with pytest.raises(InvalidConfig):
+        storage.read_many(["ok.json", ""])
 
 
 def test_empty_store_lists_no_pages(storage: Storage) -> None:

@@ -135,6 +135,18 @@ class Storage(Protocol):
         ...
 
 
+@runtime_checkable
+class ReadsMany(Protocol):
+    """A backend that reads several whole objects in one round trip (Redis: ``MGET``).
+    Optional: a sync reading many small objects uses it where a backend has it, and reads
+    them one by one, several at once, where not."""
+
+    def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Each key's whole value, in order; None for a key that holds none (gone since it
+        was listed, or not an object)."""
+        ...
+
+
 def direct_child(prefix: str, key: str) -> bool:
     """Whether ``key`` lies directly under ``prefix`` (no ``/`` in the rest): what a
     non-recursive listing keeps."""

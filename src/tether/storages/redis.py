@@ -24,6 +24,7 @@ InvalidConfig, any other Redis error -> StorageError.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import struct
 from collections.abc import Iterable, Iterator, Sequence
@@ -137,6 +138,15 @@ class RedisStorage:
         if start < 0 or (end is not None and end < start):
             raise config_error("a read range needs 0 <= start <= end", start=start, end=end)
         return iter([self._get(key)[start:end]])
+
+    def read_many(self, keys: Sequence[str]) -> builtins.list[bytes | None]:
+        for key in keys:
+            self._check_key(key)
+        if not keys:
+            return []
+        with self._errors():
+            values = self._client.mget([key.encode() for key in keys])
+        return values  # type: ignore[return-value]  # bytes or None: decode_responses is off
 
     def write(self, key: str, data: bytes, *, content_type: str | None = None) -> None:
         self._check_key(key)

@@ -86,15 +86,20 @@ def source_file(storage: Storage, info: ObjectInfo, schema: Schema) -> ObjectRow
 
 
 def manifest(
-    storage: Storage, info: ObjectInfo, schema: Schema, field_names: frozenset[str]
+    storage: Storage,
+    info: ObjectInfo,
+    schema: Schema,
+    field_names: frozenset[str],
+    data: bytes | None = None,
 ) -> ObjectRows:
     """The rows of an object that holds tasks or rows, read by the readers imports use: a
     small object in memory (one JSON object is then read at once), any other through a
-    temporary file."""
+    temporary file. ``data``: the object's bytes, when the caller has read them already."""
     found = ObjectRows(info)
     try:
-        if info.size <= IN_MEMORY:
-            data = b"".join(storage.read(info.key))
+        if data is not None or info.size <= IN_MEMORY:
+            if data is None:
+                data = b"".join(storage.read(info.key))
             item = readers.one_object(data, info.key)
             if item is not None:
                 _add(found, item, schema)

@@ -42,7 +42,7 @@ from tether.errors import TetherError
 from tether.jobs import worker
 from tether.jobs.service import ItemError
 from tether.jobs.worker import JobFailed, JobRun, Runner
-from tether.storages.base import ObjectInfo, Storage, StorageError
+from tether.storages.base import ObjectInfo, ReadsMany, Storage, StorageError
 from tether.sync import items, links, split
 from tether.sync.connections import StorageRecord, get_record, open_backend
 from tether.sync.diff import OutOfOrder, Pair, Same, merge, version_of
@@ -53,6 +53,7 @@ KIND = "sync"
 COUNTS = ("listed", "created", "updated", "unchanged", "missing", "removed")
 _DIRECT_LEASE = timedelta(minutes=5)
 _READERS = 8  # objects read at once in manifest mode
+_BATCH = 500  # small objects a ``read_many`` reads
 
 
 def sync_runner(
@@ -271,10 +272,20 @@ class _Plan:
 
 
 def _rows_of(sync: _Sync, infos: list[ObjectInfo]) -> list[items.ObjectRows]:
+    """The rows of objects: of each asset; or of each manifest object, read a batch a round
+    trip where the backend can (``ReadsMany``), else by a few threads at once."""
+    storage = sync.storage
     if sync.pool is None:
-        return [items.source_file(sync.storage, info, sync.schema) for info in infos]
-    read = partial(items.manifest, sync.storage, schema=sync.schema, field_names=sync.field_names)
-    return list(sync.pool.map(read, infos))
+        return [items.source_file(storage, info, sync.schema) for info in infos]
+    read = partial(items.manifest, storage, schema=sync.schema, field_names=sync.field_names)
+    if not isinstance(storage, ReadsMany):
+        return list(sync.pool.map(read, infos))
+    small = [info.key for info in infos if info.size <= items.IN_MEMORY]
+    values: dict[str, bytes | None] = {}
+    for start in range(0, len(small), _BATCH):
+        batch = small[start : start + _BATCH]
+        values.update(zip(batch, storage.read_many(batch), strict=True))
+    return [read(info, data=values.get(info.key)) for info in infos]
 
 
 def _plan(sync: _Sync, chunk: _Chunk) -> _Plan:
