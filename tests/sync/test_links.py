@@ -15,7 +15,7 @@ from tether.catalog.store import reserve_ids
 from tether.db.tables import data_rows
 from tether.storages.base import ObjectInfo
 from tether.sync import links
-from tether.sync.diff import merge
+from tether.sync.diff import OutOfOrder, Same, merge
 
 # The aggregated read joins values with U+001E: keys and versions holding it are read row
 # by row, and so are their pages' neighbours.
@@ -87,26 +87,86 @@ def test_a_storage_without_links_reads_nothing(place: Place) -> None:
     assert _read(place, storage_id) == []
 
 
-def test_merge_pairs_a_listing_with_links_read_row_by_row_and_aggregated(place: Place) -> None:
-    """A listing whose pages hold keys with the separator and without: every object paired
-    with its links (unchanged ones as runs of ``Same``), new and missing ones alone."""
-    storage_id = place.storage("memory", {"bucket": "links"})
-    keys = sorted({*AWKWARD, *ODD}, key=str.encode)
-    expected = _fill(place, storage_id, keys[1:])  # the first key is new
-    version = {key: v for key, _index, _row, v in expected}
-    gone = keys[5]  # listed no more
-    listed = [ObjectInfo(key, 1, version.get(key, "new"), None) for key in keys if key != gone]
-    pages = [listed[i : i + 4] for i in range(0, len(listed), 4)]
+def _merged(place: Place, storage_id: int, listed: list[ObjectInfo], size: int, **bounds: str):
+    """What ``merge`` says of each key (new, missing, same, changed) and how many came as
+    runs of ``Same``."""
+    pages = [listed[i : i + size] for i in range(0, len(listed), size)]
     seen: dict[str, str] = {}
-    same = 0
-    for item in merge(pages, links.pages(place.engine, storage_id, page=3)):
-        if hasattr(item, "objects"):
-            same += item.objects  # type: ignore[union-attr]
+    runs = 0
+    for item in merge(pages, links.Links(place.engine, storage_id), **bounds):
+        if isinstance(item, Same):
+            runs += item.objects
             continue
         info, linked = item
         key = info.key if info is not None else linked.key  # type: ignore[union-attr]
-        assert key not in seen
-        seen[key] = "new" if linked is None else "missing" if info is None else "paired"
-    assert seen[keys[0]] == "new"
-    assert seen[gone] == "missing"
-    assert same + sum(state == "paired" for state in seen.values()) == len(keys) - 2
+        assert key not in seen, key
+        if linked is None:
+            seen[key] = "new"
+        elif info is None:
+            seen[key] = "missing"
+        else:
+            seen[key] = "same" if linked.version == info.etag else "changed"
+    return seen, runs
+
+
+@pytest.mark.parametrize("size", [1, 2, 4, 100])
+def test_merge_pairs_every_key_once_whatever_the_keys_hold(place: Place, size: int) -> None:
+    """A listing whose pages hold keys and versions with the separator and without, new
+    keys, changed ones, and links missing before, between and after the listed pages: each
+    key comes out once, as what it is; unchanged pages as runs of ``Same``."""
+    storage_id = place.storage("memory", {"bucket": "links"})
+    keys = sorted({*AWKWARD, *ODD}, key=str.encode)
+    expected = _fill(place, storage_id, keys[1:])  # the first key is new
+    versions: dict[str, set[str]] = {}
+    for key, _index, _row, version in expected:
+        versions.setdefault(key, set()).add(version)
+    gone = {keys[1], keys[9], keys[-1]}  # before, between and after listed keys
+    changed = keys[12]
+    want: dict[str, str] = {keys[0]: "new", changed: "changed"}
+    listed = []
+    for key in keys:
+        if key in gone:
+            want[key] = "missing"
+            continue
+        if key == changed:
+            version = "changed"
+        elif key in versions:
+            version = min(versions[key])  # a key with several items: not one "same" pair
+            want.setdefault(key, "same" if len(versions[key]) == 1 else "changed")
+        else:
+            version = "new"
+        listed.append(ObjectInfo(key, 1, version, None))
+    seen, runs = _merged(place, storage_id, listed, size)
+    assert {key: state for key, state in seen.items() if state != "same"} == {
+        key: state for key, state in want.items() if state != "same"
+    }
+    same_keys = {key for key, state in want.items() if state == "same"}
+    assert runs + sum(state == "same" for state in seen.values()) == len(same_keys)
+    if size == 1:
+        assert runs > 0  # whole pages compared at once where the strings tell
+
+
+def test_merge_takes_the_listed_range_only(place: Place) -> None:
+    storage_id = place.storage("memory", {"bucket": "links"})
+    keys = [f"k{n:02d}" for n in range(20)]
+    _fill(place, storage_id, keys)
+    listed = [ObjectInfo(key, 1, "other", None) for key in keys[6:9]]
+    seen, _runs = _merged(place, storage_id, listed, 2, after="k03", until="k10")
+    assert seen == {
+        "k04": "missing",
+        "k05": "missing",
+        "k06": "changed",
+        "k07": "changed",
+        "k08": "changed",
+        "k09": "missing",
+        "k10": "missing",
+    }
+
+
+def test_merge_refuses_a_listing_out_of_order(place: Place) -> None:
+    storage_id = place.storage("memory", {"bucket": "links"})
+    _fill(place, storage_id, ["a", "b", "c"])
+    for listed in (["b", "a"], ["a", "a"], ["a", "b", "b"]):
+        infos = [ObjectInfo(key, 1, "x", None) for key in listed]
+        with pytest.raises(OutOfOrder):
+            _merged(place, storage_id, infos, 2)

@@ -120,6 +120,77 @@ def _aggregated(
 _COLUMNS = ('"key"', "item_index", "data_row_id", "version")
 
 
+def read(
+    engine: Engine,
+    storage_id: int,
+    after: str | None = None,
+    until: str | None = None,
+    page: int = PAGE,
+) -> Iterator[Linked]:
+    """The linked objects of a storage in key order (``pages`` grouped by key)."""
+    current: Linked | None = None
+    for found in pages(engine, storage_id, after, until, page):
+        for key, index, row_id, version in zip(*found, strict=True):
+            if current is None or current.key != key:
+                if current is not None:
+                    yield current
+                current = Linked(key, version)
+            current.rows[index] = row_id
+    if current is not None:
+        yield current
+
+
+class Links:
+    """A storage's links, read by key range as a sync compares them with its listing."""
+
+    def __init__(self, engine: Engine, storage_id: int) -> None:
+        self.engine, self.storage_id = engine, storage_id
+        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        if engine.dialect.name == "sqlite":
+            keys, versions = 'group_concat("key", char(30))', "group_concat(version, char(30))"
+        else:
+            order = ' ORDER BY "key", item_index'
+            keys = f'string_agg("key", chr(30){order})'
+            versions = f"string_agg(version, chr(30){order})"
+        rows = (
+            "SELECT \"key\", item_index, coalesce(version, '') AS version FROM storage_links "
+            f'WHERE storage_id = {mark} AND "key" <= {mark}'
+        )
+        tail = f' ORDER BY "key", item_index LIMIT {mark}'
+        head = f"SELECT count(*), {keys}, {versions} FROM "
+        self._same_sql = (
+            f"{head}({rows}{tail}) AS page",
+            f'{head}({rows} AND "key" > {mark}{tail}) AS page',
+        )
+
+    def read(self, after: str | None, until: str | None) -> Iterator[Linked]:
+        """The linked objects with keys after ``after`` and up to ``until``."""
+        return read(self.engine, self.storage_id, after, until)
+
+    def same(self, after: str | None, last: str, keys: list[str], versions: list[str]) -> bool:
+        """Whether the links with keys after ``after`` and up to ``last`` are exactly
+        ``keys`` (in strict order, one link each) with ``versions``: one query that joins
+        them in the database, compared with the page joined here. False when it cannot tell
+        that way (a key or version holds the separator): the caller then pairs them one by
+        one, which is always right."""
+        n = len(keys)
+        joined_keys, joined_versions = _SEP.join(keys), _SEP.join(versions)
+        if joined_keys.count(_SEP) != n - 1 or joined_versions.count(_SEP) != n - 1:
+            return False
+        params: tuple[object, ...] = (self.storage_id, last, n + 1)
+        sql = self._same_sql[0]
+        if after is not None:
+            sql, params = self._same_sql[1], (self.storage_id, last, after, n + 1)
+        with self.engine.connect() as conn:
+            cursor = conn.connection.cursor()
+            try:
+                cursor.execute(sql, params)
+                count, linked_keys, linked_versions = cursor.fetchone() or (0, None, None)
+            finally:
+                cursor.close()
+        return count == n and linked_keys == joined_keys and linked_versions == joined_versions
+
+
 def insert(
     conn: Connection, storage_id: int, links: Sequence[tuple[str, int, int, str | None]]
 ) -> None:

@@ -188,21 +188,21 @@ def _prepare(job: JobRun, settings: Settings, chunk: int) -> _Sync:
 
 # --- chunks ------------------------------------------------------------------------------
 #
-# Three threads: the listing (``sync.listing``) and the link reader each a few pages ahead;
-# the planner merges them, cuts chunks and works out each chunk's rows (normalising them,
-# reading manifest objects); the job's own thread writes one planned chunk while the next
-# is planned (the database driver lets go of the GIL while it works).
+# Two threads beside the job's own: the listing (``sync.listing``) a few pages ahead; the
+# planner, which compares each page with the links of its key range (``sync.diff``), cuts
+# chunks and works out each chunk's rows (normalising them, reading manifest objects). The
+# job's own thread writes one planned chunk while the next is planned (the database driver
+# lets go of the GIL while it works).
 
 
 def _planned(sync: _Sync) -> Iterator[_Plan]:
     """Every chunk of the sync, planned (in the planner thread)."""
-    scope, engine = sync.scope, sync.job.engine
+    scope = sync.scope
     listed = listing(sync.storage, scope)
-    linked = Ahead(
-        partial(links.pages, engine, sync.record.id, scope.after, scope.until), "sync-links"
-    )
-    with closing(listed), closing(linked):
-        for chunk in _chunks(sync, merge(listed.items(), linked.items())):
+    linked = links.Links(sync.job.engine, sync.record.id)
+    with closing(listed):
+        merged = merge(listed.items(), linked, scope.after, scope.until)
+        for chunk in _chunks(sync, merged):
             yield _plan(sync, chunk)
 
 
