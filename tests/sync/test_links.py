@@ -14,7 +14,7 @@ from tests.sync.test_sync import AWKWARD
 from tether.catalog.store import reserve_ids
 from tether.db.tables import data_rows
 from tether.storages.base import ObjectInfo
-from tether.sync import links
+from tether.sync import diff, links
 from tether.sync.diff import OutOfOrder, Same, merge
 
 # The aggregated read joins values with U+001E: keys and versions holding it are read row
@@ -110,10 +110,13 @@ def _merged(place: Place, storage_id: int, listed: list[ObjectInfo], size: int, 
 
 
 @pytest.mark.parametrize("size", [1, 2, 4, 100])
-def test_merge_pairs_every_key_once_whatever_the_keys_hold(place: Place, size: int) -> None:
-    """A listing whose pages hold keys and versions with the separator and without, new
-    keys, changed ones, and links missing before, between and after the listed pages: each
-    key comes out once, as what it is; unchanged pages as runs of ``Same``."""
+def test_merge_pairs_every_key_once_whatever_the_keys_hold(
+    place: Place, size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listing whose batches hold keys and versions with the separator and without, new
+    keys, changed ones, and links missing before, between and after the listed batches:
+    each key comes out once, as what it is; unchanged batches as runs of ``Same``."""
+    monkeypatch.setattr(diff, "BATCH", size)
     storage_id = place.storage("memory", {"bucket": "links"})
     keys = sorted({*AWKWARD, *ODD}, key=str.encode)
     expected = _fill(place, storage_id, keys[1:])  # the first key is new
@@ -136,14 +139,14 @@ def test_merge_pairs_every_key_once_whatever_the_keys_hold(place: Place, size: i
         else:
             version = "new"
         listed.append(ObjectInfo(key, 1, version, None))
-    seen, runs = _merged(place, storage_id, listed, size)
+    seen, runs = _merged(place, storage_id, listed, 3)
     assert {key: state for key, state in seen.items() if state != "same"} == {
         key: state for key, state in want.items() if state != "same"
     }
     same_keys = {key for key, state in want.items() if state == "same"}
     assert runs + sum(state == "same" for state in seen.values()) == len(same_keys)
     if size == 1:
-        assert runs > 0  # whole pages compared at once where the strings tell
+        assert runs > 0  # whole batches compared at once where the strings tell
 
 
 def test_merge_takes_the_listed_range_only(place: Place) -> None:
@@ -163,7 +166,11 @@ def test_merge_takes_the_listed_range_only(place: Place) -> None:
     }
 
 
-def test_merge_refuses_a_listing_out_of_order(place: Place) -> None:
+@pytest.mark.parametrize("batch", [1, 2, 5000])
+def test_merge_refuses_a_listing_out_of_order(
+    place: Place, batch: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(diff, "BATCH", batch)
     storage_id = place.storage("memory", {"bucket": "links"})
     _fill(place, storage_id, ["a", "b", "c"])
     for listed in (["b", "a"], ["a", "a"], ["a", "b", "b"]):

@@ -6,16 +6,17 @@ Each object comes out once, as a pair (what the listing says, what the links say
     (info, linked)   listed and synced: unchanged when the versions agree, else changed
     (None, linked)   missing: synced before, no longer listed
 
-or, for a whole listing page whose objects are exactly the links of its key range with the
-same versions (what most pages of a re-sync are), as one ``Same(count, last key)``.
+or, for a run of listed objects that are exactly the links of their key range with the same
+versions (what most of a re-sync is), as one ``Same(count, last key)``.
 
-The link table is read by key range: each listing page takes the links after the previous
-page's last key up to its own (``links.Links``), so every link falls in one page's range,
-and those after the last page are missing. A page is first compared whole, as two joined
-strings against the database's aggregate of its range (``Links.same``: one query, no
-object-by-object work in Python); only a page that differs is paired object by object.
+The link table is read by key range: the listing, in batches of a few pages, each takes the
+links after the previous batch's last key up to its own (``links.Links``), so every link
+falls in one batch's range, and those after the last are missing. A batch is first compared
+whole, as two joined strings against the database's aggregate of its range (``Links.same``:
+one query, no object-by-object work in Python); only a batch that differs is paired object
+by object.
 
-Memory holds a page of each, however large the store. Both must be in the same order (keys
+Memory holds a batch of each, however large the store. Both must be in the same order (keys
 by UTF-8 bytes: Python compares ``str`` by code points, which is the same order); a listing
 that goes backwards, or repeats a key, would make the merge wrong, so it is an error.
 """
@@ -30,6 +31,7 @@ from tether.storages.base import ObjectInfo
 from tether.sync.links import Linked, Links
 
 Pair = tuple[ObjectInfo | None, Linked | None]
+BATCH = 5000  # listed objects compared with their links at once
 
 
 class Same(NamedTuple):
@@ -60,9 +62,7 @@ def merge(
     """The listing (its keys after ``after`` and up to ``until``) and the links of the same
     keys, in key order, paired by key."""
     previous = after
-    for page in pages:
-        if not page:
-            continue
+    for page in _batches(pages, BATCH):
         keys = [info.key for info in page]
         if previous is not None and keys[0] <= previous:
             raise OutOfOrder(f"the listing is out of key order after {previous!r}")
@@ -79,6 +79,19 @@ def merge(
         previous = last
     for linked in links.read(previous, until):
         yield None, linked
+
+
+def _batches(pages: Iterable[Sequence[ObjectInfo]], size: int) -> Iterator[list[ObjectInfo]]:
+    """The listing's pages joined into batches of at least ``size`` objects (the last may
+    hold fewer): one query compares a batch."""
+    batch: list[ObjectInfo] = []
+    for page in pages:
+        batch += page
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _pairs(page: Sequence[ObjectInfo], linked: Iterator[Linked]) -> Iterator[Pair]:

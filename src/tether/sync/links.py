@@ -146,12 +146,13 @@ class Links:
     def __init__(self, engine: Engine, storage_id: int) -> None:
         self.engine, self.storage_id = engine, storage_id
         mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        # Neither database promises to aggregate in the order of the rows it is given (both
+        # do): were they out of order, the strings would differ, and the caller pairs the
+        # objects one by one. No ORDER BY in the aggregate: PostgreSQL would sort again.
         if engine.dialect.name == "sqlite":
             keys, versions = 'group_concat("key", char(30))', "group_concat(version, char(30))"
         else:
-            order = ' ORDER BY "key", item_index'
-            keys = f'string_agg("key", chr(30){order})'
-            versions = f"string_agg(version, chr(30){order})"
+            keys, versions = 'string_agg("key", chr(30))', "string_agg(version, chr(30))"
         rows = (
             "SELECT \"key\", item_index, coalesce(version, '') AS version FROM storage_links "
             f'WHERE storage_id = {mark} AND "key" <= {mark}'
