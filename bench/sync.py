@@ -686,7 +686,7 @@ def main() -> None:
         "/dev/shm when the disk is slow to fill)",
     )
     parser.add_argument("--rounds", type=int, default=3, help="raw listing rounds at first")
-    parser.add_argument("--noop-rounds", type=int, default=3)
+    parser.add_argument("--noop-rounds", type=int, default=5)
     parser.add_argument("--chunk-objects", type=int, help="TETHER_SYNC_CHUNK_OBJECTS")
     parser.add_argument("--no-tenfold", action="store_true", help="local: skip the runs at 10 x N")
     parser.add_argument(

@@ -31,7 +31,7 @@ from tether.storages.base import ObjectInfo
 from tether.sync.links import Linked, Links
 
 Pair = tuple[ObjectInfo | None, Linked | None]
-BATCH = 5000  # listed objects compared with their links at once
+BATCH = 2000  # listed objects compared with their links at once
 
 
 class Same(NamedTuple):

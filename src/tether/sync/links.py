@@ -11,6 +11,7 @@ every backend lists in: the merge in ``sync.diff`` relies on the three being one
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -43,7 +44,7 @@ class LinkPage(NamedTuple):
 
 
 def pages(
-    engine: Engine,
+    engine: Engine | Connection,
     storage_id: int,
     after: str | None = None,
     until: str | None = None,
@@ -73,22 +74,29 @@ def pages(
         rows_sql, params = head + tail, (storage_id, *bound)
     following = f'{head} AND ("key", item_index) > ({mark}, {mark}){tail}'
     while True:
-        with engine.connect() as conn:
-            cursor = conn.connection.cursor()
-            try:
-                found = _aggregated(cursor, rows_sql, params, sqlite)
-                if found is None:  # a separator inside a key or version
-                    cursor.execute(rows_sql, params)
-                    rows = cursor.fetchall()
-                    found = LinkPage(*(list(column) for column in zip(*rows, strict=True)))
-            finally:
-                cursor.close()
+        with _cursor(engine) as cursor:
+            found = _aggregated(cursor, rows_sql, params, sqlite)
+            if found is None:  # a separator inside a key or version
+                cursor.execute(rows_sql, params)
+                rows = cursor.fetchall()
+                found = LinkPage(*(list(column) for column in zip(*rows, strict=True)))
         if found.keys:
             yield found
         if len(found.keys) < page:
             return
         params = (storage_id, found.keys[-1], found.items[-1], *bound)
         rows_sql = following
+
+
+@contextmanager
+def _cursor(source: Engine | Connection) -> Iterator[Any]:
+    """A DB-API cursor: of a connection of the engine's, or of the connection given."""
+    with nullcontext(source) if isinstance(source, Connection) else source.connect() as conn:
+        cursor = conn.connection.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()
 
 
 def _aggregated(
@@ -121,7 +129,7 @@ _COLUMNS = ('"key"', "item_index", "data_row_id", "version")
 
 
 def read(
-    engine: Engine,
+    engine: Engine | Connection,
     storage_id: int,
     after: str | None = None,
     until: str | None = None,
@@ -141,10 +149,13 @@ def read(
 
 
 class Links:
-    """A storage's links, read by key range as a sync compares them with its listing."""
+    """A storage's links, read by key range as a sync compares them with its listing, on
+    one connection that holds no transaction between its queries (autocommit: no snapshot
+    kept open, no round trip to begin or end one); a context manager."""
 
     def __init__(self, engine: Engine, storage_id: int) -> None:
         self.engine, self.storage_id = engine, storage_id
+        self._conn: Connection | None = None
         mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         # Neither database promises to aggregate in the order of the rows it is given (both
         # do): were they out of order, the strings would differ, and the caller pairs the
@@ -164,9 +175,21 @@ class Links:
             f'{head}({rows} AND "key" > {mark}{tail}) AS page',
         )
 
+    def __enter__(self) -> Links:
+        self._conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _source(self) -> Engine | Connection:
+        return self._conn if self._conn is not None else self.engine
+
     def read(self, after: str | None, until: str | None) -> Iterator[Linked]:
         """The linked objects with keys after ``after`` and up to ``until``."""
-        return read(self.engine, self.storage_id, after, until)
+        return read(self._source(), self.storage_id, after, until)
 
     def same(self, after: str | None, last: str, keys: list[str], versions: list[str]) -> bool:
         """Whether the links with keys after ``after`` and up to ``last`` are exactly
@@ -182,13 +205,9 @@ class Links:
         sql = self._same_sql[0]
         if after is not None:
             sql, params = self._same_sql[1], (self.storage_id, last, after, n + 1)
-        with self.engine.connect() as conn:
-            cursor = conn.connection.cursor()
-            try:
-                cursor.execute(sql, params)
-                count, linked_keys, linked_versions = cursor.fetchone() or (0, None, None)
-            finally:
-                cursor.close()
+        with _cursor(self._source()) as cursor:
+            cursor.execute(sql, params)
+            count, linked_keys, linked_versions = cursor.fetchone() or (0, None, None)
         return count == n and linked_keys == joined_keys and linked_versions == joined_versions
 
 

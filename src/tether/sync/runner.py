@@ -199,8 +199,7 @@ def _planned(sync: _Sync) -> Iterator[_Plan]:
     """Every chunk of the sync, planned (in the planner thread)."""
     scope = sync.scope
     listed = listing(sync.storage, scope)
-    linked = links.Links(sync.job.engine, sync.record.id)
-    with closing(listed):
+    with closing(listed), links.Links(sync.job.engine, sync.record.id) as linked:
         merged = merge(listed.items(), linked, scope.after, scope.until)
         for chunk in _chunks(sync, merged):
             yield _plan(sync, chunk)
