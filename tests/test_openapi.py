@@ -88,7 +88,7 @@ def test_every_operation_documents_the_errors_it_can_answer(spec: dict[str, Any]
         if "requestBody" in op or (path.endswith("/data-rows") and method == "post"):
             expected.add(413)
         assert expected <= statuses, (where, statuses)
-        for status in statuses - {200, 201, 202, 204}:
+        for status in statuses - {200, 201, 202, 204, 206, 304}:  # no error body
             response = op["responses"][str(status)]
             schema = response["content"]["application/json"]["schema"]
             assert schema == {"$ref": ERROR_REF}, (where, status)

@@ -19,6 +19,7 @@ from tether.api.routes import (
     datasets,
     health,
     jobs,
+    local_files,
     metadata_schema,
     organization,
     session,
@@ -77,5 +78,6 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
     for module in (session, api_keys, users, organization):
         api.include_router(module.router)
     app.include_router(api)
+    app.include_router(local_files.router)
     errors.document_csrf(app)
     return app

@@ -1,0 +1,1 @@
+"""Turning the URIs rows keep into something a browser can load."""
