@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from tests.conftest import Tenant
 from tether.config import Settings
-from tether.resolving.local_files import checked_path
+from tether.resolve.local_files import checked_path
 from tether.sync.connections import insert_storage
 
 DATA = bytes(range(256)) * 40  # 10,240 bytes

@@ -1,6 +1,6 @@
 """``GET /data/local-files/?d=...``: files under the document root, in Label Studio's URL form
 (so its tasks work unchanged), for a signed-in caller whose organization has a local storage
-covering the file (``resolving.local_files``)."""
+covering the file (``resolve.local_files``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse
 
 from tether.api.deps import CallerDep, ConnDep, SettingsDep
 from tether.api.errors import documented
-from tether.resolving.local_files import local_file
+from tether.resolve.local_files import local_file
 
 router = APIRouter(tags=["local files"])
 CACHE_CONTROL = "private, max-age=300"
