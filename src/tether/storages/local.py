@@ -430,12 +430,15 @@ def _usable(name: str, top: bool) -> bool:
     return True
 
 
+_BAD_SEGMENTS = frozenset(("", ".", ".."))  # what no segment of a key may be
+
+
 def _check_key(key: str) -> None:
     if not isinstance(key, str) or not key:
         raise config_error("an object key must be a non-empty string", key=key)
     if key.startswith("/") or key.endswith("/"):
         raise config_error("a key is a relative path and does not end in '/'", key=key)
-    if any(part in ("", ".", "..") for part in key.split("/")):
+    if not _BAD_SEGMENTS.isdisjoint(key.split("/")):
         raise config_error("a key may not hold an empty, '.' or '..' segment", key=key)
     if _BAD_TEXT.search(key) or _DRIVE.match(key):
         raise config_error("a key may not hold a backslash, a control character or a drive")
