@@ -36,13 +36,14 @@ def test_an_expired_token_fails(settings: Settings, monkeypatch: pytest.MonkeyPa
         tokens.verify(settings, token, GRANT)
 
 
-@pytest.mark.parametrize("cut", [1, 5, 12, -1])
-def test_an_altered_token_fails(settings: Settings, cut: int) -> None:
+@pytest.mark.parametrize("at", [0.1, 0.3, 0.5, 0.7, 0.9])
+def test_an_altered_token_fails(settings: Settings, at: float) -> None:
     token = tokens.issue(settings, 3, GRANT, 60)
-    flipped = "A" if token[cut] != "A" else "B"
-    altered = token[:cut] + flipped + token[cut + 1 :] if cut != -1 else token[:-1] + flipped
+    # Not the last character: its low bits may be base64 padding that decodes the same.
+    cut = int(at * (len(token) - 1))
+    flipped = "A" if token[cut] != "A" else "g"
     with pytest.raises(Forbidden):
-        tokens.verify(settings, altered, GRANT)
-    for junk in ("", "x", "a.b", token + "."):
+        tokens.verify(settings, token[:cut] + flipped + token[cut + 1 :], GRANT)
+    for junk in ("", "x", "a.b", token + ".", token[:-2]):
         with pytest.raises(Forbidden):
             tokens.verify(settings, junk, GRANT)
