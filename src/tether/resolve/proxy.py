@@ -16,6 +16,7 @@ HTML or SVG opened from tether's origin runs no script there.
 from __future__ import annotations
 
 import mimetypes
+import queue
 import re
 import threading
 import time
@@ -35,6 +36,7 @@ from tether.storages.base import ObjectInfo, Storage
 from tether.sync.connections import StorageRecord, get_record, open_backend
 
 CACHED_BACKENDS = 64  # opened backends kept per server (their connection pools with them)
+READ_AHEAD = 4  # blocks (of ~1 MiB) a stream reads ahead of what the client has taken
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 SAFETY_HEADERS = {"x-content-type-options": "nosniff", "content-security-policy": "sandbox"}
 
@@ -48,7 +50,9 @@ class BackendCache:
     """Backends opened from storage records, by (storage id, updated_at): an edit of the
     storage changes ``updated_at``, so a changed connection is opened afresh. Reusing one
     keeps its connections alive (S3 keep-alive, a Redis pool) and skips the endpoint guard's
-    DNS look-up on every request. Thread-safe; least recently used out first."""
+    DNS look-up on every request: opening one costs ~7.5 ms for S3 (obstore builds an HTTP
+    client), ~1.5 ms for Redis, ~0.15 ms for a folder, measured on the development machine.
+    Thread-safe; least recently used out first."""
 
     def __init__(self, size: int = CACHED_BACKENDS) -> None:
         self._size = size
@@ -202,7 +206,7 @@ def _body(backend: Storage, key: str, start: int, end: int) -> Iterator[bytes]:
     first = next(blocks, None)
     if first is None:
         return iter(())
-    return _bounded(chain((first,), blocks), end - start, blocks)
+    return ReadAhead(_bounded(chain((first,), blocks), end - start, blocks))
 
 
 def _bounded(blocks: Iterator[bytes], length: int, source: Iterator[bytes]) -> Iterator[bytes]:
@@ -217,3 +221,62 @@ def _bounded(blocks: Iterator[bytes], length: int, source: Iterator[bytes]) -> I
         close = getattr(source, "close", None)
         if close is not None:
             close()  # a local file's handle, an obstore stream
+
+
+_END = object()
+
+
+class ReadAhead:
+    """The blocks of ``source``, read by a thread of its own up to ``depth`` blocks ahead of
+    the consumer: the store's next block arrives while the last one goes to the client, so
+    a stream costs about the slower of the two rather than their sum; memory stays bounded
+    by ``depth`` blocks. ``close`` stops it (the client went away); the source is closed in
+    the thread that reads it (a generator cannot be closed from another thread mid-read)."""
+
+    def __init__(self, source: Iterator[bytes], depth: int = READ_AHEAD) -> None:
+        self._source = source
+        self._queue: queue.Queue[object] = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._done = False
+        threading.Thread(target=self._run, name="tether-read-ahead", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            for block in self._source:
+                if not self._offer(block):
+                    return
+            self._offer(_END)
+        except BaseException as exc:  # handed to the consumer, who raises it
+            self._offer(exc)
+        finally:
+            close = getattr(self._source, "close", None)
+            if close is not None:
+                close()
+
+    def _offer(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> ReadAhead:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._done:
+            raise StopIteration
+        item = self._queue.get()
+        if item is _END:
+            self._done = True
+            raise StopIteration
+        if isinstance(item, BaseException):
+            self._done = True
+            raise item
+        assert isinstance(item, bytes | bytearray | memoryview)
+        return bytes(item) if not isinstance(item, bytes) else item
+
+    def close(self) -> None:
+        self._stop.set()
