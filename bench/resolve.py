@@ -40,6 +40,7 @@ import httpx
 from _common import (
     MB,
     PeakRss,
+    cpu_seconds,
     free_port,
     line,
     moto_bucket,
@@ -72,6 +73,7 @@ class ProxyRun:
     seek: float  # best seconds of a 1 MiB range at the end, through the proxy
     peak_rss: int  # the server's, while it streams
     idle_rss: int
+    cpu: float  # the server's CPU seconds over the proxied rounds
 
 
 def _best(rounds: int, run: Callable[[], int], size: int, what: str) -> float:
@@ -151,10 +153,12 @@ def _measure(
         direct = _best(rounds, lambda: _direct(backend, key), size, "Storage.read")
         idle = PeakRss(pid, tree=True)._sample()
         with PeakRss(pid, tree=True, every=0.01) as rss:
+            cpu = cpu_seconds(pid)
             proxied = _best(rounds, lambda: _fetch(client, path), size, "the proxy")
+            cpu = cpu_seconds(pid) - cpu
         tail = {"Range": f"bytes={size - MB}-"}
         seek = _best(rounds, lambda: _fetch(client, path, tail), MB, "a ranged read")
-    return ProxyRun(name, size, direct, proxied, seek, rss.peak, idle)
+    return ProxyRun(name, size, direct, proxied, seek, rss.peak, idle, cpu)
 
 
 def proxy_section(local_mb: int = 200, s3_mb: int = 50, rounds: int = 3) -> list[ProxyRun]:
@@ -227,6 +231,8 @@ def _report(runs: list[ProxyRun], rounds: int, floor: float) -> None:
         line("  / direct read", f"{ratio:.2f}", "", f">= {TARGET_PROXY_RATIO}  {ok}", width=20)
         bound = min(direct, floor)
         line("  / min(direct, floor)", f"{proxied / bound:.2f}", f"of {bound:,.0f} MB/s", width=20)
+        per_mb = run.cpu / (size_mb * rounds) * 1000
+        line("  server CPU", f"{per_mb:.2f} ms/MB", "tether serve's, over the rounds", width=20)
         line("seek: last 1 MiB", f"{run.seek * 1000:.1f} ms", "Range: bytes=-1MiB", width=20)
         rss = f"idle {run.idle_rss / MB:.0f} MB"
         line("server peak RSS", f"{run.peak_rss / MB:.0f} MB", rss, width=20)
