@@ -339,3 +339,42 @@ def test_local_files_take_a_token_instead_of_a_caller(
     later, now = url("covered/b.jpg"), time.time()
     monkeypatch.setattr(time, "time", lambda: now + 61)
     assert tenant.http.get(later).status_code == 403
+
+
+# -- reading ahead ---------------------------------------------------------------------------
+
+
+def _watched(blocks: list[bytes], closed: list[bool], fail: bool = False) -> Iterator[bytes]:
+    try:
+        yield from blocks
+        if fail:
+            raise OSError("the store broke mid-stream")
+    finally:
+        closed.append(True)
+
+
+def test_read_ahead_gives_every_block_in_order_and_closes_its_source() -> None:
+    blocks = [bytes([i]) * 1000 for i in range(20)]
+    closed: list[bool] = []
+    assert list(proxy.ReadAhead(_watched(blocks, closed), depth=2)) == blocks
+    deadline = time.monotonic() + 5
+    while not closed and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert closed == [True]
+
+
+def test_read_ahead_stops_when_closed_and_raises_the_stores_error() -> None:
+    closed: list[bool] = []
+    ahead = proxy.ReadAhead(_watched([b"a"] * 100, closed), depth=2)
+    assert next(ahead) == b"a"
+    ahead.close()  # the client went away: the reader stops, bounded by depth
+    deadline = time.monotonic() + 5
+    while not closed and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert closed == [True]
+    broken = proxy.ReadAhead(_watched([b"x"], [], fail=True))
+    assert next(broken) == b"x"
+    with pytest.raises(OSError, match="mid-stream"):
+        next(broken)
+    with pytest.raises(StopIteration):
+        next(broken)

@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain
+from typing import cast
 
 from sqlalchemy import Connection, select
 
@@ -275,8 +276,7 @@ class ReadAhead:
         if isinstance(item, BaseException):
             self._done = True
             raise item
-        assert isinstance(item, bytes | bytearray | memoryview)
-        return bytes(item) if not isinstance(item, bytes) else item
+        return cast(bytes, item)
 
     def close(self) -> None:
         self._stop.set()
