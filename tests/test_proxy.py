@@ -378,3 +378,38 @@ def test_read_ahead_stops_when_closed_and_raises_the_stores_error() -> None:
         next(broken)
     with pytest.raises(StopIteration):
         next(broken)
+
+
+class _Recording:
+    """A real backend, its reads recorded: what a Range asks of the store."""
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+        self.reads: list[tuple[int, int | None]] = []
+
+    def stat(self, key: str) -> Any:
+        return self.backend.stat(key)
+
+    def read(self, key: str, *, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        self.reads.append((start, end))
+        return self.backend.read(key, start=start, end=end)  # type: ignore[no-any-return]
+
+
+def test_a_range_reads_only_its_slice_from_the_store(
+    place: Proxied, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[_Recording] = []
+    real = proxy.open_backend
+
+    def recording(settings: Settings, record: Any) -> Any:
+        opened.append(_Recording(real(settings, record)))
+        return opened[-1]
+
+    monkeypatch.setattr(proxy, "open_backend", recording)
+    size = 3_000_000
+    place.put("clip.mp4", bytes(size))
+    assert place.get(place.url("clip.mp4"), Range="bytes=-1000").content == bytes(1000)
+    assert place.get(place.url("clip.mp4"), Range="bytes=2000000-2000009").status_code == 206
+    assert place.get(place.url("clip.mp4")).content == bytes(size)
+    assert len(opened) == 1  # opened once, then reused
+    assert opened[0].reads == [(size - 1000, size), (2_000_000, 2_000_010), (0, size)]
