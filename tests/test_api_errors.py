@@ -200,7 +200,7 @@ def _operations(http: Any) -> list[tuple[str, str, set[str]]]:
     spec = http.app.openapi()
     out = []
     for path, methods in spec["paths"].items():
-        concrete = re.sub(r"\{[^}]+\}", "1", path).removeprefix("/api/v1")
+        concrete = re.sub(r"\{[^}]+\}", "1", path)  # /data/local-files/ lies outside /api/v1
         for method, operation in methods.items():
             query = {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
             out.append((method.upper(), concrete, query))
@@ -214,7 +214,7 @@ def test_an_unknown_query_parameter_is_422_naming_it_on_every_route(
     assert len(operations) >= 20
     for method, path, declared in operations:
         for params in ({"mediatype": "IMAGE"}, {"limit": "5", "zzz": "1", "yyy": ""}):
-            r = tenant.http.request(method, "/api/v1" + path, params=params, headers=tenant.headers)
+            r = tenant.http.request(method, path, params=params, headers=tenant.headers)
             error = _is_error(r, 422)
             unknown = sorted(set(params) - declared)
             assert error["code"] == "invalid", (method, path, error)

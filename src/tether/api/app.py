@@ -22,6 +22,7 @@ from tether.api.routes import (
     local_files,
     metadata_schema,
     organization,
+    proxy,
     session,
     storages,
     sync,
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
     api = APIRouter(prefix=API)
     for module in (health, datasets, data_rows, jobs, metadata_schema, storages, sync, uploads):
         api.include_router(module.router)
+    api.include_router(proxy.router)
     for module in (session, api_keys, users, organization):
         api.include_router(module.router)
     app.include_router(api)

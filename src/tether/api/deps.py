@@ -95,6 +95,18 @@ def caller(
     return found
 
 
+def optional_caller(
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    session_token: str | None = Depends(_cookie),
+) -> Caller | None:
+    """``caller`` when the request carries credentials (wrong ones are still refused); None
+    when it carries none, for routes that also take another proof (an asset token)."""
+    if credentials is None and not session_token:
+        return None
+    return caller(request, credentials, session_token)
+
+
 EngineDep = Annotated[Engine, Depends(engine)]
 SettingsDep = Annotated[Settings, Depends(settings)]
 QueueDep = Annotated[JobQueue, Depends(queue)]
@@ -102,4 +114,5 @@ QueueDep = Annotated[JobQueue, Depends(queue)]
 # sees an answer and asks again reads what it wrote.
 ConnDep = Annotated[Connection, Depends(connection, scope="function")]
 CallerDep = Annotated[Caller, Depends(caller)]
+OptionalCallerDep = Annotated[Caller | None, Depends(optional_caller)]
 SessionCookie = Annotated[str | None, Depends(_cookie)]

@@ -23,6 +23,7 @@ STATUS_CODES = {
     409: "conflict",
     413: "too_large",
     415: "unsupported_media_type",
+    416: "range_not_satisfiable",
     422: "invalid",
     429: "rate_limited",
 }
@@ -35,6 +36,8 @@ MEANINGS = {
     404: "No such thing in the caller's organization (`not_found`).",
     409: "It clashes with what exists (`conflict`, or a more precise code).",
     413: "The request body is larger than the server's limit (`too_large`).",
+    416: "The `Range` holds none of the object's bytes (`range_not_satisfiable`); "
+    "`Content-Range: bytes */<size>` gives its size.",
     429: "Too many attempts (`rate_limited`); wait `Retry-After` seconds.",
     422: "A value in the path, query or body is wrong, or a query parameter is unknown "
     "(`invalid`, or a more precise code); `details` says where.",

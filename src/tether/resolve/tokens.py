@@ -35,6 +35,12 @@ def issue(settings: Settings, org_id: int, grant: Grant, ttl_seconds: int) -> st
 def verify(settings: Settings, token: str, grant: Grant) -> int:
     """The organization a valid, unexpired token for exactly ``grant`` was issued to;
     ``Forbidden`` for any other token (altered, expired, for something else)."""
+    return verify_until(settings, token, grant)[0]
+
+
+def verify_until(settings: Settings, token: str, grant: Grant) -> tuple[int, int]:
+    """``verify``, and when the token expires (Unix seconds): what a response streamed on
+    its authority may be cached for."""
     try:
         org_id, granted, expires = _serializer(settings).loads(token)
     except (BadSignature, ValueError, TypeError):
@@ -43,4 +49,4 @@ def verify(settings: Settings, token: str, grant: Grant) -> int:
         raise Forbidden("the token has expired: resolve the row again for a fresh URL")
     if list(granted) != list(grant) or not isinstance(org_id, int):
         raise Forbidden("the token was issued for another asset")
-    return org_id
+    return org_id, expires

@@ -1,0 +1,258 @@
+"""Resolve benchmark (issue 15, section 4).
+
+    python bench/resolve.py                                   # every section
+    python bench/resolve.py --section proxy --local-mb 200 --s3-mb 50
+
+Sections are functions (``proxy_section``, ...) that each print their own table, so they
+can be run alone or together.
+
+proxy: the throughput of ``GET /api/v1/storages/{id}/proxy`` (an object streamed through a
+real ``tether serve``, fresh data dir, SQLite) for one large object on local files and on a
+moto S3 server, beside a direct read of the same object from the same store, in this process,
+with the same backend (``Storage.read`` of ``open_backend(record)`` from the same stored
+record), best of ``--rounds`` each. The client reads the proxy's body with httpx in blocks
+of 1 MiB and checks its length (and, once, untimed, its SHA-256). Also: the time to the
+last byte of a 1 MiB range at the object's end (a video seek: read with a ranged read, never
+the whole object) and the server's peak RSS while it streams (bounded memory: flat in the
+object's size). Target: proxy MB/s >= 0.8 x the direct read's.
+
+For reference, the HTTP floor: the same client reading the same local file from a bare
+uvicorn app (``_http_floor.py``: no framework, no store, no thread hop), so the proxy can be
+compared with the most Python HTTP streaming gives on this machine, min(direct, floor).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from _common import (
+    MB,
+    PeakRss,
+    cpu_seconds,
+    free_port,
+    line,
+    moto_bucket,
+    moto_server,
+    server,
+    stop,
+    user_and_key,
+    wait_listening,
+)
+
+from tether.accounts.orgs import get_or_create_org
+from tether.config import Settings
+from tether.db.engine import make_engine
+from tether.resolve import urls
+from tether.storages.base import Storage
+from tether.sync.connections import get_record, insert_storage, open_backend
+
+TARGET_PROXY_RATIO = 0.8
+BLOCK = 1 << 20
+ORG = "bench"
+KEY = "video/big clip.mp4"
+
+
+@dataclass
+class ProxyRun:
+    store: str
+    size: int
+    direct: float  # best seconds of Storage.read
+    proxied: float  # best seconds through the proxy
+    seek: float  # best seconds of a 1 MiB range at the end, through the proxy
+    peak_rss: int  # the server's, while it streams
+    idle_rss: int
+    cpu: float  # the server's CPU seconds over the proxied rounds
+
+
+def _best(rounds: int, run: Callable[[], int], size: int, what: str) -> float:
+    best = float("inf")
+    for _ in range(rounds):
+        began = time.perf_counter()
+        got = run()
+        best = min(best, time.perf_counter() - began)
+        if got != size:
+            sys.exit(f"{what} read {got:,} bytes, expected {size:,}")
+    return best
+
+
+def _direct(backend: Storage, key: str) -> int:
+    return sum(len(block) for block in backend.read(key))
+
+
+def _fetch(client: httpx.Client, url: str, headers: dict[str, str] | None = None) -> int:
+    with client.stream("GET", url, headers=headers) as response:
+        if response.status_code not in (200, 206):
+            sys.exit(f"the proxy answered {response.status_code}: {response.read()[:300]!r}")
+        return sum(len(block) for block in response.iter_raw(BLOCK))
+
+
+def _sha256_through(client: httpx.Client, url: str) -> str:
+    digest = hashlib.sha256()
+    with client.stream("GET", url) as response:
+        for block in response.iter_raw(BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fill(backend: Storage, key: str, size: int) -> str:
+    """``size`` random bytes under ``key`` (streamed: never all in memory); their SHA-256."""
+    digest = hashlib.sha256()
+
+    def blocks() -> Iterator[bytes]:
+        left = size
+        while left > 0:
+            block = os.urandom(min(8 * MB, left))
+            digest.update(block)
+            left -= len(block)
+            yield block
+
+    backend.write_stream(key, blocks(), content_type="video/mp4")
+    return digest.hexdigest()
+
+
+def _measure(
+    name: str,
+    settings: Settings,
+    fields: dict[str, str],
+    size: int,
+    url: str,
+    pid: int,
+    rounds: int,
+) -> ProxyRun:
+    """One store: its storage stored (as the API would), the object written, both reads."""
+    engine = make_engine(settings.sqlalchemy_url)
+    try:
+        with engine.begin() as conn:
+            org_id = get_or_create_org(conn, ORG)
+            type_ = "local" if name == "local" else "s3"
+            storage_id = insert_storage(
+                conn, settings, org_id=org_id, type_=type_, fields=fields, use_signed_urls=False
+            )
+            record = get_record(conn, settings, org_id, storage_id)
+    finally:
+        engine.dispose()
+    backend = open_backend(settings, record)
+    key = KEY
+    want = _fill(backend, key, size)
+    path = urls.proxy_url(settings, org_id, storage_id, key, ttl_seconds=3600)
+    with httpx.Client(base_url=url, timeout=600) as client:
+        if _sha256_through(client, path) != want:
+            sys.exit(f"{name}: the proxy's bytes differ from the object's")
+        direct = _best(rounds, lambda: _direct(backend, key), size, "Storage.read")
+        idle = PeakRss(pid, tree=True)._sample()
+        with PeakRss(pid, tree=True, every=0.01) as rss:
+            cpu = cpu_seconds(pid)
+            proxied = _best(rounds, lambda: _fetch(client, path), size, "the proxy")
+            cpu = cpu_seconds(pid) - cpu
+        tail = {"Range": f"bytes={size - MB}-"}
+        seek = _best(rounds, lambda: _fetch(client, path, tail), MB, "a ranged read")
+    return ProxyRun(name, size, direct, proxied, seek, rss.peak, idle, cpu)
+
+
+def proxy_section(local_mb: int = 200, s3_mb: int = 50, rounds: int = 3) -> list[ProxyRun]:
+    """Proxy throughput beside a direct read, on local files and moto S3; prints its table."""
+    work = Path(tempfile.mkdtemp(prefix="tether-bench-resolve-"))
+    runs: list[ProxyRun] = []
+    with ExitStack() as stack:
+        stack.callback(shutil.rmtree, work, True)
+        root = work / "documents"
+        (root / "store").mkdir(parents=True)
+        config = {
+            "TETHER_DATA_DIR": str(work / "data"),
+            "TETHER_LOCAL_FILES_SERVING_ENABLED": "true",
+            "TETHER_LOCAL_FILES_DOCUMENT_ROOT": str(root),
+            "TETHER_OUTBOUND_ALLOWLIST": "127.0.0.1",
+        }
+        moto = stack.enter_context(moto_server(work))
+        proc, url = stack.enter_context(server(work, config))
+        user_and_key(config, org=ORG)
+        settings = Settings(
+            data_dir=work / "data",
+            secret_key=None,
+            local_files_serving_enabled=True,
+            local_files_document_root=root,
+            outbound_allowlist="127.0.0.1",
+        )
+        s3_fields = {
+            "bucket": moto_bucket(moto),
+            "endpoint_url": moto,
+            "region": "us-east-1",
+            "access_key_id": "bench",
+            "secret_access_key": "bench",
+        }
+        stores = [("local", {"path": str(root / "store")}, local_mb), ("s3", s3_fields, s3_mb)]
+        for name, fields, mb in stores:
+            runs.append(_measure(name, settings, fields, mb * MB, url, proc.pid, rounds))
+        floor = _http_floor(work, root / "store" / KEY, local_mb * MB, rounds)
+    _report(runs, rounds, local_mb / floor)
+    return runs
+
+
+def _http_floor(work: Path, path: Path, size: int, rounds: int) -> float:
+    """Best seconds the same client takes to read ``path`` from the bare uvicorn app."""
+    port = free_port()
+    log = work / "floor.log"
+    with log.open("wb") as out:
+        argv = [sys.executable, str(Path(__file__).parent / "_http_floor.py"), str(port), str(path)]
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_listening(proc, port, "the HTTP floor", log)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600) as client:
+            return _best(rounds, lambda: _fetch(client, "/"), size, "the HTTP floor")
+    finally:
+        stop(proc)
+
+
+def _report(runs: list[ProxyRun], rounds: int, floor: float) -> None:
+    print("\ntether proxy: GET /api/v1/storages/{id}/proxy through `tether serve` (SQLite)")
+    print(f"  best of {rounds}; direct: Storage.read of the same backend, in this process")
+    line("HTTP floor", f"{floor:,.0f} MB/s", "bare uvicorn app, same client, local file", width=20)
+    for run in runs:
+        size_mb = run.size / MB
+        direct, proxied = size_mb / run.direct, size_mb / run.proxied
+        ratio = proxied / direct
+        ok = "PASS" if ratio >= TARGET_PROXY_RATIO else "FAIL"
+        store = "local files" if run.store == "local" else "moto S3"
+        print(f"  {store}, one object of {size_mb:,.0f} MB")
+        line("direct read", f"{direct:,.0f} MB/s", f"{run.direct:.2f} s", width=20)
+        line("proxy", f"{proxied:,.0f} MB/s", f"{run.proxied:.2f} s, httpx client", width=20)
+        line("  / direct read", f"{ratio:.2f}", "", f">= {TARGET_PROXY_RATIO}  {ok}", width=20)
+        bound = min(direct, floor)
+        line("  / min(direct, floor)", f"{proxied / bound:.2f}", f"of {bound:,.0f} MB/s", width=20)
+        per_mb = run.cpu / (size_mb * rounds) * 1000
+        line("  server CPU", f"{per_mb:.2f} ms/MB", "tether serve's, over the rounds", width=20)
+        line("seek: last 1 MiB", f"{run.seek * 1000:.1f} ms", "Range: bytes=-1MiB", width=20)
+        rss = f"idle {run.idle_rss / MB:.0f} MB"
+        line("server peak RSS", f"{run.peak_rss / MB:.0f} MB", rss, width=20)
+
+
+SECTIONS: dict[str, Callable[[argparse.Namespace], object]] = {
+    "proxy": lambda args: proxy_section(args.local_mb, args.s3_mb, args.rounds),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--section", choices=sorted(SECTIONS), action="append")
+    parser.add_argument("--local-mb", type=int, default=200, help="the local object's size")
+    parser.add_argument("--s3-mb", type=int, default=50, help="the S3 object's size")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    for name in args.section or sorted(SECTIONS):
+        SECTIONS[name](args)
+
+
+if __name__ == "__main__":
+    main()
