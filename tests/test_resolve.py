@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
@@ -22,15 +23,18 @@ from tests.storages.servers import (  # noqa: F401 - fixtures
     AZURITE_ACCOUNT,
     AZURITE_KEY,
     Azurite,
+    FakeGCS,
     MotoS3,
     azurite,
+    fake_gcs,
     moto_s3,
+    service_account_json,
 )
 from tests.test_sdk_transport import AppTransport
 from tether.config import Settings
 from tether.db.tables import storage_links, storages
 from tether.errors import Forbidden
-from tether.resolve import tokens, urls
+from tether.resolve import resolver, tokens, urls
 from tether.sdk import Client
 from tether.storages.registry import open_storage
 from tether.sync.connections import insert_storage
@@ -315,8 +319,6 @@ def test_an_edited_storage_is_not_served_from_the_cache(
 
 
 def _touch(engine: Engine, storage_id: int) -> None:
-    from datetime import UTC, datetime
-
     with engine.begin() as conn:
         conn.execute(
             update(storages).where(storages.c.id == storage_id).values(updated_at=datetime.now(UTC))
@@ -327,8 +329,8 @@ def _azure_storage(
     engine: Engine,
     settings: Settings,
     tenant: Tenant,
-    azurite: Azurite,
-    **options: Any,  # noqa: F811
+    azurite: Azurite,  # noqa: F811
+    **options: Any,
 ) -> tuple[int, str]:
     from azure.storage.blob import BlobServiceClient
 
@@ -395,3 +397,78 @@ def test_the_sdk_exposes_resolved(
         (listed_row,) = sdk.get_dataset(dataset["id"]).data_rows(resolve=True)
         assert listed_row.resolved is not None and listed_row.resolved.unresolved == []
         assert listed_row.resolved.row_data == one.resolved.row_data  # cached
+
+
+def test_a_gcs_row_gets_a_v4_signed_url_that_downloads_its_bytes(
+    engine: Engine,
+    resolving: Settings,
+    tenant: Tenant,
+    fake_gcs: FakeGCS,  # noqa: F811
+) -> None:
+    bucket = fake_gcs.new_bucket()
+    fake_gcs.put(bucket, "clips/a b.mp4", b"gcs bytes")
+    dataset = tenant.dataset()
+    fields = {
+        "bucket": bucket, "endpoint_url": fake_gcs.url,
+        "service_account_json": service_account_json(), "max_retries": 0,
+    }  # fmt: skip
+    add_storage(engine, resolving, tenant, dataset["id"], "gcs", fields)
+    (row,) = import_rows(tenant, dataset["id"], [{"row_data": f"gs://{bucket}/clips/a b.mp4"}])
+    url = resolved_one(tenant, row["id"])["row_data"]
+    assert "X-Goog-Signature=" in url and httpx.get(url).content == b"gcs bytes"
+
+
+def test_redis_uris_resolve_through_the_proxy_under_the_storages_path(
+    engine: Engine, resolving: Settings, tenant: Tenant
+) -> None:
+    """Redis cannot sign: its task values are streamed by tether, whatever use_signed_urls
+    says (no connection is made to resolve them)."""
+    dataset = tenant.dataset()
+    fields = {"host": "127.0.0.1", "port": 6379, "db": 4, "path": "tasks/"}
+    storage_id = add_storage(engine, resolving, tenant, dataset["id"], "redis", fields)
+    given = ["redis://4/tasks/a%20b", "redis://4/other/c", "redis://5/tasks/a%20b"]
+    rows = import_rows(
+        tenant, dataset["id"], [{"row_data": uri, "media_type": "TEXT"} for uri in given]
+    )
+    by_uri = {row["row_data"]: resolved_one(tenant, row["id"]) for row in rows}
+    assert verify_proxy(resolving, by_uri[given[0]]["row_data"], storage_id, "tasks/a b")
+    for uri in given[1:]:
+        assert by_uri[uri]["row_data"] == uri and len(by_uri[uri]["unresolved"]) == 1
+
+
+def test_a_backend_is_opened_once_per_storage_version(
+    engine: Engine,
+    resolving: Settings,
+    tenant: Tenant,
+    moto_s3: MotoS3,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Opening decrypts secrets (and may assume a role): the service keeps opened backends
+    per (storage, updated_at); the real open_backend is counted, not replaced."""
+    bucket = seed_s3(moto_s3, OBJECTS)
+    dataset = tenant.dataset()
+    storage_id = add_storage(
+        engine, resolving, tenant, dataset["id"], "s3", s3_fields(moto_s3, bucket)
+    )
+    rows = import_rows(tenant, dataset["id"], [{"row_data": f"s3://{bucket}/{k}"} for k in OBJECTS])
+    opened: list[int] = []
+    real = resolver.open_backend
+
+    def counting(settings: Settings, record: Any) -> Any:
+        opened.append(record.id)
+        return real(settings, record)
+
+    monkeypatch.setattr(resolver, "open_backend", counting)
+    service = resolver.Resolver(resolving)
+    for _ in range(3):
+        service._urls.clear()  # sign again each time: only the backend is reused
+        with engine.connect() as conn:
+            answers = service.resolve(conn, tenant.org_id, rows)
+        for row, answer in zip(rows, answers, strict=True):
+            key = row["row_data"].split("/", 3)[3]
+            assert httpx.get(answer["row_data"]).content == OBJECTS[key]
+    assert opened == [storage_id]
+    _touch(engine, storage_id)
+    with engine.connect() as conn:
+        service.resolve(conn, tenant.org_id, rows)
+    assert opened == [storage_id, storage_id]
