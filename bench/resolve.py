@@ -153,26 +153,31 @@ def api(args: argparse.Namespace, moto: str, work: Path, stack: ExitStack) -> di
     one = f"/data-rows/{first.id}"
     page = {"dataset_id": dataset.id, "limit": 100}
     resolving = {**page, "resolve": "true"}
-    n = args.requests
+    return timed(
+        {
+            "one": lambda: http.get(one, params={"resolve": "true"}),
+            "one_plain": lambda: http.get(one),
+            "page": lambda: http.get("/data-rows", params=resolving),
+            "page_plain": lambda: http.get("/data-rows", params=page),
+        },
+        args.requests,
+    )
+
+
+def timed(requests: dict[str, Callable[[], httpx.Response]], n: int) -> dict[str, Any]:
+    """p50 and p95 in ms of ``n`` of each request, taken in turn (so a machine's changing
+    load falls on all alike), after a few to warm up."""
+    times: dict[str, list[float]] = {name: [] for name in requests}
+    for round_ in range(n + 5):
+        for name, request in requests.items():
+            started = time.perf_counter()
+            request().raise_for_status()
+            if round_ >= 5:
+                times[name].append((time.perf_counter() - started) * 1000)
     return {
-        "one": timed(lambda: http.get(one, params={"resolve": "true"}), n),
-        "one_plain": timed(lambda: http.get(one), n),
-        "page": timed(lambda: http.get("/data-rows", params=resolving), n),
-        "page_plain": timed(lambda: http.get("/data-rows", params=page), n),
+        name: (statistics.median(ms), statistics.quantiles(ms, n=100)[94])
+        for name, ms in times.items()
     }
-
-
-def timed(request: Callable[[], httpx.Response], n: int) -> tuple[float, float]:
-    """p50 and p95 in ms of ``n`` requests, after a few to warm up."""
-    for _ in range(5):
-        request().raise_for_status()
-    times = []
-    for _ in range(n):
-        started = time.perf_counter()
-        request().raise_for_status()
-        times.append((time.perf_counter() - started) * 1000)
-    quantiles = statistics.quantiles(times, n=100)
-    return statistics.median(times), quantiles[94]
 
 
 def report(args: argparse.Namespace, rates: dict[str, float], lat: dict[str, Any]) -> None:

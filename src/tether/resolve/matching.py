@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy import Connection, and_, bindparam, or_, select
 
 from tether.config import Settings
 from tether.db.tables import storage_links, storages
@@ -131,30 +131,43 @@ def find(
     return None
 
 
+# Built once: SQLAlchemy then reuses their compiled form (building a statement per request
+# costs more than running it). Expanding IN lists take any length, none included.
+_LINKS = (
+    select(storage_links.c.data_row_id, storage_links.c.storage_id)
+    .where(storage_links.c.data_row_id.in_(bindparam("rows", expanding=True)))
+    .distinct()
+)
+_STORAGES = (
+    select(storages)
+    .where(
+        storages.c.org_id == bindparam("org"),
+        or_(
+            and_(
+                storages.c.role == "source",
+                storages.c.dataset_id.in_(bindparam("datasets", expanding=True)),
+            ),
+            and_(storages.c.type == "local", storages.c.dataset_id.is_(None)),  # managed
+            storages.c.id.in_(bindparam("linked", expanding=True)),
+        ),
+    )
+    .order_by(storages.c.id)
+)
+
+
 def load(conn: Connection, org_id: int, rows: Iterable[tuple[int, int]]) -> Candidates:
     """The candidates of rows given as (data row id, dataset id)."""
     pairs = list(rows)
     row_ids = [r for r, _ in pairs]
     links: dict[int, list[int]] = {}
     for start in range(0, len(row_ids), _IN_CHUNK):
-        chunk = row_ids[start : start + _IN_CHUNK]
-        found = conn.execute(
-            select(storage_links.c.data_row_id, storage_links.c.storage_id)
-            .where(storage_links.c.data_row_id.in_(chunk))
-            .distinct()
-        )
+        found = conn.execute(_LINKS, {"rows": row_ids[start : start + _IN_CHUNK]})
         for row_id, storage_id in found:
             links.setdefault(row_id, []).append(storage_id)
     linked = sorted({s for ids in links.values() for s in ids})
     dataset_ids = sorted({d for _, d in pairs})
-    wanted = [
-        and_(storages.c.role == "source", storages.c.dataset_id.in_(dataset_ids)),
-        and_(storages.c.type == "local", storages.c.dataset_id.is_(None)),  # managed uploads
-    ]
-    if linked:
-        wanted.append(storages.c.id.in_(linked))
     found_rows = conn.execute(
-        select(storages).where(storages.c.org_id == org_id, or_(*wanted)).order_by(storages.c.id)
+        _STORAGES, {"org": org_id, "datasets": dataset_ids, "linked": linked}
     ).all()
     by_id = {row.id: to_candidate(row) for row in found_rows}
     return Candidates(by_id, {r: sorted(ids) for r, ids in links.items()})

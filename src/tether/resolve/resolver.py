@@ -205,16 +205,19 @@ def _iso(moment: float | None) -> str | None:
     return iso(datetime.fromtimestamp(moment, UTC))
 
 
-_SHARED: dict[tuple[str, str], Resolver] = {}
+_SHARED: dict[int, tuple[Settings, Resolver]] = {}  # id(settings) -> (it, its resolver)
 _SHARED_LOCK = threading.Lock()
 
 
 def shared(settings: Settings) -> Resolver:
-    """The process's resolver for a server's settings (one per database and secret key, so
-    two servers in one process -- tests -- never share cached URLs or backends)."""
-    name = (settings.sqlalchemy_url, settings.fernet_key())
+    """The process's resolver for a server's settings object (a server has one for its
+    life): its cached backends were opened under those settings' rules (the outbound-URL
+    guard, ambient credentials), so another settings object never gets them."""
+    known = _SHARED.get(id(settings))
+    if known is not None and known[0] is settings:
+        return known[1]
     with _SHARED_LOCK:
-        found = _SHARED.get(name)
-        if found is None:
-            found = _SHARED[name] = Resolver(settings)
-        return found
+        known = _SHARED.get(id(settings))
+        if known is None or known[0] is not settings:
+            known = _SHARED[id(settings)] = (settings, Resolver(settings))  # kept: no id reuse
+        return known[1]
