@@ -105,10 +105,19 @@ class Candidates:
 
     by_id: dict[int, Candidate]
     links: dict[int, list[int]]  # data row id -> ids of the storages that synced it
+    _orders: dict[tuple[tuple[int, ...], int], list[Candidate]] = field(default_factory=dict)
 
     def ordered(self, row_id: int, dataset_id: int) -> list[Candidate]:
-        """The candidates for one row, in the order they are tried."""
+        """The candidates for one row, in the order they are tried (rows of one dataset
+        synced by the same storages share one list)."""
         linked_ids = self.links.get(row_id, [])
+        key = (tuple(linked_ids), dataset_id)
+        found = self._orders.get(key)
+        if found is None:
+            found = self._orders[key] = self._order(linked_ids, dataset_id)
+        return found
+
+    def _order(self, linked_ids: list[int], dataset_id: int) -> list[Candidate]:
         linked = [self.by_id[i] for i in linked_ids if i in self.by_id]
         rest = [
             c

@@ -38,7 +38,6 @@ from tether.resolve.uris import (
     Parsed,
     Unknown,
     UploadURI,
-    looks_like_uri,
     parse,
 )
 from tether.storages.base import Storage
@@ -115,8 +114,6 @@ class Resolver:
     def _value(self, org_id: int, state: _Row, value: str, at: str) -> str:
         """``value`` as a browser loads it: a URL in place of a URI; a URI left as it is is
         recorded as unresolved; inline text and http(s) URLs come back unchanged."""
-        if not looks_like_uri(value):
-            return value
         parsed = parse(value)
         if parsed is None or isinstance(parsed, Direct):
             return value
