@@ -472,3 +472,23 @@ def test_a_backend_is_opened_once_per_storage_version(
     with engine.connect() as conn:
         service.resolve(conn, tenant.org_id, rows)
     assert opened == [storage_id, storage_id]
+
+
+def test_a_storage_that_cannot_be_opened_leaves_its_uris_with_the_reason(
+    engine: Engine, resolving: Settings, tenant: Tenant
+) -> None:
+    """An endpoint the outbound-URL guard refuses (not on the allowlist): signing is never
+    tried, each URI says why, and the page still answers."""
+    dataset = tenant.dataset()
+    fields = {
+        "bucket": "media", "endpoint_url": "http://10.1.2.3:9000", **{"access_key_id": "k"},
+        "secret_access_key": "s",
+    }  # fmt: skip
+    storage_id = add_storage(engine, resolving, tenant, dataset["id"], "s3", fields)
+    import_rows(tenant, dataset["id"], [{"row_data": f"s3://media/{i}.jpg"} for i in range(3)])
+    rows = listed(tenant, dataset["id"])
+    assert len(rows) == 3
+    for row in rows:
+        (problem,) = row["resolved"]["unresolved"]
+        assert problem["uri"] == row["row_data"] == row["resolved"]["row_data"]
+        assert problem["reason"].startswith(f"storage {storage_id} cannot be opened: endpoint_url")

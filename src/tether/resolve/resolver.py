@@ -55,6 +55,7 @@ class _Row:
     """What resolving one row gathers as it walks it."""
 
     candidates: list[Candidate]
+    broken: dict[int, str]  # storage id -> why it cannot make URLs (shared by one call's rows)
     unresolved: list[dict[str, str]] = field(default_factory=list)
     expires: float | None = None
 
@@ -78,8 +79,9 @@ class Resolver:
         rows = list(rows)
         candidates = load(conn, org_id, [(r["id"], r["dataset_id"]) for r in rows])
         out = []
+        broken: dict[int, str] = {}  # a storage that fails once is not tried again per URI
         for row in rows:
-            state = _Row(candidates.ordered(row["id"], row["dataset_id"]))
+            state = _Row(candidates.ordered(row["id"], row["dataset_id"]), broken)
             row_data = self._walk(org_id, state, row.get("row_data"), "/row_data")
             attachments = [
                 self._attachment(org_id, state, item, f"/attachments/{i}")
@@ -142,23 +144,39 @@ class Resolver:
         found = self._urls.get(cache_key, margin(candidate.ttl_seconds))
         if found is not None:
             return found
+        if candidate.id in state.broken:
+            raise _Unresolved(state.broken[candidate.id])
         expires = int(time.time()) + candidate.ttl_seconds  # no later than the URL's own
         try:
-            url = self._make(org_id, candidate, key, parsed)
-        except TetherError as exc:
+            url = self._make(org_id, state, candidate, key, parsed)
+        except TetherError as exc:  # a key the store refuses: this URI only
             raise _Unresolved(f"storage {candidate.id}: {exc.message}") from None
         self._urls.put(cache_key, url, expires)
         return url, expires
 
-    def _make(self, org_id: int, candidate: Candidate, key: str, parsed: Parsed) -> str:
+    def _make(
+        self, org_id: int, state: _Row, candidate: Candidate, key: str, parsed: Parsed
+    ) -> str:
         ttl = candidate.ttl_seconds
         if isinstance(parsed, LocalFileURI):
             return urls.local_file_url(self.settings, org_id, key, ttl)
         if candidate.use_signed_urls and candidate.type not in NEVER_SIGNS:
-            signed = self.backend(candidate).sign(key, timedelta(seconds=ttl))
+            signed = self._opened(candidate, state).sign(key, timedelta(seconds=ttl))
             if signed is not None:
                 return signed
         return urls.proxy_url(self.settings, org_id, candidate.id, key, ttl)
+
+    def _opened(self, candidate: Candidate, state: _Row) -> Storage:
+        """``backend``, or ``_Unresolved`` (remembered for the rest of the call) when the
+        storage cannot be opened: its config, its credentials, the outbound-URL guard."""
+        try:
+            return self.backend(candidate)
+        except TetherError as exc:
+            reason = f"storage {candidate.id} cannot be opened: {exc.message}"
+        except Exception as exc:  # a stored config no backend takes is the user's, not a 500
+            reason = f"storage {candidate.id} cannot be opened ({type(exc).__name__})"
+        state.broken[candidate.id] = reason
+        raise _Unresolved(reason)
 
     def backend(self, candidate: Candidate) -> Storage:
         """The storage's opened backend, from the cache while the storage is unchanged."""
