@@ -298,14 +298,19 @@ def test_another_organizations_storage_is_never_used(
 
 
 def test_an_edited_storage_is_not_served_from_the_cache(
-    engine: Engine, resolving: Settings, tenant: Tenant
+    engine: Engine,
+    resolving: Settings,
+    tenant: Tenant,
+    moto_s3: MotoS3,  # noqa: F811
 ) -> None:
+    bucket = seed_s3(moto_s3, {"k.jpg": b"k"})
     dataset = tenant.dataset()
-    fields = {"bucket": "media", "access_key_id": "k", "secret_access_key": "s"}
+    fields = s3_fields(moto_s3, bucket)
+    del fields["max_retries"]  # as the API stores it (a PATCH checks the stored fields)
     storage_id = add_storage(
         engine, resolving, tenant, dataset["id"], "s3", fields, use_signed_urls=False
     )
-    (row,) = import_rows(tenant, dataset["id"], [{"row_data": "s3://media/k.jpg"}])
+    (row,) = import_rows(tenant, dataset["id"], [{"row_data": f"s3://{bucket}/k.jpg"}])
     first = resolved_one(tenant, row["id"])
     assert resolved_one(tenant, row["id"]) == first  # cached
     with engine.begin() as conn:  # a change that keeps updated_at (no route does this)
@@ -313,7 +318,8 @@ def test_an_edited_storage_is_not_served_from_the_cache(
             update(storages).where(storages.c.id == storage_id).values(signed_url_ttl_minutes=30)
         )
     assert resolved_one(tenant, row["id"]) == first  # same updated_at: the cached URL
-    _touch(engine, storage_id)
+    r = tenant.patch(f"/storages/{storage_id}", json={"signed_url_ttl_minutes": 30})
+    assert r.status_code == 200, r.text
     second = resolved_one(tenant, row["id"])
     assert second["row_data"] != first["row_data"] and second["expires_at"] > first["expires_at"]
 
