@@ -498,3 +498,21 @@ def test_a_storage_that_cannot_be_opened_leaves_its_uris_with_the_reason(
         (problem,) = row["resolved"]["unresolved"]
         assert problem["uri"] == row["row_data"] == row["resolved"]["row_data"]
         assert problem["reason"].startswith(f"storage {storage_id} cannot be opened: endpoint_url")
+
+
+def test_row_data_nested_past_the_walks_depth_is_answered_as_is(
+    engine: Engine, resolving: Settings, tenant: Tenant
+) -> None:
+    """Stored JSON nests up to orjson's limit (254): the walk stops at MAX_DEPTH, so a row
+    never costs its whole depth in stack frames."""
+    dataset = tenant.dataset()
+    fields = {"bucket": "media", "access_key_id": "k", "secret_access_key": "s"}
+    add_storage(engine, resolving, tenant, dataset["id"], "s3", fields, use_signed_urls=False)
+    deep: Any = "s3://media/deep.jpg"
+    for _ in range(200):
+        deep = [deep]
+    task = {"image": "s3://media/top.jpg", "deep": deep}
+    (row,) = import_rows(tenant, dataset["id"], [{"row_data": task, "media_type": "IMAGE"}])
+    resolved = resolved_one(tenant, row["id"])
+    assert resolved["row_data"]["image"].startswith("/api/v1/storages/")
+    assert resolved["row_data"]["deep"] == deep

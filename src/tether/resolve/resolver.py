@@ -48,6 +48,7 @@ from tether.timeutil import iso
 # URI is resolved too (a TEXT attachment of inline text is left alone: it is no URI).
 URL_ATTACHMENTS = ("IMAGE", "VIDEO", "IMAGE_OVERLAY", "TEXT_URL", "PDF_URL", "HTML")
 NEVER_SIGNS = ("local", "redis", "memory")  # backends whose sign() is always None
+MAX_DEPTH = 64  # row_data nested deeper than this is returned as it is, unresolved
 
 
 @dataclass
@@ -99,13 +100,20 @@ class Resolver:
 
     # -- walking a row -------------------------------------------------------------------
 
-    def _walk(self, org_id: int, state: _Row, value: Any, at: str) -> Any:
+    def _walk(self, org_id: int, state: _Row, value: Any, at: str, depth: int = 0) -> Any:
         if isinstance(value, str):
             return self._value(org_id, state, value, at)
+        if depth >= MAX_DEPTH:  # JSON may nest deeper than Python recurses; tasks never do
+            return value
         if isinstance(value, dict):
-            return {k: self._walk(org_id, state, v, f"{at}/{_escape(k)}") for k, v in value.items()}
+            return {
+                k: self._walk(org_id, state, v, f"{at}/{_escape(k)}", depth + 1)
+                for k, v in value.items()
+            }
         if isinstance(value, list):
-            return [self._walk(org_id, state, v, f"{at}/{i}") for i, v in enumerate(value)]
+            return [
+                self._walk(org_id, state, v, f"{at}/{i}", depth + 1) for i, v in enumerate(value)
+            ]
         return value
 
     def _attachment(self, org_id: int, state: _Row, item: Any, at: str) -> Any:
