@@ -1,10 +1,11 @@
 """Resolve benchmark (issue 15, section 4).
 
     python bench/resolve.py                                   # every section
+    python bench/resolve.py --section urls [--db postgresql]  # resolving (resolve_urls.py)
     python bench/resolve.py --section proxy --local-mb 200 --s3-mb 50
 
-Sections are functions (``proxy_section``, ...) that each print their own table, so they
-can be run alone or together.
+Sections are functions (``urls_section``, ``proxy_section``) that each print their own
+table, so they can be run alone or together.
 
 proxy: the throughput of ``GET /api/v1/storages/{id}/proxy`` (an object streamed through a
 real ``tether serve``, fresh data dir, SQLite) for one large object on local files and on a
@@ -37,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import resolve_urls
 from _common import (
     MB,
     PeakRss,
@@ -239,6 +241,7 @@ def _report(runs: list[ProxyRun], rounds: int, floor: float) -> None:
 
 
 SECTIONS: dict[str, Callable[[argparse.Namespace], object]] = {
+    "urls": resolve_urls.urls_section,
     "proxy": lambda args: proxy_section(args.local_mb, args.s3_mb, args.rounds),
 }
 
@@ -248,7 +251,8 @@ def main() -> None:
     parser.add_argument("--section", choices=sorted(SECTIONS), action="append")
     parser.add_argument("--local-mb", type=int, default=200, help="the local object's size")
     parser.add_argument("--s3-mb", type=int, default=50, help="the S3 object's size")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="best of this many passes")
+    resolve_urls.add_arguments(parser)
     args = parser.parse_args()
     for name in args.section or sorted(SECTIONS):
         SECTIONS[name](args)

@@ -108,6 +108,33 @@ class Attachment(Model):
     name: str | None = None
 
 
+class UnresolvedURI(Model):
+    uri: str = Field(description="the URI as the row stores it (left as it is)")
+    at: str = Field(
+        description="where the row holds it, as a JSON Pointer: `/row_data`, "
+        "`/row_data/image`, `/attachments/0/value`"
+    )
+    reason: str = Field(description="why tether cannot make a URL of it")
+
+
+class ResolvedRow(Model):
+    """A row's assets as a browser loads them, beside the stored URIs (which never change):
+    `row_data` and `attachments` in the row's own shape, each URI (`s3://`, `gs://`,
+    `azure-blob://`, `redis://`, `/data/local-files/?d=`, `/data/upload/`) replaced by a URL
+    -- the store's signed HTTPS URL when the storage signs (`use_signed_urls`), else a tether
+    URL with a short-lived token (`/api/v1/storages/{id}/proxy?key=&token=`,
+    `/data/local-files/?d=&token=`, relative to this server). `http(s)://` URLs and inline
+    text are as stored; URIs no storage of the row's dataset resolves are as stored and
+    listed in `unresolved`."""
+
+    row_data: str | dict[str, Any] = Field(description="row_data with URLs in place of URIs")
+    attachments: list[Attachment] = Field(description="attachments with URLs as their values")
+    unresolved: list[UnresolvedURI]
+    expires_at: str | None = Field(
+        description="when the first of these URLs expires (ISO 8601, UTC); null: none expires"
+    )
+
+
 class DataRow(Model):
     """One data row. Fields a source file held besides tether's come along as further keys
     (``additionalProperties``); they never shadow these."""
@@ -126,6 +153,9 @@ class DataRow(Model):
     created_by: int | None
     created_at: str | None
     updated_at: str | None
+    resolved: ResolvedRow | None = Field(
+        None, description="only with `resolve=true`: the row's assets as URLs a browser loads"
+    )
 
 
 class DataRowPage(Model):

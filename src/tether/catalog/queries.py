@@ -24,6 +24,8 @@ MAX_LOOKUP = 10_000
 COUNT_BUDGET_MS = 400
 OPS = ("eq", "gt", "gte", "lt", "lte", "contains")
 HIDDEN = ("org_id", "extra", "metadata")
+# Keys the API may add to a row (``resolved``, with resolve=true): never taken from ``extra``.
+RESERVED_KEYS = frozenset({"resolved"})
 
 
 @dataclass
@@ -67,7 +69,7 @@ def to_public(row: Any, names: dict[str, str] | None = None) -> dict[str, Any]:
         "updated_at": iso(row.updated_at),
     }
     if row.extra:  # what the source file had besides tether's fields; never shadows them
-        own = out.keys() | tail.keys()
+        own = out.keys() | tail.keys() | RESERVED_KEYS
         out.update((k, v) for k, v in orjson.loads(row.extra).items() if k not in own)
     out.update(tail)
     return out

@@ -179,8 +179,12 @@ class Client:
 
     # --- data rows -----------------------------------------------------------------------
 
-    def get_data_row(self, data_row_id: int) -> schemas.DataRow:
-        return self._model(schemas.DataRow, "GET", f"/data-rows/{int(data_row_id)}")
+    def get_data_row(self, data_row_id: int, resolve: bool = False) -> schemas.DataRow:
+        """One row; ``resolve=True`` adds ``row.resolved``: its URIs as URLs a browser can
+        load (``resolved.row_data``, ``resolved.attachments``, ``resolved.unresolved``,
+        ``resolved.expires_at``)."""
+        params = {"resolve": "true"} if resolve else None
+        return self._model(schemas.DataRow, "GET", f"/data-rows/{int(data_row_id)}", params=params)
 
     def get_data_row_ids_for_global_keys(self, global_keys: list[str]) -> list[schemas.KeyLookup]:
         """``[{"global_key", "data_row_id"}]`` in the order given; id None when not found."""
@@ -195,8 +199,11 @@ class Client:
             ).results
         return out
 
-    def data_rows(self, page_size: int = 1000, **filters: Any) -> Iterator[schemas.DataRow]:
-        """Every row matching the filters, fetched a page at a time.
+    def data_rows(
+        self, page_size: int = 1000, resolve: bool = False, **filters: Any
+    ) -> Iterator[schemas.DataRow]:
+        """Every row matching the filters, fetched a page at a time; ``resolve=True`` adds
+        ``row.resolved`` to each (see ``get_data_row``).
 
         Filters: ``dataset_id``, ``media_type``, ``external_id``, ``global_key``,
         ``global_key_prefix``, ``created_after``, ``created_before``, ``tag_contains`` and
@@ -205,6 +212,8 @@ class Client:
         """
         params = _filter_params(filters)
         params["limit"] = page_size
+        if resolve:
+            params["resolve"] = "true"
         after = None
         while True:
             if after is not None:
@@ -545,8 +554,13 @@ class Dataset(schemas.Dataset, _Bound):
                 index, path, name, stored.key, stored.uri, stored.size, stored.created
             )
 
-    def data_rows(self, page_size: int = 1000, **filters: Any) -> Iterator[schemas.DataRow]:
-        return self.client.data_rows(page_size=page_size, dataset_id=self.id, **filters)
+    def data_rows(
+        self, page_size: int = 1000, resolve: bool = False, **filters: Any
+    ) -> Iterator[schemas.DataRow]:
+        """The dataset's rows; ``resolve=True`` adds ``row.resolved`` (``Client.data_rows``)."""
+        return self.client.data_rows(
+            page_size=page_size, resolve=resolve, dataset_id=self.id, **filters
+        )
 
     def export(self) -> Iterator[dict[str, Any]]:
         """Every row, every field, streamed as plain dicts (what ``create_data_rows`` takes

@@ -5,9 +5,10 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Response
+from sqlalchemy import Connection
 
 from tether.api import params
-from tether.api.deps import CallerDep, ConnDep
+from tether.api.deps import CallerDep, ConnDep, SettingsDep
 from tether.api.errors import documented
 from tether.api.idempotency import OnceDep
 from tether.api.models import (
@@ -28,7 +29,9 @@ from tether.api.models import (
 from tether.api.results import uniform
 from tether.catalog import data_rows, queries
 from tether.catalog.queries import MetadataFilter, RowFilter
+from tether.config import Settings
 from tether.errors import Invalid
+from tether.resolve import resolver
 
 router = APIRouter(prefix="/data-rows", tags=["data rows"], responses=documented(401, 422))
 
@@ -107,20 +110,42 @@ def _utc(moment: datetime | None) -> datetime | None:
 
 
 FilterDep = Annotated[RowFilter, Depends(row_filter)]
+ResolveQuery = Annotated[
+    bool,
+    Query(
+        description="add `resolved` to each row: its URIs as URLs a browser can load "
+        "(signed by the store, or through tether with a short-lived token)"
+    ),
+]
+
+
+def with_resolved(
+    conn: Connection, settings: Settings, org_id: int, rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The rows, each with its ``resolved`` field."""
+    for row, resolved in zip(
+        rows, resolver.shared(settings).resolve(conn, org_id, rows), strict=True
+    ):
+        row["resolved"] = resolved
+    return rows
 
 
 @router.get("", response_model=DataRowPage)
 def list_data_rows(
     caller: CallerDep,
     conn: ConnDep,
+    settings: SettingsDep,
     flt: FilterDep,
     after: Annotated[
         int | None, Query(ge=0, le=MAX_BIGINT, description="next_cursor of the previous page")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=queries.MAX_PAGE)] = 100,
+    resolve: ResolveQuery = False,
 ) -> Response:
     """Rows in creation order, one keyset page at a time (no count unless asked for)."""
     items, cursor = queries.page(conn, caller.org_id, flt, after, limit)
+    if resolve:
+        with_resolved(conn, settings, caller.org_id, items)
     # Rows are plain JSON already: skip re-validating them against the response model.
     return Response(
         orjson.dumps({"items": items, "next_cursor": cursor}), media_type="application/json"
@@ -141,8 +166,15 @@ def count_data_rows(caller: CallerDep, conn: ConnDep, flt: FilterDep) -> dict[st
     response_model_exclude_unset=True,  # an attachment without a name has no name key
     responses=documented(404),
 )
-def get_data_row(row_id: RowIdPath, caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
-    return queries.get(conn, caller.org_id, row_id)
+def get_data_row(
+    row_id: RowIdPath,
+    caller: CallerDep,
+    conn: ConnDep,
+    settings: SettingsDep,
+    resolve: ResolveQuery = False,
+) -> dict[str, Any]:
+    row = queries.get(conn, caller.org_id, row_id)
+    return with_resolved(conn, settings, caller.org_id, [row])[0] if resolve else row
 
 
 @router.patch(
