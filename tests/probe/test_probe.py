@@ -1,0 +1,203 @@
+"""Media attributes of real small files (JPEG, PNG, WebP, MP4, WAV, PDF) made here, read
+through their storages with ranged reads: a local folder, the memory store, and an S3 bucket
+on a moto server; unreadable assets are per-item errors; a large asset costs a bounded
+number of bytes. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.probe import media
+from tests.probe.helpers import add_rows, attributes, probe
+from tests.storages.servers import MotoS3
+from tests.sync.helpers import Place
+from tether.resolve.headers import Unreadable, attributes_of
+from tether.resolve.probe import storage_file
+from tether.storages.memory import MemoryStorage
+from tether.storages.registry import open_storage
+
+
+def _folder(place: Place, files: dict[str, bytes]) -> tuple[int, Path]:
+    root = place.settings.local_files_document_root
+    assert root is not None
+    folder = root / "media"
+    folder.mkdir()
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return place.storage("local", {"path": str(folder)}), folder
+
+
+def _expected(made: dict[str, Any], data: bytes) -> dict[str, Any]:
+    return {**made, "size": len(data)}
+
+
+def _s3_fields(moto: MotoS3, bucket: str) -> dict[str, Any]:
+    return {
+        "bucket": bucket,
+        "endpoint_url": moto.url,
+        "access_key_id": moto.access_key_id,
+        "secret_access_key": moto.secret_access_key,
+        "max_retries": 0,
+    }
+
+
+def test_synced_local_files_get_their_media_attributes(place: Place) -> None:
+    assets = media.assets()
+    storage_id, _folder_path = _folder(place, {n: d for n, (d, _a) in assets.items()})
+    synced = place.sync(storage_id)
+    assert synced["counts"]["created"] == len(assets), synced
+    before = attributes(place)
+    job = probe(place)
+    assert job["status"] == "completed", job
+    assert job["counts"]["probed"] == len(assets)
+    assert job["progress"] == {"done": len(assets), "total": len(assets)}
+    after = attributes(place)
+    for uri, found in after.items():
+        name = uri.rsplit("/", 1)[-1].rsplit("=", 1)[-1]
+        data, made = assets[name]
+        # What the sync recorded stays (its mimeType from the extension), and is completed.
+        assert {k: found[k] for k in before[uri]} == before[uri]
+        assert {k: found[k] for k in (*made, "size")} == _expected(made, data), name
+        assert "mimeType" in found
+    # Done once, a second probe leaves every row as it is.
+    again = probe(place)
+    assert again["counts"]["unchanged"] == len(assets)
+    assert attributes(place) == after
+
+
+@pytest.mark.parametrize(
+    ("name", "mime"),
+    [
+        ("photo.jpg", "image/jpeg"),
+        ("shot.png", "image/png"),
+        ("pic.webp", "image/webp"),
+        ("clip.mp4", "video/mp4"),
+        ("doc.pdf", "application/pdf"),
+    ],
+)
+def test_the_mime_type_comes_from_the_content_where_the_row_has_none(name: str, mime: str) -> None:
+    data, made = media.assets()[name]
+    store = MemoryStorage(bucket="m")
+    # Named without an extension: only the bytes tell what it is.
+    store.write("blob", data)
+    found = attributes_of(storage_file(store, "blob", 1 << 20))
+    assert found == {**made, "mimeType": mime, "size": len(data)}
+
+
+def test_unreadable_assets_are_item_errors_and_their_rows_stay(place: Place) -> None:
+    good, _made = media.assets()["photo.jpg"]
+    clip, _ = media.assets()["clip.mp4"]
+    files = {
+        "fine.jpg": good,
+        "garbage.jpg": b"this is not an image at all, only some text" * 10,
+        "cut.mp4": clip[: len(clip) // 3],  # its moov box (at the end) is cut off
+        "empty.png": b"",
+    }
+    storage_id, folder = _folder(place, files)
+    place.sync(storage_id)
+    (folder / "gone.pdf").write_bytes(media.pdf(1))
+    place.sync(storage_id)
+    (folder / "gone.pdf").unlink()  # synced, then removed from the folder
+    before = attributes(place)
+    job = probe(place)
+    assert job["status"] == "completed_with_errors", job
+    assert job["counts"]["probed"] == 1
+    assert job["counts"]["failed"] == 4
+    errors = {e["item_key"].rsplit("/", 1)[-1]: e for e in place.errors(job["id"])}
+    assert {k.rsplit("=", 1)[-1] for k in errors} == {
+        "garbage.jpg",
+        "cut.mp4",
+        "empty.png",
+        "gone.pdf",
+    }
+    codes = {k.rsplit("=", 1)[-1]: e["code"] for k, e in errors.items()}
+    assert codes["gone.pdf"] == "object_not_found"
+    assert codes["garbage.jpg"] == "unknown_format"
+    assert codes["cut.mp4"] == "unreadable_asset"
+    after = attributes(place)
+    for uri, found in after.items():
+        if uri.endswith("fine.jpg"):
+            assert found["width"] == 64
+        else:
+            assert found == before[uri], uri
+
+
+def test_imported_s3_uris_are_probed_through_the_datasets_bucket(
+    place: Place,
+    moto_s3: MotoS3,
+) -> None:
+    bucket = moto_s3.new_bucket()
+    store = open_storage("s3", **_s3_fields(moto_s3, bucket))
+    assets = media.assets()
+    for name, (data, _made) in assets.items():
+        store.write(f"in/{name}", data)
+    # Rows imported from a manifest of URIs: no sync made them, no link names a storage.
+    add_rows(place, [{"row_data": f"s3://{bucket}/in/{name}"} for name in assets])
+    add_rows(place, [{"row_data": "s3://another-bucket/in/photo.jpg"}])
+    place.storage("s3", _s3_fields(moto_s3, bucket))
+    job = probe(place)
+    assert job["counts"]["probed"] == len(assets), job
+    errors = place.errors(job["id"])
+    assert [(e["item_key"], e["code"]) for e in errors] == [
+        ("s3://another-bucket/in/photo.jpg", "no_storage")
+    ]
+    found = attributes(place)
+    for name, (data, made) in assets.items():
+        got = found[f"s3://{bucket}/in/{name}"]
+        assert {k: got[k] for k in (*made, "size")} == _expected(made, data), name
+
+
+def test_a_large_asset_costs_a_bounded_number_of_bytes() -> None:
+    store = MemoryStorage(bucket="big")
+    video = media.mp4(320, 240, 30, 120, noise=True)
+    sound = media.wav(120, rate=44100, noise=True)
+    assert len(video) > 2_000_000 and len(sound) > 10_000_000
+    store.write("v.mp4", video)
+    store.write("a.wav", sound)
+    for key, made in (
+        ("v.mp4", {"width": 320, "height": 240, "duration": 4.0}),
+        ("a.wav", {"duration": 120.0}),
+    ):
+        file = storage_file(store, key, 16 << 20)
+        found = attributes_of(file)
+        assert {k: found[k] for k in made} == made
+        assert file.fetched <= 512 * 1024, (key, file.fetched)
+        assert file.requests <= 8, (key, file.requests)
+    # A budget smaller than what the headers need: a per-item error, not a whole read.
+    small = storage_file(store, "a.wav", 64 * 1024)
+    with pytest.raises(Unreadable) as caught:
+        attributes_of(small)
+    assert caught.value.code == "asset_too_large"
+    assert small.fetched <= 64 * 1024
+
+
+def test_plain_urls_are_skipped_unless_the_operator_allows_them(
+    place: Place,
+    moto_s3: MotoS3,
+) -> None:
+    bucket = moto_s3.new_bucket()
+    store = open_storage("s3", **_s3_fields(moto_s3, bucket))
+    data, made = media.assets()["shot.png"]
+    store.write("shot.png", data)
+    url = store.sign("shot.png", timedelta(minutes=10))  # a URL anyone may GET
+    assert url is not None and url.startswith("http://127.0.0.1")
+    add_rows(place, [{"row_data": url}])
+    job = probe(place)
+    assert job["status"] == "completed", job
+    assert (job["counts"]["skipped"], job["counts"]["probed"]) == (1, 0)
+    assert attributes(place)[url] == {}
+
+    allowed = place.settings.model_copy(update={"probe_http_urls": True})
+    on = Place(place.engine, allowed, place.org_id, place.dataset_id)
+    job = probe(on)
+    assert job["counts"]["probed"] == 1, [e["message"] for e in place.errors(job["id"])]
+    assert attributes(place)[url] == {**made, "size": len(data), "mimeType": "image/png"}
+
+    # Through the guard: loopback is refused once the operator's allowlist does not name it.
+    guarded = allowed.model_copy(update={"outbound_allowlist": ""})
+    job = probe(Place(place.engine, guarded, place.org_id, place.dataset_id), force=True)
+    assert [e["code"] for e in place.errors(job["id"])] == ["unsafe_url"]
