@@ -133,3 +133,33 @@ def test_the_sdk_and_the_cli_probe_a_dataset(
     assert "completed" in result.output and "unchanged 1" in result.output
     result = CliRunner().invoke(app, ["probe", "--dataset", "99999999"])
     assert result.exit_code == 1, result.output
+
+
+def test_an_import_into_a_dataset_with_a_source_storage_is_followed_by_a_probe(
+    engine: Engine, settings: Settings, tenant: Tenant
+) -> None:
+    shot, _ = media.assets()["shot.png"]
+    bucket = f"probe-{uuid.uuid4().hex[:10]}"
+    MemoryStorage(bucket=bucket).write("in/s.png", shot)
+    dataset_id = _dataset(engine, settings, tenant, {})
+    assert _probes(tenant, dataset_id) == []  # the sync made no rows: nothing to probe
+    with engine.begin() as conn:  # the bucket the imported URIs name, as a source
+        insert_storage(
+            conn,
+            settings,
+            org_id=tenant.org_id,
+            type_="memory",
+            fields={"bucket": bucket},
+            dataset_id=dataset_id,
+        )
+    body = f'{{"row_data": "memory://{bucket}/in/s.png"}}\n'
+    imported = tenant.import_rows(dataset_id, body, format="ndjson")
+    assert tenant.get(f"/jobs/{imported['id']}").json()["counts"]["created"] == 1
+    [job] = _probes(tenant, dataset_id)
+    assert job["status"] == "completed" and job["counts"]["probed"] == 1, job
+    assert _rows(tenant, dataset_id)["s.png"] == {
+        "width": 30,
+        "height": 20,
+        "size": len(shot),
+        "mimeType": "image/png",
+    }

@@ -5,6 +5,7 @@ number of bytes. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -201,3 +202,40 @@ def test_plain_urls_are_skipped_unless_the_operator_allows_them(
     guarded = allowed.model_copy(update={"outbound_allowlist": ""})
     job = probe(Place(place.engine, guarded, place.org_id, place.dataset_id), force=True)
     assert [e["code"] for e in place.errors(job["id"])] == ["unsafe_url"]
+
+
+def test_a_stopped_probe_resumes_after_its_last_chunk(
+    place: Place, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tether.resolve import probe_job
+
+    assets = media.assets()
+    storage_id, _folder_path = _folder(place, {n: d for n, (d, _a) in assets.items()})
+    place.sync(storage_id)
+    with place.engine.begin() as conn:
+        job, _created = probe_job.start_probe(conn, place.org_id, place.dataset_id, None)
+    stop = threading.Event()
+    write = probe_job._write
+
+    def write_then_stop(*args: Any) -> bool:
+        going_on = write(*args)
+        stop.set()  # the worker shuts down while the first chunk is written
+        return going_on
+
+    monkeypatch.setattr(probe_job, "_write", write_then_stop)
+    probe_job.run_probe(place.engine, place.settings, job["id"], chunk_rows=2, stop=stop)
+    halfway = place.job(job["id"])
+    assert halfway["status"] == "running"
+    assert halfway["progress"] == {"done": 2, "total": len(assets)}
+    assert halfway["counts"]["probed"] == 2
+    assert (
+        sum("width" in a or "duration" in a or "pageCount" in a for a in attributes(place).values())
+        == 2
+    )
+
+    monkeypatch.undo()
+    probe_job.run_probe(place.engine, place.settings, job["id"], chunk_rows=2)
+    done = place.job(job["id"])
+    assert done["status"] == "completed", done
+    assert done["progress"]["done"] == len(assets)
+    assert (done["counts"]["probed"], done["counts"]["unchanged"]) == (len(assets), 0)
