@@ -17,7 +17,7 @@ from tests.probe.helpers import add_rows, attributes, probe
 from tests.storages.servers import MotoS3
 from tests.sync.helpers import Place
 from tether.resolve.headers import Unreadable, attributes_of
-from tether.resolve.probe import storage_file
+from tether.resolve.probe import key_of, merged, storage_file
 from tether.storages.memory import MemoryStorage
 from tether.storages.registry import open_storage
 
@@ -198,6 +198,11 @@ def test_plain_urls_are_skipped_unless_the_operator_allows_them(
     assert job["counts"]["probed"] == 1, [e["message"] for e in place.errors(job["id"])]
     assert attributes(place)[url] == {**made, "size": len(data), "mimeType": "image/png"}
 
+    # Allowed by address (a CIDR entry), the request goes to the address the guard checked.
+    by_address = allowed.model_copy(update={"outbound_allowlist": "127.0.0.0/8"})
+    job = probe(Place(place.engine, by_address, place.org_id, place.dataset_id), force=True)
+    assert job["counts"]["probed"] == 1, [e["message"] for e in place.errors(job["id"])]
+
     # Through the guard: loopback is refused once the operator's allowlist does not name it.
     guarded = allowed.model_copy(update={"outbound_allowlist": ""})
     job = probe(Place(place.engine, guarded, place.org_id, place.dataset_id), force=True)
@@ -239,3 +244,33 @@ def test_a_stopped_probe_resumes_after_its_last_chunk(
     assert done["status"] == "completed", done
     assert done["progress"]["done"] == len(assets)
     assert (done["counts"]["probed"], done["counts"]["unchanged"]) == (len(assets), 0)
+
+
+def test_what_a_row_had_is_kept_and_completed() -> None:
+    had = {"mimeType": "image/x-custom", "size": 1, "camera": "left", "width": 1}
+    probed = {"width": 64, "height": 48, "mimeType": "image/jpeg", "size": 677}
+    assert merged(had, probed) == {
+        "mimeType": "image/x-custom",
+        "size": 677,
+        "camera": "left",
+        "width": 64,
+        "height": 48,
+    }
+    assert merged({}, probed) == probed
+
+
+@pytest.mark.parametrize(
+    ("uri", "prefix", "key"),
+    [
+        ("memory://b/img/a%20b.jpg", "", "img/a b.jpg"),
+        ("memory://b/img/a%20b.jpg", "img/", "img/a b.jpg"),
+        ("memory://b/img/a.jpg", "other/", None),
+        ("memory://c/img/a.jpg", "", None),
+        ("memory://b/", "", None),
+        ("s3://b/img/a.jpg", "", None),
+    ],
+)
+def test_a_uri_is_a_storages_when_its_backend_gives_it_back(
+    uri: str, prefix: str, key: str | None
+) -> None:
+    assert key_of(MemoryStorage(bucket="b"), prefix, uri) == key
