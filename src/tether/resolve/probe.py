@@ -35,7 +35,7 @@ from tether.resolve.headers import Unreadable, attributes_of
 from tether.resolve.http_assets import TIMEOUT, http_file
 from tether.resolve.ranged import RangedFile
 from tether.storages.base import ObjectNotFound, Storage
-from tether.sync.connections import StorageRecord, open_backend, to_record
+from tether.sync.connections import StorageRecord, get_record, open_backend, to_record
 
 # What a row of each media type must have for the probe to leave it alone.
 NEEDED = {
@@ -78,6 +78,7 @@ class Prober:
     org_id: int
     _backends: dict[int, Storage] = field(default_factory=dict)
     _sources: dict[int, list[StorageRecord]] = field(default_factory=dict)
+    _records: dict[int, StorageRecord] = field(default_factory=dict)
     _http: httpx.Client | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -99,9 +100,11 @@ class Prober:
                 found = self._backends[record.id] = open_backend(self.settings, record)
             return found
 
-    def locate(self, conn: Connection, row: Any) -> Located | str:
+    def locate(
+        self, conn: Connection, row: Any, links: dict[int, tuple[int, str]] | None = None
+    ) -> Located | str:
         """Where the row's asset is read from: a storage and key, or a plain URL
-        (``Unreadable``, ``Skipped``)."""
+        (``Unreadable``, ``Skipped``). ``links``: ``self.links`` of the rows at hand."""
         uri = orjson.loads(row.row_data)
         if not isinstance(uri, str):
             raise Skipped("its data is not one URI")
@@ -109,7 +112,7 @@ class Prober:
             if not self.settings.probe_http_urls:
                 raise Skipped("plain URLs are not probed (TETHER_PROBE_HTTP_URLS is off)")
             return uri
-        located = self.storage_of(conn, row, uri)
+        located = self.storage_of(conn, row, uri, links)
         if located is None:
             raise Unreadable("no_storage", "no storage of the dataset holds this URI")
         return located
@@ -138,20 +141,31 @@ class Prober:
         except TetherError as exc:  # the backend's errors, and the outbound-URL guard's
             raise Unreadable(exc.code, exc.message) from None
 
-    def storage_of(self, conn: Connection, row: Any, uri: str) -> Located | None:
-        """The storage (and key) that reads ``uri``, the data of ``row``."""
-        linked = conn.execute(
-            select(storages, storage_links.c.key)
-            .join(storage_links, storage_links.c.storage_id == storages.c.id)
+    def links(self, conn: Connection, row_ids: list[int]) -> dict[int, tuple[int, str]]:
+        """Row id -> (storage id, key) of those of the rows a storage synced as source files
+        (one query for a chunk of rows)."""
+        found = conn.execute(
+            select(storage_links.c.data_row_id, storage_links.c.storage_id, storage_links.c.key)
+            .join(storages, storage_links.c.storage_id == storages.c.id)
             .where(
-                storage_links.c.data_row_id == row.id,
+                storage_links.c.data_row_id.in_(row_ids),
                 storages.c.org_id == self.org_id,
                 storages.c.treat_every_object_as_source_file.is_(True),
             )
-        ).first()
-        if linked is not None:
-            values = {k: v for k, v in linked._mapping.items() if k != "key"}
-            return Located(to_record(self.settings, _Row(values)), linked.key)
+        ).all()
+        return {r.data_row_id: (r.storage_id, r.key) for r in found}
+
+    def storage_of(
+        self,
+        conn: Connection,
+        row: Any,
+        uri: str,
+        links: dict[int, tuple[int, str]] | None = None,
+    ) -> Located | None:
+        """The storage (and key) that reads ``uri``, the data of ``row``."""
+        link = (self.links(conn, [row.id]) if links is None else links).get(row.id)
+        if link is not None:
+            return Located(self._record(conn, link[0]), link[1])
         for record in self._sources_of(conn, row.dataset_id):
             try:
                 key = key_of(self.backend(record), record.prefix, uri)
@@ -160,6 +174,14 @@ class Prober:
             if key is not None:
                 return Located(record, key)
         return None
+
+    def _record(self, conn: Connection, storage_id: int) -> StorageRecord:
+        found = self._records.get(storage_id)
+        if found is None:
+            found = self._records[storage_id] = get_record(
+                conn, self.settings, self.org_id, storage_id
+            )
+        return found
 
     def _sources_of(self, conn: Connection, dataset_id: int) -> list[StorageRecord]:
         found = self._sources.get(dataset_id)
@@ -175,13 +197,6 @@ class Prober:
             ).all()
             found = self._sources[dataset_id] = [to_record(self.settings, r) for r in rows]
         return found
-
-
-class _Row:
-    """A row-like object with ``_mapping``, for ``to_record``."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self._mapping = values
 
 
 def key_of(storage: Storage, prefix: str, uri: str) -> str | None:
