@@ -3,10 +3,11 @@
 Header parsers (imagesize, PyAV, pypdf) want a file they can ``seek`` and ``read``. An asset
 in a bucket is not one, and fetching it whole to make one defeats the point (a video can be
 gigabytes). ``RangedFile`` fetches aligned blocks on demand (``fetch(start, end)``, one ranged
-read each) and keeps the last few in a small cache, so a parser that reads the header, jumps
-to the end (an MP4 whose ``moov`` box comes last) and back costs a few requests. It counts the
-bytes it fetched, and refuses to fetch more than ``budget`` bytes in all: a parser that would
-walk a whole large asset fails instead (``BudgetExceeded``).
+read each; a few at once when the parser reads on sequentially) and keeps the last few in a
+small cache, so a parser that reads the header, jumps to the end (an MP4 whose ``moov`` box
+comes last) and back costs a few requests. It counts the bytes it fetched, and refuses to
+fetch more than ``budget`` bytes in all: a parser that would walk a whole large asset fails
+instead (``BudgetExceeded``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Callable
 Fetch = Callable[[int, int], bytes]  # (start, end exclusive) -> those bytes (fewer at the end)
 BLOCK = 64 * 1024
 CACHED_BLOCKS = 16
+READ_AHEAD = 4  # blocks fetched at once by a sequential reader
 BUDGET = 16 * 1024 * 1024
 
 
@@ -85,16 +87,22 @@ class RangedFile(io.RawIOBase):
         if found is not None:
             self._cache.move_to_end(index)
             return found
+        # Reading on from the block before: fetch a few blocks in one request (a parser
+        # scanning a header sequentially then costs one round trip per few blocks).
+        count = READ_AHEAD if index - 1 in self._cache else 1
         start = index * self._block
-        end = min(start + self._block, self.size)
+        end = min(start + count * self._block, self.size)
         if self.fetched + (end - start) > self._budget:
-            raise BudgetExceeded(
-                f"reading its headers would take more than {self._budget} bytes of the asset"
-            )
+            end = min(start + self._block, self.size)
+            if self.fetched + (end - start) > self._budget:
+                raise BudgetExceeded(
+                    f"reading its headers would take more than {self._budget} bytes of the asset"
+                )
         data = self._fetch(start, end)
         self.fetched += len(data)
         self.requests += 1
-        self._cache[index] = data
-        if len(self._cache) > self._cached:
+        for offset in range(0, max(len(data), 1), self._block):
+            self._cache[index + offset // self._block] = data[offset : offset + self._block]
+        while len(self._cache) > self._cached:
             self._cache.popitem(last=False)
-        return data
+        return self._cache.get(index, b"")
