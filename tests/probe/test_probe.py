@@ -18,6 +18,7 @@ from tests.storages.servers import MotoS3
 from tests.sync.helpers import Place
 from tether.resolve.headers import Unreadable, attributes_of
 from tether.resolve.probe import key_of, merged, storage_file
+from tether.resolve.ranged import RangedFile
 from tether.storages.memory import MemoryStorage
 from tether.storages.registry import open_storage
 
@@ -274,3 +275,26 @@ def test_a_uri_is_a_storages_when_its_backend_gives_it_back(
     uri: str, prefix: str, key: str | None
 ) -> None:
     assert key_of(MemoryStorage(bucket="b"), prefix, uri) == key
+
+
+def test_a_ranged_file_reads_what_the_bytes_hold_wherever_it_seeks() -> None:
+    import random
+
+    data = random.Random(7).randbytes(300_000)
+    asked: list[tuple[int, int]] = []
+
+    def fetch(start: int, end: int) -> bytes:
+        asked.append((start, end))
+        return data[start:end]
+
+    file = RangedFile(fetch, len(data), block=1000, cached_blocks=4, budget=100 * len(data))
+    moves = random.Random(8)
+    for _ in range(300):
+        where, size = moves.randrange(-10, len(data) + 10), moves.randrange(0, 5000)
+        where = max(0, where)
+        file.seek(where)
+        assert file.read(size) == data[where : where + size]
+        assert file.tell() == max(where, min(where + size, len(data)))
+    assert file.seek(-5, 2) == len(data) - 5 and file.read() == data[-5:]
+    assert file.fetched == sum(min(e, len(data)) - s for s, e in asked)
+    assert all(s % 1000 == 0 for s, _e in asked)  # aligned blocks, so the cache can hit
