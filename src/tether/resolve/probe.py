@@ -79,6 +79,7 @@ class Prober:
     _backends: dict[int, Storage] = field(default_factory=dict)
     _sources: dict[int, list[StorageRecord]] = field(default_factory=dict)
     _records: dict[int, StorageRecord] = field(default_factory=dict)
+    _broken: set[int] = field(default_factory=set)  # sources that could not be opened
     _http: httpx.Client | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -167,10 +168,13 @@ class Prober:
         if link is not None:
             return Located(self._record(conn, link[0]), link[1])
         for record in self._sources_of(conn, row.dataset_id):
+            if record.id in self._broken:
+                continue
             try:
                 key = key_of(self.backend(record), record.prefix, uri)
-            except TetherError:
-                continue  # a storage that cannot be opened holds nothing for the probe
+            except TetherError:  # it cannot be opened: it holds nothing for the probe
+                self._broken.add(record.id)
+                continue
             if key is not None:
                 return Located(record, key)
         return None
