@@ -10,12 +10,10 @@ Every parser reads a ``RangedFile``, so only the bytes it asks for are fetched.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from tether.resolve.ranged import BudgetExceeded, RangedFile
 
-log = logging.getLogger(__name__)
 HEAD = 8192  # bytes the MIME sniffer looks at
 # FFmpeg's probe reads this much at most to find its streams (its default is 5 MB).
 _AV_OPTIONS = {"probesize": str(256 * 1024)}
