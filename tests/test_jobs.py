@@ -58,7 +58,13 @@ def test_a_job_of_a_kind_without_runner_fails_with_a_message(
 
 
 def test_the_runtime_registers_every_kind(app: Any) -> None:
-    assert set(app.state.queue.runners) == {"import", "delete_dataset", "sync", "sync_part"}
+    assert set(app.state.queue.runners) == {
+        "import",
+        "delete_dataset",
+        "sync",
+        "sync_part",
+        "probe",
+    }
     chores = {getattr(c, "func", c).__name__ for c in app.state.queue.chores}
     assert {"remove_stale_uploads", "purge_expired", "start_due_syncs"} <= chores
 

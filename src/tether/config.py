@@ -161,6 +161,24 @@ class Settings(BaseSettings):
         description="TETHER_MAX_ASSET_BYTES: largest file `tether upload` (and the upload "
         "API) puts into a storage; a larger one is a per-file error.",
     )
+    probe_http_urls: bool = Field(
+        False,
+        description="TETHER_PROBE_HTTP_URLS: let media probing (the `probe` job) fetch the "
+        "headers of rows whose data is a plain http(s) URL, through the outbound-URL guard. "
+        "Off: such rows are skipped (data on a private network may be reachable from a "
+        "user's browser and not from the server).",
+    )
+    probe_max_bytes: int = Field(
+        16 * 1024**2,
+        gt=0,
+        description="TETHER_PROBE_MAX_BYTES: most bytes of one asset media probing reads; an "
+        "asset whose headers need more is a per-item error.",
+    )
+    probe_after_writes: bool = Field(
+        True,
+        description="TETHER_PROBE_AFTER_WRITES: start a `probe` job (media attributes) after a "
+        "sync or an import that created or changed rows of a dataset with source storages.",
+    )
     managed_uploads: bool = Field(
         True,
         description="TETHER_MANAGED_UPLOADS: files uploaded without a storage of their "

@@ -3,7 +3,8 @@ every worker does on a timer. ``tether serve`` and ``tether worker`` build the q
 nothing below this module knows which services run jobs.
 
 Kinds registered: ``import`` (imports.runner), ``delete_dataset`` (catalog.deletion),
-``sync`` (sync.runner). Chores: removing stale uploads, starting scheduled syncs.
+``sync`` (sync.runner), ``probe`` (resolve.probe_job; it also follows syncs and imports that
+wrote rows). Chores: removing stale uploads, starting scheduled syncs.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from tether.config import Settings
 from tether.db.engine import refresh_statistics
 from tether.imports import runner, submit
 from tether.jobs.queue import JobQueue
+from tether.resolve import probe_job
 from tether.sync import runner as sync_runner
 from tether.sync import split
 from tether.sync import start as sync_start
@@ -25,11 +27,15 @@ from tether.sync import start as sync_start
 
 def build_queue(settings: Settings, engine: Engine) -> JobQueue:
     queue = JobQueue(settings, engine, after_job=partial(refresh_statistics, engine))
-    queue.register(runner.KIND, runner.import_runner(settings.import_chunk_rows))
+    probe_after = partial(
+        probe_job.then_probe, settings=settings, engine=engine, enqueue=queue.enqueue
+    )
+    queue.register(runner.KIND, probe_after(runner.import_runner(settings.import_chunk_rows)))
     queue.register(deletion.KIND, deletion.delete_runner(settings.delete_chunk_rows))
     syncs = sync_runner.sync_runner(settings, enqueue=queue.enqueue)
-    queue.register(sync_runner.KIND, syncs)
+    queue.register(sync_runner.KIND, probe_after(syncs))
     queue.register(split.PART_KIND, syncs)
+    queue.register(probe_job.KIND, probe_job.probe_runner(settings))
     queue.chores.append(
         partial(sync_start.start_due_syncs, engine, queue.enqueue, parts=settings.sync_parts)
     )

@@ -236,7 +236,8 @@ class Counts(Model):
 
 class Job(Model):
     """An asynchronous unit of work of some ``kind``: ``import`` (bulk create),
-    ``delete_dataset`` or ``sync`` (a source storage into its dataset)."""
+    ``delete_dataset``, ``sync`` (a source storage into its dataset) or ``probe`` (media
+    attributes)."""
 
     id: str
     kind: str

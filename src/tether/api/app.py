@@ -22,6 +22,7 @@ from tether.api.routes import (
     local_files,
     metadata_schema,
     organization,
+    probe,
     proxy,
     session,
     storages,
@@ -74,7 +75,17 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
         asset_limit=settings.max_asset_bytes,
     )
     api = APIRouter(prefix=API)
-    for module in (health, datasets, data_rows, jobs, metadata_schema, storages, sync, uploads):
+    for module in (
+        health,
+        datasets,
+        data_rows,
+        jobs,
+        metadata_schema,
+        storages,
+        sync,
+        uploads,
+        probe,
+    ):
         api.include_router(module.router)
     api.include_router(proxy.router)
     for module in (session, api_keys, users, organization):

@@ -1,8 +1,8 @@
 """The ``tether`` command.
 
 Admin commands (serve, migrate, worker, users, keys) act on the local configuration;
-data commands (datasets, import, upload, export, rows, schema, jobs, storage, org) talk to a
-server through ``TETHER_URL`` / ``TETHER_API_KEY``.
+data commands (datasets, import, upload, export, rows, schema, jobs, storage, probe, org)
+talk to a server through ``TETHER_URL`` / ``TETHER_API_KEY``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from tether import __version__
-from tether.cli import admin, data, storage, sync, upload
+from tether.cli import admin, data, probe, storage, sync, upload
 from tether.cli.common import EXIT_CODES_HELP, FAILED
 
 app = typer.Typer(
@@ -45,6 +45,7 @@ data.register(app)
 storage.register(app)
 sync.register(storage.storage_app)
 upload.register(app)
+probe.register(app)
 
 
 def main() -> None:

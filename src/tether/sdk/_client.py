@@ -602,6 +602,17 @@ class Dataset(schemas.Dataset, _Bound):
         self._replace(self.client._json("PATCH", f"/datasets/{self.id}", json=body, once=True))
         return self
 
+    def probe(self, force: bool = False) -> Job:
+        """Start filling in the media attributes of the dataset's image, video, audio and
+        PDF rows (width, height, mimeType, duration, frameRate, pageCount, size: read from
+        each asset's headers through its storage). Returns the job at once;
+        ``job.wait_till_done()`` follows it. Its ``counts`` hold ``probed``, ``unchanged``,
+        ``skipped`` and ``failed`` (an asset that cannot be read: see ``job.errors``).
+        ``force``: probe every row again, not only the rows that lack attributes."""
+        params = {"force": "true"} if force else {}
+        path = f"/datasets/{self.id}/probe"
+        return Job._of(self.client, self.client._json("POST", path, params=params, once=True))
+
     def delete(self, wait: bool = True, timeout: float | None = None) -> int:
         """Delete the dataset and its rows; returns how many rows go. The dataset is gone at
         once; its rows go in a job, which this waits for unless ``wait=False`` (until it ends,
