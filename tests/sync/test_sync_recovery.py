@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -68,12 +69,27 @@ def shared(tmp_path: Path, pg_url: str, redis_url: str) -> Iterator[tuple[Place,
 
 
 def _workers(env: dict[str, str], count: int) -> list[subprocess.Popen[bytes]]:
-    return [
+    """``count`` workers, each up before any job is queued (on a busy machine one that
+    starts late would leave every part to the other)."""
+    procs = [
         subprocess.Popen(
-            [TETHER, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            [TETHER, "worker"],
+            env={**env, "PYTHONUNBUFFERED": "1"},  # its first line reaches the pipe at once
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         for _ in range(count)
     ]
+    for proc in procs:
+        assert proc.stderr is not None
+        for line in iter(proc.stderr.readline, b""):
+            if line.startswith(b"tether worker"):  # "tether worker: N thread(s)": it consumes
+                break
+        else:
+            raise AssertionError("the worker ended before it started")
+        threading.Thread(target=proc.stderr.read, daemon=True).start()  # its log, drained
+    time.sleep(1)  # the consumer's threads start polling the queue
+    return procs
 
 
 def _stop(workers: list[subprocess.Popen[bytes]]) -> None:
