@@ -17,7 +17,7 @@ from tests.probe.helpers import add_rows, attributes, probe
 from tests.storages.servers import MotoS3
 from tests.sync.helpers import Place
 from tether.resolve.headers import Unreadable, attributes_of
-from tether.resolve.probe import key_of, merged, storage_file
+from tether.resolve.probe import merged, storage_file
 from tether.resolve.ranged import RangedFile
 from tether.storages.memory import MemoryStorage
 from tether.storages.registry import open_storage
@@ -258,23 +258,6 @@ def test_what_a_row_had_is_kept_and_completed() -> None:
         "height": 48,
     }
     assert merged({}, probed) == probed
-
-
-@pytest.mark.parametrize(
-    ("uri", "prefix", "key"),
-    [
-        ("memory://b/img/a%20b.jpg", "", "img/a b.jpg"),
-        ("memory://b/img/a%20b.jpg", "img/", "img/a b.jpg"),
-        ("memory://b/img/a.jpg", "other/", None),
-        ("memory://c/img/a.jpg", "", None),
-        ("memory://b/", "", None),
-        ("s3://b/img/a.jpg", "", None),
-    ],
-)
-def test_a_uri_is_a_storages_when_its_backend_gives_it_back(
-    uri: str, prefix: str, key: str | None
-) -> None:
-    assert key_of(MemoryStorage(bucket="b"), prefix, uri) == key
 
 
 def test_a_ranged_file_reads_what_the_bytes_hold_wherever_it_seeks() -> None:

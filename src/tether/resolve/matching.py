@@ -71,13 +71,28 @@ class Candidate:
             same = str(self.config.get(_CONTAINER_FIELD[self.type]) or "") == parsed.container
         return parsed.key if same and parsed.key.startswith(self.prefix) else None
 
+    def object_key(self, settings: Settings, parsed: Parsed, key: str) -> str:
+        """The key of the object in this storage's backend, given what ``key_of`` found:
+        for a local file, its path under the storage's folder (not under the root)."""
+        if not isinstance(parsed, LocalFileURI):
+            return key
+        folder = _folder(settings, self)
+        return key if folder == "." else key[len(folder) + 1 :]
+
+
+def _folder(settings: Settings, candidate: Candidate) -> str:
+    """A local storage's folder relative to the document root ("." for the root itself)."""
+    root, path = settings.local_files_document_root, candidate.config.get("path")
+    assert root is not None and path
+    return os.path.relpath(os.path.realpath(path), os.path.realpath(root))
+
 
 def _covers(settings: Settings, candidate: Candidate, d: str) -> bool:
     """Whether ``d`` (relative to the document root) lies in the local storage's folder."""
     root, path = settings.local_files_document_root, candidate.config.get("path")
     if root is None or candidate.managed or not path:
         return False
-    relative = os.path.relpath(os.path.realpath(path), os.path.realpath(root))
+    relative = _folder(settings, candidate)
     if relative == ".":
         return True
     if relative.startswith(".."):

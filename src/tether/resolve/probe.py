@@ -1,11 +1,9 @@
 """Media attributes of data rows: read an asset's headers through its storage and record
 ``width``/``height``/``duration``/``frameRate``/``pageCount``/``mimeType``/``size``.
 
-Which storage reads a row's URI (``storage_of``): the storage that synced the row (its link,
-when that storage treats every object as a source file: the link's key is the asset's); else
-a source storage of the row's dataset whose URIs the row's URI is one of (same scheme and
-bucket/container/folder, key under its prefix: the backend's own ``uri(key)`` gives the URI
-back). A small, self-contained match; ``resolve.resolver`` has the full one.
+Which storage reads a row's URI is what resolving says (``resolve.matching``): the storage
+that synced the row, else a source storage of the row's dataset holding the URI's bucket
+(or container, or folder) and prefix, else the organization's managed storage of uploads.
 
 Plain ``http(s)://`` URLs are read only when ``TETHER_PROBE_HTTP_URLS`` is on, through the
 outbound-URL guard (``resolve.http_assets``).
@@ -22,20 +20,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote
 
 import httpx
 import orjson
 from sqlalchemy import Connection, select, update
 
 from tether.config import Settings
-from tether.db.tables import data_rows, storage_links, storages
+from tether.db.tables import data_rows
 from tether.errors import TetherError
+from tether.resolve import matching, uris
 from tether.resolve.headers import Unreadable, attributes_of
 from tether.resolve.http_assets import TIMEOUT, http_file
 from tether.resolve.ranged import RangedFile
 from tether.storages.base import ObjectNotFound, Storage
-from tether.sync.connections import StorageRecord, get_record, open_backend, to_record
+from tether.sync.connections import StorageRecord, open_backend, to_record
 
 # What a row of each media type must have for the probe to leave it alone.
 NEEDED = {
@@ -77,9 +75,7 @@ class Prober:
     settings: Settings
     org_id: int
     _backends: dict[int, Storage] = field(default_factory=dict)
-    _sources: dict[int, list[StorageRecord]] = field(default_factory=dict)
     _records: dict[int, StorageRecord] = field(default_factory=dict)
-    _broken: set[int] = field(default_factory=set)  # sources that could not be opened
     _http: httpx.Client | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -101,22 +97,37 @@ class Prober:
                 found = self._backends[record.id] = open_backend(self.settings, record)
             return found
 
-    def locate(
-        self, conn: Connection, row: Any, links: dict[int, tuple[int, str]] | None = None
-    ) -> Located | str:
+    def locate(self, row: Any, candidates: matching.Candidates) -> Located | str:
         """Where the row's asset is read from: a storage and key, or a plain URL
-        (``Unreadable``, ``Skipped``). ``links``: ``self.links`` of the rows at hand."""
+        (``Unreadable``, ``Skipped``). ``candidates``: ``self.candidates`` of the rows at
+        hand; the storage is found as resolving finds it (``resolve.matching``)."""
         uri = orjson.loads(row.row_data)
         if not isinstance(uri, str):
             raise Skipped("its data is not one URI")
-        if uri.startswith(HTTP):
+        parsed = uris.parse(uri)
+        if isinstance(parsed, uris.Direct):
             if not self.settings.probe_http_urls:
                 raise Skipped("plain URLs are not probed (TETHER_PROBE_HTTP_URLS is off)")
             return uri
-        located = self.storage_of(conn, row, uri, links)
-        if located is None:
-            raise Unreadable("no_storage", "no storage of the dataset holds this URI")
-        return located
+        no_storage = Unreadable("no_storage", "no storage of the dataset holds this URI")
+        if parsed is None or isinstance(parsed, uris.Unknown):
+            raise no_storage
+        found = matching.find(self.settings, candidates.ordered(row.id, row.dataset_id), parsed)
+        if found is None:
+            raise no_storage
+        candidate, key = found
+        return Located(self._record(candidate), candidate.object_key(self.settings, parsed, key))
+
+    def candidates(self, conn: Connection, rows: list[Any]) -> matching.Candidates:
+        """The storages that may hold a chunk of rows' assets (two queries)."""
+        return matching.load(conn, self.org_id, [(row.id, row.dataset_id) for row in rows])
+
+    def _record(self, candidate: matching.Candidate) -> StorageRecord:
+        with self._lock:
+            found = self._records.get(candidate.id)
+            if found is None:
+                found = self._records[candidate.id] = to_record(self.settings, candidate.row)
+            return found
 
     def attributes(self, where: Located | str, existing: str | None) -> dict[str, Any]:
         """The media attributes after probing the asset (``Unreadable``): what the row had
@@ -141,82 +152,6 @@ class Prober:
             raise Unreadable("object_not_found", exc.message) from None
         except TetherError as exc:  # the backend's errors, and the outbound-URL guard's
             raise Unreadable(exc.code, exc.message) from None
-
-    def links(self, conn: Connection, row_ids: list[int]) -> dict[int, tuple[int, str]]:
-        """Row id -> (storage id, key) of those of the rows a storage synced as source files
-        (one query for a chunk of rows)."""
-        found = conn.execute(
-            select(storage_links.c.data_row_id, storage_links.c.storage_id, storage_links.c.key)
-            .join(storages, storage_links.c.storage_id == storages.c.id)
-            .where(
-                storage_links.c.data_row_id.in_(row_ids),
-                storages.c.org_id == self.org_id,
-                storages.c.treat_every_object_as_source_file.is_(True),
-            )
-        ).all()
-        return {r.data_row_id: (r.storage_id, r.key) for r in found}
-
-    def storage_of(
-        self,
-        conn: Connection,
-        row: Any,
-        uri: str,
-        links: dict[int, tuple[int, str]] | None = None,
-    ) -> Located | None:
-        """The storage (and key) that reads ``uri``, the data of ``row``."""
-        link = (self.links(conn, [row.id]) if links is None else links).get(row.id)
-        if link is not None:
-            return Located(self._record(conn, link[0]), link[1])
-        for record in self._sources_of(conn, row.dataset_id):
-            if record.id in self._broken:
-                continue
-            try:
-                key = key_of(self.backend(record), record.prefix, uri)
-            except TetherError:  # it cannot be opened: it holds nothing for the probe
-                self._broken.add(record.id)
-                continue
-            if key is not None:
-                return Located(record, key)
-        return None
-
-    def _record(self, conn: Connection, storage_id: int) -> StorageRecord:
-        found = self._records.get(storage_id)
-        if found is None:
-            found = self._records[storage_id] = get_record(
-                conn, self.settings, self.org_id, storage_id
-            )
-        return found
-
-    def _sources_of(self, conn: Connection, dataset_id: int) -> list[StorageRecord]:
-        found = self._sources.get(dataset_id)
-        if found is None:
-            rows = conn.execute(
-                select(storages)
-                .where(
-                    storages.c.org_id == self.org_id,
-                    storages.c.dataset_id == dataset_id,
-                    storages.c.role == "source",
-                )
-                .order_by(storages.c.id)
-            ).all()
-            found = self._sources[dataset_id] = [to_record(self.settings, r) for r in rows]
-        return found
-
-
-def key_of(storage: Storage, prefix: str, uri: str) -> str | None:
-    """The key of ``uri`` in ``storage`` (under ``prefix``), or None when it is not one of its
-    URIs: the backend's ``uri(key)`` must give ``uri`` back."""
-    base = storage.uri("x")[:-1]
-    if not uri.startswith(base) or len(uri) == len(base):
-        return None
-    rest = uri[len(base) :]
-    for key in dict.fromkeys((rest, unquote(rest))):
-        try:
-            if key.startswith(prefix) and storage.uri(key) == uri:
-                return key
-        except TetherError:
-            continue
-    return None
 
 
 def storage_file(storage: Storage, key: str, budget: int) -> RangedFile:

@@ -185,14 +185,14 @@ def _sort_out(
     counts = dict.fromkeys(COUNTS, 0)
     work: list[tuple[Any, Located | str]] = []
     errors: list[ItemError] = []
-    links = prober.links(conn, [row.id for row in rows])
+    candidates = prober.candidates(conn, rows)
     for row in rows:
         had = orjson.loads(row.media_attributes) if row.media_attributes else {}
         if not force and not lacks_attributes(row.media_type, had):
             counts["unchanged"] += 1
             continue
         try:
-            work.append((row, prober.locate(conn, row, links)))
+            work.append((row, prober.locate(row, candidates)))
         except Skipped:
             counts["skipped"] += 1
         except Unreadable as exc:
