@@ -3,6 +3,7 @@ the exit codes. Only the SDK's public API is used here (the CLI is one of its cl
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -133,3 +134,28 @@ def describe(job: Job) -> str:
 
 def exit_code(job: Job) -> int:
     return EXIT_BY_STATUS.get(job.status, FAILED)
+
+
+FIRST_ERRORS = 10  # errors a job's summary shows (the rest: ``tether jobs errors``)
+
+
+def summary(job: Job, counts_shown: tuple[str, ...]) -> None:
+    """A finished job in a few lines: its status and ``counts_shown``, its message, and its
+    first errors (each naming its object key and, for a manifest's item, its index)."""
+    counts = job.counts.to_dict()
+    colour = {"completed": "green", "completed_with_errors": "yellow"}.get(job.status, "red")
+    tallies = "  ".join(f"{name} {counts.get(name, 0)}" for name in counts_shown)
+    console.print(f"[{colour}]{job.status}[/{colour}]  {tallies}  (job {job.id})")
+    if job.message:
+        console.print(f"[red]{job.message}[/red]")
+    failed = int(counts.get("failed") or 0)
+    if not failed:
+        return
+    for err in itertools.islice(job.iter_errors(), FIRST_ERRORS):
+        where = err.get("item_key") or "?"
+        item = (err.get("details") or {}).get("item_index")
+        if item is not None:
+            where = f"{where} item {item}"
+        console.print(f"  {where}: [bold]{err['code']}[/bold] {err['message']}")
+    if failed > FIRST_ERRORS:
+        console.print(f"  … and {failed - FIRST_ERRORS} more (`tether jobs errors {job.id}`)")

@@ -3,15 +3,20 @@ progress bar, a summary and the first errors (exit codes as every data command's
 
 from __future__ import annotations
 
-import itertools
 from typing import Annotated
 
 import typer
 
-from tether.cli.common import EXIT_CODES_HELP, client, console, dataset, exit_code, wait
-from tether.sdk import Job
+from tether.cli.common import (
+    EXIT_CODES_HELP,
+    client,
+    console,
+    dataset,
+    exit_code,
+    summary,
+    wait,
+)
 
-FIRST_ERRORS = 10
 COUNTS = ("probed", "unchanged", "skipped", "failed")
 
 
@@ -39,21 +44,5 @@ def probe(
             typer.echo(job.id)
             return
         job = wait(job)
-        _summary(job)
+        summary(job, COUNTS)
         raise typer.Exit(exit_code(job))
-
-
-def _summary(job: Job) -> None:
-    counts = job.counts.to_dict()
-    colour = {"completed": "green", "completed_with_errors": "yellow"}.get(job.status, "red")
-    tallies = "  ".join(f"{name} {counts.get(name, 0)}" for name in COUNTS)
-    console.print(f"[{colour}]{job.status}[/{colour}]  {tallies}  (job {job.id})")
-    if job.message:
-        console.print(f"[red]{job.message}[/red]")
-    failed = int(counts.get("failed") or 0)
-    for err in itertools.islice(job.iter_errors(), FIRST_ERRORS if failed else 0):
-        console.print(
-            f"  {err.get('item_key') or '?'}: [bold]{err['code']}[/bold] {err['message']}"
-        )
-    if failed > FIRST_ERRORS:
-        console.print(f"  … and {failed - FIRST_ERRORS} more (`tether jobs errors {job.id}`)")

@@ -7,15 +7,12 @@ per-item errors, 1 failed or could not start).
 
 from __future__ import annotations
 
-import itertools
 from typing import Annotated
 
 import typer
 
-from tether.cli.common import EXIT_CODES_HELP, client, console, exit_code, wait
-from tether.sdk import Job
+from tether.cli.common import EXIT_CODES_HELP, client, console, exit_code, summary, wait
 
-FIRST_ERRORS = 10
 COUNTS = ("listed", "created", "updated", "unchanged", "missing", "removed", "failed")
 
 
@@ -45,25 +42,5 @@ def storage_sync(
             typer.echo(job.id)
             return
         job = wait(job)
-        _summary(job)
+        summary(job, COUNTS)
         raise typer.Exit(exit_code(job))
-
-
-def _summary(job: Job) -> None:
-    counts = job.counts.to_dict()
-    colour = {"completed": "green", "completed_with_errors": "yellow"}.get(job.status, "red")
-    tallies = "  ".join(f"{name} {counts.get(name, 0)}" for name in COUNTS)
-    console.print(f"[{colour}]{job.status}[/{colour}]  {tallies}  (job {job.id})")
-    if job.message:
-        console.print(f"[red]{job.message}[/red]")
-    failed = int(counts.get("failed") or 0)
-    if not failed:
-        return
-    for err in itertools.islice(job.iter_errors(), FIRST_ERRORS):
-        where = err.get("item_key") or "?"
-        item = (err.get("details") or {}).get("item_index")
-        if item is not None:
-            where = f"{where} item {item}"
-        console.print(f"  {where}: [bold]{err['code']}[/bold] {err['message']}")
-    if failed > FIRST_ERRORS:
-        console.print(f"  … and {failed - FIRST_ERRORS} more (`tether jobs errors {job.id}`)")
