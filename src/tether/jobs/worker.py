@@ -95,6 +95,17 @@ class JobRun:
             if not conn.execute(update(jobs).where(*self._mine()).values(**values)).rowcount:
                 raise LeaseLost
 
+    def keep_cursor(self, conn: Connection, cursor: object) -> None:
+        """Store where the job goes on from (``details.cursor``) in the caller's transaction,
+        the one that writes what came before it: a resumed job starts there."""
+        details = {**self.details, "cursor": cursor}
+        conn.execute(
+            update(jobs)
+            .where(jobs.c.id == self.id, jobs.c.claimed_by == self.worker_id)
+            .values(details=orjson.dumps(details).decode())
+        )
+        self.details = details
+
     def record(
         self,
         conn: Connection,

@@ -23,7 +23,7 @@ from functools import partial
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine, func, select
 
 from tether.catalog import datasets
 from tether.catalog.store import begin_writing
@@ -229,13 +229,7 @@ def _write(
                 counts["probed"] += 1
             else:
                 counts["skipped"] += 1  # changed (or removed) since it was read
-        details = {**job.details, "cursor": cursor}
-        conn.execute(
-            update(jobs)
-            .where(jobs.c.id == job.id, jobs.c.claimed_by == job.worker_id)
-            .values(details=orjson.dumps(details).decode())
-        )
-        job.details = details
+        job.keep_cursor(conn, cursor)
         return job.record(conn, job.done + len(rows), counts, errors)
 
 

@@ -26,8 +26,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-import orjson
-from sqlalchemy import Connection, exists, select, update
+from sqlalchemy import Connection, exists, select
 from sqlalchemy.exc import IntegrityError
 
 from tether.catalog import store
@@ -36,7 +35,7 @@ from tether.catalog.rows import NormalRow
 from tether.catalog.store import DatasetGone, Target, allocate_ids, begin_writing, reserve_ids
 from tether.config import Settings
 from tether.db.engine import foreign_keys_unchecked, is_sqlite
-from tether.db.tables import data_rows, jobs, storage_links, storages
+from tether.db.tables import data_rows, storage_links, storages
 from tether.db.wal import Checkpointer
 from tether.errors import TetherError
 from tether.jobs import worker
@@ -384,13 +383,7 @@ def _write(conn: Connection, sync: _Sync, plan: _Plan) -> bool:
             "removed": removed,
         }
         sync.cursor = cursor
-        details = {**job.details, "cursor": cursor}
-        conn.execute(
-            update(jobs)
-            .where(jobs.c.id == job.id, jobs.c.claimed_by == job.worker_id)
-            .values(details=orjson.dumps(details).decode())
-        )
-        job.details = details
+        job.keep_cursor(conn, cursor)
         return job.record(conn, job.done + plan.done, counts, plan.errors)
 
 

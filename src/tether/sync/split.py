@@ -37,6 +37,7 @@ from tether.sync.connections import get_record, open_backend
 PART_KIND = "sync_part"
 MAX_PROBES = 512  # listings spent looking for folders
 _PAST = "\U0010ffff" * 4  # after every key in a folder (keys that long past it are rare)
+_HELP_AFTER_SECONDS = 1.0  # how long queued parts wait for other workers before the parent
 _POLL_SECONDS = 0.3
 
 
@@ -87,15 +88,17 @@ def run_parent(
     elif job.details.get("summed"):
         _raise_if_broken(_states(job, parts))
         return  # cut off between summing up and finishing: only the finish is left
+    helps_at = time.monotonic()
     if enqueue is not None:
         for part_id in parts:  # again, when resumed: a part queued twice runs once
             enqueue(part_id)
+        helps_at += _HELP_AFTER_SECONDS  # idle workers take parts first
     runners = {PART_KIND: runner}
     while True:
         job.check_stop()
         states = _states(job, parts)
         waiting = [s.id for s in states if s.status == service.QUEUED]
-        if waiting:  # nobody took it yet: run it here
+        if waiting and time.monotonic() >= helps_at:  # nobody took it yet: run it here
             worker.execute(job.engine, waiting[0], runners, job.worker_id, job.lease, job.stop)
             continue
         if all(s.status in service.FINISHED for s in states):
