@@ -275,3 +275,18 @@ def redis_server() -> Iterator[int]:
 def line(label: str, value: str, detail: str, target: str = "", width: int = 18) -> None:
     """One row of a benchmark's table: label, figure, how it was measured, target."""
     print(f"  {label:<{width}} {value:>15}   {detail:<52} {('target ' + target) if target else ''}")
+
+
+def scandir_walk(folder: Path) -> int:
+    """The raw local listing: files under ``folder`` by an ``os.scandir`` walk that stats
+    each one (what any lister of a folder must at least do)."""
+    count, stack = 0, [str(folder)]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                else:
+                    entry.stat(follow_symlinks=False)
+                    count += 1
+    return count

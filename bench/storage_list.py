@@ -22,7 +22,6 @@ Python heap (tracemalloc) during one ``Storage.list`` against the total size of 
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 import tracemalloc
@@ -30,7 +29,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from _common import redis_server
+from _common import redis_server, scandir_walk
 
 TARGET_RATIO = 0.8
 
@@ -88,19 +87,6 @@ def local_store(args: argparse.Namespace) -> Iterator[tuple[object, Callable[[],
             (sub / f"img_{index:08d}.jpg").write_bytes(b"x" * (100 + index % 50))
         print(f"wrote {args.objects:,} files in {time.perf_counter() - began:.1f} s")
         yield LocalStorage(path=str(folder), document_root=tmp), lambda: scandir_walk(folder)
-
-
-def scandir_walk(folder: Path) -> int:
-    count, stack = 0, [str(folder)]
-    while stack:
-        with os.scandir(stack.pop()) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
-                else:
-                    entry.stat(follow_symlinks=False)
-                    count += 1
-    return count
 
 
 # -- redis ----------------------------------------------------------------------------------

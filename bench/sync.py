@@ -64,6 +64,7 @@ from _common import (
     profile,
     psycopg_url,
     redis_server,
+    scandir_walk,
     server,
     user_and_key,
 )
@@ -141,16 +142,7 @@ class LocalStore(Store):
         return k
 
     def raw_list(self, backend: Storage) -> int:
-        count, stack = 0, [str(self.folder)]
-        while stack:
-            with os.scandir(stack.pop()) as entries:
-                for entry in entries:
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
-                    else:
-                        entry.stat(follow_symlinks=False)
-                        count += 1
-        return count
+        return scandir_walk(self.folder)
 
 
 class RedisStore(Store):
