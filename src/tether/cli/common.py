@@ -139,6 +139,17 @@ def exit_code(job: Job) -> int:
 FIRST_ERRORS = 10  # errors a job's summary shows (the rest: ``tether jobs errors``)
 
 
+def follow(job: Job, no_wait: bool, counts_shown: tuple[str, ...]) -> None:
+    """Print the job's id and return (``--no-wait``), or wait for it with a progress bar,
+    print its summary and exit with its code."""
+    if no_wait:
+        typer.echo(job.id)
+        return
+    job = wait(job)
+    summary(job, counts_shown)
+    raise typer.Exit(exit_code(job))
+
+
 def summary(job: Job, counts_shown: tuple[str, ...]) -> None:
     """A finished job in a few lines: its status and ``counts_shown``, its message, and its
     first errors (each naming its object key and, for a manifest's item, its index)."""

@@ -12,9 +12,7 @@ from tether.cli.common import (
     client,
     console,
     dataset,
-    exit_code,
-    summary,
-    wait,
+    follow,
 )
 
 COUNTS = ("probed", "unchanged", "skipped", "failed")
@@ -40,9 +38,4 @@ def probe(
     with client() as sdk:
         job = dataset(sdk, ds).probe(force=force)
         console.print(f"job {job.id} {job.status}")
-        if no_wait:
-            typer.echo(job.id)
-            return
-        job = wait(job)
-        summary(job, COUNTS)
-        raise typer.Exit(exit_code(job))
+        follow(job, no_wait, COUNTS)

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from tether.cli.common import EXIT_CODES_HELP, client, console, exit_code, summary, wait
+from tether.cli.common import EXIT_CODES_HELP, client, console, follow
 
 COUNTS = ("listed", "created", "updated", "unchanged", "missing", "removed", "failed")
 
@@ -38,9 +38,4 @@ def storage_sync(
         job = sdk.sync_storage(storage_id)
         fresh = job.status == "queued" and job.started_at is None
         console.print(f"job {job.id} {'started' if fresh else 'was already ' + job.status}")
-        if no_wait:
-            typer.echo(job.id)
-            return
-        job = wait(job)
-        summary(job, COUNTS)
-        raise typer.Exit(exit_code(job))
+        follow(job, no_wait, COUNTS)
