@@ -112,6 +112,8 @@ def test_conflicts_are_documented_where_they_happen(spec: dict[str, Any]) -> Non
         ("patch", "/api/v1/users/{user_id}"),
         ("delete", "/api/v1/users/{user_id}"),
         ("put", "/api/v1/storages/{storage_id}/objects"),
+        ("post", "/api/v1/projects"),
+        ("patch", "/api/v1/projects/{project}"),
     }
 
 

@@ -19,6 +19,7 @@ SDK_NAMES = {
     "Job",
     "JobTimeoutError",
     "NotFoundError",
+    "Project",
     "Storage",
     "TetherAPIError",
     "TooLargeError",

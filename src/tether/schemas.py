@@ -440,3 +440,37 @@ class Storage(Model):
 
 class StorageList(Model):
     items: list[Storage]
+
+
+# --- projects --------------------------------------------------------------------------------
+
+
+class TaskCounts(Model):
+    unlabeled: int = 0
+    labeled: int = 0
+    skipped: int = 0
+
+
+class Project(Model):
+    id: int
+    name: str
+    description: str
+    label_config: str = Field(description="Label Studio's XML labeling config")
+    created_by: int | None = None
+    created_at: str | None = Field(description="ISO 8601, UTC")
+    updated_at: str | None = Field(description="ISO 8601, UTC")
+    task_count: int = Field(0, description="tasks in the project")
+    task_counts: TaskCounts = Field(default_factory=TaskCounts, description="tasks by status")
+
+
+class ProjectList(Model):
+    items: list[Project]
+
+
+class LabelConfigTemplate(Model):
+    name: str
+    label_config: str
+
+
+class LabelConfigTemplates(Model):
+    items: list[LabelConfigTemplate]

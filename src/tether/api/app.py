@@ -23,6 +23,7 @@ from tether.api.routes import (
     metadata_schema,
     organization,
     probe,
+    projects,
     proxy,
     session,
     storages,
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
         sync,
         uploads,
         probe,
+        projects,
     ):
         api.include_router(module.router)
     api.include_router(proxy.router)

@@ -24,8 +24,11 @@ from tether.schemas import (  # noqa: F401 - re-exported for the routes
     JobErrorPage,
     JobList,
     KeyLookups,
+    LabelConfigTemplates,
     MetadataField,
     MetadataSchema,
+    Project,
+    ProjectList,
     RowCount,
     Storage,
     StorageCheck,
@@ -74,6 +77,29 @@ class DatasetIn(Body):
 class DatasetPatch(Body):
     name: str | None = Field(None, min_length=1, max_length=200)
     description: str | None = None
+
+
+class ProjectIn(Body):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+    label_config: str | None = Field(
+        None, description="Label Studio's XML labeling config; or give `template`"
+    )
+    template: str | None = Field(
+        None, description="a shipped label config (`GET /projects/templates`) instead"
+    )
+
+    @model_validator(mode="after")
+    def _one_config(self) -> ProjectIn:
+        if (self.label_config is None) == (self.template is None):
+            raise ValueError("give label_config or template (one of them)")
+        return self
+
+
+class ProjectPatch(Body):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = None
+    label_config: str | None = None
 
 
 class DataRowPatch(Body):

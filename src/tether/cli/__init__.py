@@ -1,7 +1,8 @@
 """The ``tether`` command.
 
 Admin commands (serve, migrate, worker, users, keys) act on the local configuration;
-data commands (datasets, import, upload, export, rows, schema, jobs, storage, probe, org)
+data commands (datasets, import, upload, export, rows, schema, jobs, storage, probe, org,
+projects)
 talk to a server through ``TETHER_URL`` / ``TETHER_API_KEY``.
 """
 
@@ -13,7 +14,7 @@ from typing import Annotated
 import typer
 
 from tether import __version__
-from tether.cli import admin, data, probe, storage, sync, upload
+from tether.cli import admin, data, probe, projects, storage, sync, upload
 from tether.cli.common import EXIT_CODES_HELP, FAILED
 
 app = typer.Typer(
@@ -46,6 +47,7 @@ storage.register(app)
 sync.register(storage.storage_app)
 upload.register(app)
 probe.register(app)
+projects.register(app)
 
 
 def main() -> None:

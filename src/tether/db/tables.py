@@ -7,8 +7,6 @@ exporting whole rows, and as typed values in ``data_row_metadata`` so every meta
 is an index range scan on both SQLite and PostgreSQL.
 """
 
-from __future__ import annotations
-
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -17,6 +15,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -244,6 +243,10 @@ storages = Table(
     Column("sync_every_minutes", Integer),
     Column("next_sync_at", Ts),  # when the schedule starts the next sync
     Column("last_sync_job_id", String(32)),
+    # Target storages (0007_projects): delete the object of a deleted annotation; export
+    # shortly after each annotation is saved.
+    Column("can_delete_objects", Boolean, nullable=False, server_default=text("false")),
+    Column("auto_export", Boolean, nullable=False, server_default=text("true")),
     Column("created_by", Integer),
     Column("created_at", Ts, nullable=False),
     Column("updated_at", Ts, nullable=False),
@@ -277,6 +280,7 @@ storage_links = Table(
 )
 
 ACTIVE_SYNC = "kind = 'sync' AND status IN ('queued', 'running')"
+QUEUED_EXPORT = "kind = 'export' AND status = 'queued'"
 jobs = Table(
     "jobs",
     metadata,
@@ -315,6 +319,15 @@ jobs = Table(
         sqlite_where=text(ACTIVE_SYNC),
         postgresql_where=text(ACTIVE_SYNC),
     ),
+    # At most one queued export per target storage (0007_projects): saves that come while
+    # one waits add nothing; one that comes while an export runs queues the next.
+    Index(
+        "uq_jobs_queued_export",
+        "storage_id",
+        unique=True,
+        sqlite_where=text(QUEUED_EXPORT),
+        postgresql_where=text(QUEUED_EXPORT),
+    ),
 )
 
 job_errors = Table(
@@ -348,4 +361,129 @@ idempotency_keys = Table(
     Column("response", Text),  # the answer's JSON
     Column("created_at", Ts, nullable=False),
     Index("ix_idempotency_keys_org_created", "org_id", "created_at"),
+)
+
+# A labeling effort over data rows (0007_projects). ``label_config`` is Label Studio's XML,
+# checked on save (``projects/label_config.py``).
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("org_id", ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("label_config", Text, nullable=False),
+    Column("created_by", Integer),
+    Column("created_at", Ts, nullable=False),
+    Column("updated_at", Ts, nullable=False),
+    UniqueConstraint("org_id", "name", name="uq_projects_org_name"),
+    sqlite_autoincrement=True,
+)
+
+TASK_STATUSES = ("unlabeled", "labeled", "skipped")
+# A data row in a project, addressed by (project, data row): adding a row twice finds the
+# same task. The counts are kept by the annotation and prediction writes. A lease
+# (``lease_user_id`` until ``lease_until``) is what ``next-task`` hands out, so two
+# annotators are never given the same task. ``imported_at``: when the Label Studio
+# annotations and predictions the row was imported with were brought in (once).
+tasks = Table(
+    "tasks",
+    metadata,
+    Column(
+        "project_id",
+        ForeignKey("projects.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column(
+        "data_row_id",
+        ForeignKey("data_rows.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("org_id", Integer, nullable=False),
+    Column("status", String(16), nullable=False, server_default="unlabeled"),
+    Column("total_annotations", Integer, nullable=False, server_default="0"),
+    Column("cancelled_annotations", Integer, nullable=False, server_default="0"),
+    Column("total_predictions", Integer, nullable=False, server_default="0"),
+    Column("lease_user_id", Integer),
+    Column("lease_until", Ts),
+    Column("imported_at", Ts),
+    Column("created_at", Ts, nullable=False),
+    Column("updated_at", Ts, nullable=False),
+    CheckConstraint("status IN ('unlabeled', 'labeled', 'skipped')", name="ck_tasks_status"),
+    Index("ix_tasks_project_status_row", "project_id", "status", "data_row_id"),
+    Index("ix_tasks_data_row_id", "data_row_id"),
+    sqlite_with_rowid=False,
+)
+
+# What people made: a task's annotations. Ids are never reused (they name the objects an
+# export writes to target storages); ``version`` grows by one on every edit.
+annotations = Table(
+    "annotations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("org_id", Integer, nullable=False),
+    Column("project_id", Integer, nullable=False),
+    Column("data_row_id", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+    Column("result", Text, nullable=False),  # JSON list of Label Studio regions
+    Column("lead_time", Float),
+    Column("was_cancelled", Boolean, nullable=False, server_default=text("false")),
+    Column("ground_truth", Boolean, nullable=False, server_default=text("false")),
+    Column("completed_by", Integer),
+    Column("updated_by", Integer),
+    Column("parent_prediction", Integer),
+    Column("parent_annotation", Integer),
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("created_at", Ts, nullable=False),
+    Column("updated_at", Ts, nullable=False),
+    ForeignKeyConstraint(
+        ["project_id", "data_row_id"],
+        ["tasks.project_id", "tasks.data_row_id"],
+        ondelete="CASCADE",
+        name="fk_annotations_task",
+    ),
+    Index("ix_annotations_project_row", "project_id", "data_row_id", "id"),
+    Index("ix_annotations_project_id", "project_id", "id"),
+    sqlite_autoincrement=True,
+)
+
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("org_id", Integer, nullable=False),
+    Column("project_id", Integer, nullable=False),
+    Column("data_row_id", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+    Column("result", Text, nullable=False),  # JSON list of Label Studio regions
+    Column("model_version", String(200), nullable=False, server_default=""),
+    Column("score", Float),
+    Column("created_at", Ts, nullable=False),
+    Column("updated_at", Ts, nullable=False),
+    ForeignKeyConstraint(
+        ["project_id", "data_row_id"],
+        ["tasks.project_id", "tasks.data_row_id"],
+        ondelete="CASCADE",
+        name="fk_predictions_task",
+    ),
+    Index("ix_predictions_project_row", "project_id", "data_row_id", "id"),
+    sqlite_autoincrement=True,
+)
+
+# What an export wrote to a target storage: (storage, annotation) -> the annotation's version
+# in the object. No foreign key to annotations on purpose: the link of a deleted annotation
+# is how an export knows to delete its object (``can_delete_objects``).
+export_links = Table(
+    "export_links",
+    metadata,
+    Column(
+        "storage_id",
+        ForeignKey("storages.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("annotation_id", Integer, primary_key=True, autoincrement=False),
+    Column("version", Integer, nullable=False),
+    Column("written_at", Ts, nullable=False),
+    sqlite_with_rowid=False,
 )

@@ -18,6 +18,7 @@ from tether.sdk._errors import (
     TetherAPIError,
     TooLargeError,
 )
+from tether.sdk._projects import Project
 
 __all__ = [
     "AuthenticationError",
@@ -29,6 +30,7 @@ __all__ = [
     "Job",
     "JobTimeoutError",
     "NotFoundError",
+    "Project",
     "Storage",
     "TetherAPIError",
     "TooLargeError",

@@ -19,6 +19,7 @@ from pydantic import BaseModel, PrivateAttr
 
 from tether import schemas
 from tether.sdk import _uploads
+from tether.sdk._bound import _Bound
 from tether.sdk._errors import (
     InvalidError,
     JobTimeoutError,
@@ -26,6 +27,7 @@ from tether.sdk._errors import (
     TetherAPIError,
     raise_for_answer,
 )
+from tether.sdk._projects import Project
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 FINISHED = ("completed", "completed_with_errors", "failed", "canceled")
@@ -155,6 +157,37 @@ class Client:
 
     def datasets(self) -> list[Dataset]:
         return [Dataset._of(self, d) for d in self._json("GET", "/datasets")["items"]]
+
+    # --- projects ------------------------------------------------------------------------
+
+    def create_project(
+        self,
+        name: str,
+        label_config: str | None = None,
+        description: str = "",
+        *,
+        template: str | None = None,
+    ) -> Project:
+        """A new labeling project with Label Studio's XML ``label_config``, or one of the
+        shipped templates (``label_config_templates()``) by name."""
+        body: dict[str, Any] = {"name": name, "description": description}
+        if template is not None:
+            body["template"] = template
+        else:
+            body["label_config"] = label_config
+        return Project._of(self, self._json("POST", "/projects", json=body, once=True))
+
+    def projects(self) -> list[Project]:
+        return [Project._of(self, p) for p in self._json("GET", "/projects")["items"]]
+
+    def get_project(self, id_or_name: int | str) -> Project:
+        """The project of this id, or of this name (a string that is not all digits)."""
+        return Project._of(self, self._json("GET", f"/projects/{_segment(id_or_name)}"))
+
+    def label_config_templates(self) -> dict[str, str]:
+        """The label configs tether ships, by name."""
+        items = self._json("GET", "/projects/templates")["items"]
+        return {t["name"]: t["label_config"] for t in items}
 
     # --- files ---------------------------------------------------------------------------
 
@@ -340,39 +373,6 @@ class Client:
             if after is None or not page["items"]:
                 return
             params["after"] = after
-
-
-class _Bound(schemas.Model):
-    """A response model that keeps the client it came from, for its methods."""
-
-    _client: Any = PrivateAttr(None)
-
-    def __init__(
-        self, client: Client | None = None, data: dict[str, Any] | None = None, /, **fields: Any
-    ) -> None:
-        """``Dataset(client, answer)`` as in earlier versions, or the fields by name."""
-        super().__init__(**{**(data or {}), **fields})
-        self._client = client
-
-    @classmethod
-    def _of(cls, client: Client, data: dict[str, Any]) -> Any:
-        made = cls.model_validate(data)
-        made._client = client
-        return made
-
-    @property
-    def client(self) -> Client:
-        return self._client
-
-    @property
-    def _data(self) -> dict[str, Any]:
-        """The answer as a dict (what earlier versions kept here)."""
-        return self.model_dump()
-
-    def _replace(self, data: dict[str, Any]) -> None:
-        fresh = type(self).model_validate(data)
-        for name in type(self).model_fields:
-            setattr(self, name, getattr(fresh, name))
 
 
 class Dataset(schemas.Dataset, _Bound):
