@@ -1,0 +1,124 @@
+"""The one write path of tasks, annotations and predictions, and of a task's counts and
+status. Services (``tasks``, ``annotations``, ``predictions``) check what they are given
+and write through here; nothing else inserts into those tables.
+
+A task's status follows its annotations: ``labeled`` with at least one annotation that is
+not a skip, ``skipped`` with only skips (``was_cancelled``), ``unlabeled`` with none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, and_, case, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from tether.db.tables import annotations as annotation_rows
+from tether.db.tables import predictions as prediction_rows
+from tether.db.tables import tasks
+
+BATCH = 500  # ids per IN list (SQLite's bound-parameter limit is far above)
+# Every optional column, so rows that give different columns insert alike (an executemany
+# takes its columns from the first row).
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "annotations": {
+        "lead_time": None,
+        "was_cancelled": False,
+        "ground_truth": False,
+        "completed_by": None,
+        "updated_by": None,
+        "parent_prediction": None,
+        "parent_annotation": None,
+        "version": 1,
+    },
+    "predictions": {"model_version": "", "score": None},
+}
+
+
+def add_tasks(
+    conn: Connection, org_id: int, project_id: int, data_row_ids: Sequence[int]
+) -> list[int]:
+    """Make ``data_row_ids`` tasks of the project; a row that is one already is left as it
+    is. Returns the ids that became tasks now (in the order given)."""
+    if not data_row_ids:
+        return []
+    now = datetime.now(UTC)
+    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
+    statement = dialect.insert(tasks).on_conflict_do_nothing().returning(tasks.c.data_row_id)
+    rows = [
+        {
+            "project_id": project_id,
+            "data_row_id": row_id,
+            "org_id": org_id,
+            "status": "unlabeled",
+            "created_at": now,
+            "updated_at": now,
+        }
+        for row_id in dict.fromkeys(data_row_ids)
+    ]
+    added: set[int] = set()
+    for start in range(0, len(rows), BATCH):
+        result = conn.execute(statement, rows[start : start + BATCH])
+        added.update(int(r[0]) for r in result)
+    return [row["data_row_id"] for row in rows if row["data_row_id"] in added]
+
+
+def insert_annotations(conn: Connection, items: Iterable[dict[str, Any]]) -> list[int]:
+    """Insert annotations (each a dict of the table's columns; ``result`` as a list) and
+    refresh their tasks' counts; returns their new ids in order. Callers check regions
+    against the config first."""
+    return _insert(conn, annotation_rows, items)
+
+
+def insert_predictions(conn: Connection, items: Iterable[dict[str, Any]]) -> list[int]:
+    """As ``insert_annotations``, for predictions."""
+    return _insert(conn, prediction_rows, items)
+
+
+def _insert(conn: Connection, table: Any, items: Iterable[dict[str, Any]]) -> list[int]:
+    now = datetime.now(UTC)
+    rows = []
+    for item in items:
+        row = {"created_at": now, "updated_at": now, **DEFAULTS[table.name], **item}
+        if not isinstance(row["result"], str | bytes):
+            row["result"] = orjson.dumps(row["result"]).decode()
+        rows.append(row)
+    if not rows:
+        return []
+    result = conn.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
+    ids = [int(r[0]) for r in result]
+    touched: dict[int, set[int]] = {}
+    for row in rows:
+        touched.setdefault(int(row["project_id"]), set()).add(int(row["data_row_id"]))
+    for project_id, row_ids in touched.items():
+        refresh_counts(conn, project_id, sorted(row_ids))
+    return ids
+
+
+def refresh_counts(conn: Connection, project_id: int, data_row_ids: Sequence[int]) -> None:
+    """Recount the tasks' annotations, skips and predictions, and set their status."""
+    a, p = annotation_rows, prediction_rows
+    for start in range(0, len(data_row_ids), BATCH):
+        ids = list(data_row_ids[start : start + BATCH])
+        of_task = and_(a.c.project_id == tasks.c.project_id, a.c.data_row_id == tasks.c.data_row_id)
+        done = select(func.count()).where(of_task, a.c.was_cancelled.is_(False)).scalar_subquery()
+        skipped = select(func.count()).where(of_task, a.c.was_cancelled.is_(True)).scalar_subquery()
+        predicted = (
+            select(func.count())
+            .where(p.c.project_id == tasks.c.project_id, p.c.data_row_id == tasks.c.data_row_id)
+            .scalar_subquery()
+        )
+        conn.execute(
+            update(tasks)
+            .where(tasks.c.project_id == project_id, tasks.c.data_row_id.in_(ids))
+            .values(
+                total_annotations=done,
+                cancelled_annotations=skipped,
+                total_predictions=predicted,
+                status=case((done > 0, "labeled"), (skipped > 0, "skipped"), else_="unlabeled"),
+                updated_at=datetime.now(UTC),
+            )
+        )
