@@ -474,3 +474,35 @@ class LabelConfigTemplate(Model):
 
 class LabelConfigTemplates(Model):
     items: list[LabelConfigTemplate]
+
+
+# --- facets ----------------------------------------------------------------------------------
+
+
+class FacetCount(Model):
+    value: str
+    count: int
+
+
+class ValueFacet(Model):
+    field: str
+    kind: str = Field(description="string or enum")
+    counts: list[FacetCount] = Field(description="the most frequent values, most first")
+    other: int = Field(description="rows holding one of the less frequent values")
+
+
+class DateBucket(Model):
+    start: str
+    end: str
+    count: int
+
+
+class DateFacet(Model):
+    field: str
+    buckets: list[DateBucket]
+
+
+class Facets(Model):
+    dataset_id: int
+    values: list[ValueFacet]
+    dates: list[DateFacet]

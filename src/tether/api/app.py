@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from tether import __version__
+from tether import __version__, web
 from tether.accounts.throttle import SignInThrottle
 from tether.api import docs, errors
 from tether.api.bodies import strict_json_body
@@ -17,6 +17,7 @@ from tether.api.routes import (
     api_keys,
     data_rows,
     datasets,
+    facets,
     health,
     jobs,
     local_files,
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
     for module in (
         health,
         datasets,
+        facets,
         data_rows,
         jobs,
         metadata_schema,
@@ -95,4 +97,5 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
     app.include_router(api)
     app.include_router(local_files.router)
     errors.document_csrf(app)
+    web.install(app)
     return app

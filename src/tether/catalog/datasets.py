@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from tether.db.tables import data_rows, datasets
+from tether.db.tables import data_rows, datasets, jobs
 from tether.errors import Conflict, Invalid, NotFound
 from tether.timeutil import iso
 
@@ -63,6 +63,34 @@ def list_all(conn: Connection, org_id: int) -> list[dict[str, Any]]:
         select(*COLUMNS).where(datasets.c.org_id == org_id, LIVE).order_by(datasets.c.name)
     ).mappings()
     return [_public(r) for r in rows]
+
+
+def summaries(conn: Connection, org_id: int) -> list[dict[str, Any]]:
+    """``list_all`` with each dataset's ``row_count`` and ``last_sync_at`` (when its latest
+    sync finished), for a list a person reads."""
+    items = list_all(conn, org_id)
+    ids = [d["id"] for d in items]
+    counts: dict[int, int] = {}
+    synced: dict[int, Any] = {}
+    if ids:
+        counts = dict(
+            conn.execute(
+                select(data_rows.c.dataset_id, func.count())
+                .where(data_rows.c.dataset_id.in_(ids))
+                .group_by(data_rows.c.dataset_id)
+            ).all()
+        )
+        synced = dict(
+            conn.execute(
+                select(jobs.c.dataset_id, func.max(jobs.c.finished_at))
+                .where(jobs.c.org_id == org_id, jobs.c.kind == "sync", jobs.c.dataset_id.in_(ids))
+                .group_by(jobs.c.dataset_id)
+            ).all()
+        )
+    for d in items:
+        d["row_count"] = int(counts.get(d["id"], 0))
+        d["last_sync_at"] = iso(synced.get(d["id"]))
+    return items
 
 
 def _public(row: Any) -> dict[str, Any]:
