@@ -18,3 +18,9 @@ if command -v npm >/dev/null && { [ ! -f "$npm_stamp" ] || [ package.json -nt "$
   npm install --silent --no-audit --no-fund --no-package-lock
   touch "$npm_stamp"
 fi
+# Debian's Chromium for the web UI's browser tests (Playwright drives it; it never downloads a
+# browser of its own). Installed when missing and this runs as root; else the tests skip loudly.
+if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi

@@ -64,6 +64,9 @@ class StorageRecord:
     created_by: int | None
     created_at: datetime
     updated_at: datetime
+    # Target storages only (0007_projects).
+    can_delete_objects: bool = False
+    auto_export: bool = True
 
     @property
     def prefix(self) -> str:

@@ -114,7 +114,7 @@ function csvOf(errors) {
 }
 
 async function showErrors(panel, job) {
-  if (!(job.progress && job.progress.failed)) return;
+  if (!(job.counts && job.counts.failed)) return;
   const box = panel.querySelector("[data-job-errors]");
   if (!box) return;
   const errors = await allErrors(job.id);

@@ -1,0 +1,246 @@
+"""The web UI in a real browser: Playwright driving Debian's Chromium (headless) against a
+real ``tether serve``, with every request to an address outside loopback blocked — the pages
+must need nothing from the internet. Screenshots of each page go to
+``test-artifacts/screenshots/``.
+
+Covered: sign in; create a dataset; import a manifest and see its errors; connect a
+local-files storage and an S3 storage (moto), check, sync, and see the thumbnails load
+(natural width > 0); a failed connection check shows its message; open a data row and
+toggle and fade an overlay layer.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+
+from tests.storages.servers import MotoS3, moto_s3  # noqa: F401 - the fixture
+from tests.test_e2e import Server, running_server
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+def _png(color: tuple[int, int, int], size: tuple[int, int] = (64, 48)) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", size, color).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("media")
+    folder = root / "shots"
+    folder.mkdir()
+    for i in range(4):
+        (folder / f"shot-{i}.png").write_bytes(_png((40 * i, 120, 200)))
+    (root / "masks").mkdir()
+    (root / "masks" / "mask-0.png").write_bytes(_png((255, 0, 0)))
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, media: Path) -> Iterator[Server]:
+    with running_server(
+        tmp_path_factory.mktemp("web"),
+        TETHER_LOCAL_FILES_SERVING_ENABLED="true",
+        TETHER_LOCAL_FILES_DOCUMENT_ROOT=str(media),
+        TETHER_OUTBOUND_ALLOWLIST="127.0.0.1",
+    ) as srv:
+        srv.email, srv.key = srv.new_account()
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("CHROMIUM IS NOT INSTALLED: run scripts/bootstrap.sh (as root it installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium: Any, server: Server) -> Iterator[Any]:
+    context = chromium.new_context(viewport={"width": 1280, "height": 800}, base_url=server.url)
+    outside: list[str] = []
+    problems: list[str] = []
+
+    def only_loopback(route: Any) -> None:
+        host = urlparse(route.request.url).hostname or ""
+        if route.request.url.startswith(("data:", "blob:")) or host in LOOPBACK:
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_loopback)
+    tab = context.new_page()
+    tab.on("pageerror", lambda exc: problems.append(str(exc)))
+    yield tab
+    context.close()
+    assert outside == [], f"the pages asked for addresses outside loopback: {outside}"
+    assert problems == [], f"script errors on the pages: {problems}"
+
+
+def shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def sign_in(page: Any, server: Server) -> None:
+    page.goto("/datasets")
+    assert "/sign-in" in page.url
+    page.get_by_label("Email").fill(server.email)
+    page.get_by_label("Password").fill("pw")
+    shot(page, "sign-in")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/datasets")
+
+
+def saved(page: Any, storages: int) -> None:
+    """Press "Check and save" and wait for the page to list ``storages`` storages."""
+    page.get_by_role("button", name="Check and save").click()
+    page.wait_for_function(
+        f"""() => document.querySelectorAll('article.storage').length === {storages}
+            || !document.querySelector('[data-storage-form] [role=alert]').hidden"""
+    )
+    alert = page.locator("[data-storage-form] [role=alert]")
+    assert page.locator("article.storage").count() == storages, alert.inner_text()
+
+
+def thumbnails_loaded(page: Any, count: int) -> None:
+    page.wait_for_function(
+        f"""() => {{
+            const imgs = [...document.querySelectorAll('ul.grid img')];
+            return imgs.length === {count} && imgs.every(i => i.complete && i.naturalWidth > 0);
+        }}""",
+        timeout=20_000,
+    )
+
+
+def test_sign_in_create_import_and_see_the_errors(page: Any, server: Server, tmp_path: Path) -> None:
+    sign_in(page, server)
+    page.get_by_label("New dataset").fill("imported")
+    page.get_by_role("button", name="Create").click()
+    page.wait_for_url("**/datasets/*")
+    assert page.get_by_text("No data rows yet").is_visible()
+    shot(page, "catalog-empty")
+    manifest = tmp_path / "rows.ndjson"
+    manifest.write_text(
+        '{"row_data": "https://example.com/a.jpg", "global_key": "a"}\n'
+        '{"row_data": "https://example.com/b.jpg", "global_key": "b", '
+        '"metadata_fields": [{"name": "nosuchfield", "value": 1}]}\n'
+        '{"row_data": "https://example.com/c.jpg", "global_key": "c"}\n',
+        encoding="utf-8",
+    )
+    page.get_by_role("navigation", name="Dataset").get_by_role("link", name="Import").click()
+    page.get_by_label("Files").set_input_files(str(manifest))
+    page.get_by_role("button", name="Import").click()
+    page.wait_for_selector("[data-job-errors]:not([hidden])", timeout=20_000)
+    assert "completed_with_errors" in page.locator("[data-job-status]").inner_text()
+    assert "created 2" in page.locator("[data-job-counts]").inner_text()
+    errors = page.locator("[data-job-errors] tbody tr")
+    assert errors.count() == 1 and "nosuchfield" in errors.first.inner_text()
+    href = page.locator("[data-download-errors]").get_attribute("href")
+    assert href and href.startswith("blob:")
+    shot(page, "import-errors")
+
+
+def test_connect_check_sync_and_see_thumbnails(
+    page: Any,
+    server: Server,
+    media: Path,
+    moto_s3: MotoS3,  # noqa: F811
+) -> None:
+    sign_in(page, server)
+    page.get_by_label("New dataset").fill("shots")
+    page.get_by_role("button", name="Create").click()
+    page.wait_for_url("**/datasets/*")
+    catalog_url = page.url
+    page.get_by_role("navigation", name="Dataset").get_by_role("link", name="Storages").click()
+    assert page.get_by_text("No storage yet").is_visible()
+    # Local files.
+    page.get_by_label("Type").select_option("local")
+    page.locator("#local-path").fill(str(media / "shots"))
+    page.get_by_label("title").fill("local shots")
+    saved(page, 1)
+    # A failed check explains itself and saves nothing.
+    page.get_by_label("Type").select_option("s3")
+    page.locator("#s3-bucket").fill("no-such-bucket")
+    page.locator("#s3-endpoint_url").fill(moto_s3.url)
+    page.locator("#s3-access_key_id").fill(moto_s3.access_key_id)
+    page.locator("#s3-secret_access_key").fill(moto_s3.secret_access_key)
+    page.get_by_label("title").fill("s3 shots")
+    page.get_by_role("button", name="Check and save").click()
+    alert = page.locator("[data-storage-form] [role=alert]")
+    alert.wait_for(state="visible")
+    assert "bucket" in alert.inner_text().lower()
+    shot(page, "storage-check-failed")
+    # S3 (moto), with signed URLs.
+    bucket = moto_s3.new_bucket()
+    s3 = moto_s3.client()
+    for i in range(3):
+        s3.put_object(Bucket=bucket, Key=f"img/s3-{i}.png", Body=_png((200, 40 * i, 60)))
+    page.locator("#s3-bucket").fill(bucket)
+    saved(page, 2)
+    for article in page.locator("article.storage").all():
+        article.get_by_role("button", name="Check connection").click()
+        article.locator(".result.ok").wait_for()
+        article.get_by_role("button", name="Sync").click()
+        article.locator("[data-job-status]").filter(has_text="completed").wait_for(timeout=30_000)
+    shot(page, "storages")
+    page.goto(catalog_url)
+    thumbnails_loaded(page, 7)
+    shot(page, "catalog-grid")
+
+
+def test_a_data_row_with_an_overlay_layer(page: Any, server: Server, media: Path) -> None:
+    client = server.client()
+    ds = client.create_dataset("overlays")
+    ds.add_source_storage("local", path=str(media))
+    job = ds.create_data_rows(
+        [
+            {
+                "row_data": "/data/local-files/?d=shots/shot-0.png",
+                "global_key": "with-mask",
+                "attachments": [
+                    {
+                        "type": "IMAGE_OVERLAY",
+                        "value": "/data/local-files/?d=masks/mask-0.png",
+                        "name": "mask",
+                    }
+                ],
+            }
+        ]
+    )
+    job.wait_till_done(timeout=30)
+    row = next(iter(ds.data_rows()))
+    sign_in(page, server)
+    page.goto(f"/data-rows/{row.id}")
+    page.wait_for_function(
+        "[...document.querySelectorAll('.stack img')].every(i => i.complete && i.naturalWidth > 0)"
+    )
+    overlay = page.locator("[data-overlay='0']")
+    assert overlay.is_visible()
+    page.get_by_label("Opacity of mask").fill("20")
+    assert overlay.evaluate("e => e.style.opacity") == "0.2"
+    page.get_by_label("mask", exact=True).uncheck()
+    assert overlay.is_hidden()
+    shot(page, "data-row")
