@@ -135,7 +135,9 @@ def thumbnails_loaded(page: Any, count: int) -> None:
     )
 
 
-def test_sign_in_create_import_and_see_the_errors(page: Any, server: Server, tmp_path: Path) -> None:
+def test_sign_in_create_import_and_see_the_errors(
+    page: Any, server: Server, tmp_path: Path
+) -> None:
     sign_in(page, server)
     page.get_by_label("New dataset").fill("imported")
     page.get_by_role("button", name="Create").click()

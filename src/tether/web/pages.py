@@ -151,6 +151,19 @@ def catalog(
     )
 
 
+def row_label(row: dict[str, Any]) -> str:
+    """What names a row for a person: its global key, external id, or its file's name."""
+    if row.get("global_key") or row.get("external_id"):
+        return str(row.get("global_key") or row.get("external_id"))
+    data = row["row_data"]
+    if (isinstance(data, str) and "://" in data) or str(data).startswith("/data/"):
+        return str(data).rstrip("/").rsplit("/", 1)[-1].rsplit("=", 1)[-1]
+    return f"row {row['id']}"
+
+
+templates.env.globals["row_label"] = row_label
+
+
 def _thumbnail(row: dict[str, Any]) -> str | None:
     """The URL a grid shows for a row: the image itself, or a video's poster-less source."""
     resolved = row.get("resolved") or {}

@@ -401,10 +401,30 @@ on("[data-sync]", "click", async (e, button) => {
   button.disabled = true;
   try {
     const job = await api("POST", `/storages/${button.dataset.sync}/sync`);
-    await follow(panel, job.id);
+    const done = await follow(panel, job.id);
+    addSyncRow(article, done);
   } catch (error) { article.querySelector("[data-result]").textContent = error.message; }
   button.disabled = false;
 });
+
+function addSyncRow(article, job) {
+  const table = article.querySelector("[data-syncs]");
+  if (!table) return;
+  const none = article.querySelector("[data-no-syncs]");
+  if (none) none.remove();
+  table.hidden = false;
+  const tr = document.createElement("tr");
+  const when = document.createElement("a");
+  when.href = `/jobs/${job.id}`;
+  when.textContent = (job.created_at || "").slice(0, 16).replace("T", " ");
+  const cells = [when, job.status, counts(job), String(job.counts.failed)];
+  for (const value of cells) {
+    const td = document.createElement("td");
+    if (value instanceof Node) td.appendChild(value); else td.textContent = value;
+    tr.appendChild(td);
+  }
+  table.querySelector("tbody").prepend(tr);
+}
 
 on("[data-cancel]", "click", async (e, button) => {
   try { await api("POST", `/jobs/${button.dataset.cancel}/cancel`); button.disabled = true; }
