@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,12 @@ class Settings(BaseSettings):
         None,
         description="TETHER_LOCAL_FILES_DOCUMENT_ROOT: the folder every `local` storage must "
         "lie in; nothing outside it is listed or served.",
+    )
+    editor_dir: Path = Field(
+        Path(sys.prefix) / "share" / "tether" / "label-studio-editor",
+        description="TETHER_EDITOR_DIR: Label Studio's editor build (main.js, main.css and its "
+        "files), which scripts/bootstrap.sh unpacks from the label-studio 1.13.1 wheel; the "
+        "labeling page needs it.",
     )
     sts_access_key_id: str | None = Field(
         None,

@@ -506,3 +506,27 @@ class Facets(Model):
     dataset_id: int
     values: list[ValueFacet]
     dates: list[DateFacet]
+
+
+class LabelConfigControl(Model):
+    name: str
+    tag: str
+    to_names: list[str]
+    types: list[str] = Field(description="the region types it makes (`type` in a result)")
+
+
+class LabelConfigObject(Model):
+    name: str
+    tag: str
+    key: str = Field(description="the task data key it shows")
+
+
+class LabelConfigCheck(Model):
+    ok: bool
+    message: str | None = Field(None, description="what is wrong, naming the line")
+    line: int | None = None
+    required_keys: list[str] = Field(
+        default_factory=list, description="the task data keys every task needs"
+    )
+    objects: list[LabelConfigObject] = Field(default_factory=list)
+    controls: list[LabelConfigControl] = Field(default_factory=list)

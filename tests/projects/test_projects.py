@@ -141,3 +141,27 @@ def test_the_cli(cli: Any, tmp_path: Any) -> None:
     r = cli("projects", "delete", name, "--yes")
     assert r.exit_code == 0, r.output
     assert cli("projects", "show", name).exit_code == 1
+
+
+def test_a_config_is_checked_without_saving(tenant: Tenant) -> None:
+    r = tenant.post("/projects/check-label-config", json={"label_config": BOXES})
+    assert r.status_code == 200
+    assert r.json() == {
+        "ok": True,
+        "message": None,
+        "line": None,
+        "required_keys": ["image"],
+        "objects": [{"name": "image", "tag": "Image", "key": "image"}],
+        "controls": [
+            {
+                "name": "label",
+                "tag": "RectangleLabels",
+                "to_names": ["image"],
+                "types": ["rectanglelabels"],
+            }
+        ],
+    }
+    r = tenant.post("/projects/check-label-config", json={"label_config": "<View>\n<Image"})
+    assert r.status_code == 200 and r.json()["ok"] is False and r.json()["line"] == 2
+    assert r.json()["message"].startswith("label_config: line 2: not well-formed XML")
+    assert tenant.get("/projects").json()["items"] == []

@@ -246,3 +246,31 @@ def test_a_data_row_with_an_overlay_layer(page: Any, server: Server, media: Path
     page.get_by_label("mask", exact=True).uncheck()
     assert overlay.is_hidden()
     shot(page, "data-row")
+
+
+def test_create_a_project_from_a_template_with_a_live_preview(page: Any, server: Server) -> None:
+    sign_in(page, server)
+    page.get_by_role("link", name="Projects").click()
+    assert page.get_by_text("No project yet").is_visible()
+    page.get_by_label("Name", exact=True).fill("boxes")
+    page.get_by_label("Start from a template").select_option("image-boxes")
+    page.locator("[data-config-status].ok").wait_for()
+    # The editor renders the config on a sample image.
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#preview img');"
+        " return i && i.complete && i.naturalWidth > 0; }",
+        timeout=20_000,
+    )
+    assert page.locator("#preview").get_by_text("Person").first.is_visible()
+    shot(page, "project-preview")
+    config = page.get_by_label("Label config (Label Studio XML)")
+    good = config.input_value()
+    config.fill(good.replace('toName="image"', 'toName="img"'))
+    status = page.locator("[data-config-status].error")
+    status.wait_for()
+    assert "line 3" in status.inner_text() and "'img' is no object tag" in status.inner_text()
+    config.fill(good)
+    page.locator("[data-config-status].ok").wait_for()
+    page.get_by_role("button", name="Create project").click()
+    page.wait_for_url("**/projects/*")
+    assert page.get_by_role("heading", name="boxes").is_visible()

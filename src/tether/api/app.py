@@ -97,5 +97,5 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
     app.include_router(api)
     app.include_router(local_files.router)
     errors.document_csrf(app)
-    web.install(app)
+    web.install(app, settings)
     return app

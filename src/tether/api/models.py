@@ -24,6 +24,7 @@ from tether.schemas import (  # noqa: F401 - re-exported for the routes
     JobErrorPage,
     JobList,
     KeyLookups,
+    LabelConfigCheck,
     LabelConfigTemplates,
     MetadataField,
     MetadataSchema,
@@ -94,6 +95,10 @@ class ProjectIn(Body):
         if (self.label_config is None) == (self.template is None):
             raise ValueError("give label_config or template (one of them)")
         return self
+
+
+class LabelConfigIn(Body):
+    label_config: str = Field(max_length=512 * 1024)
 
 
 class ProjectPatch(Body):

@@ -226,6 +226,24 @@ def parse(xml: str) -> LabelConfig:
     return LabelConfig(objects, controls, keys)
 
 
+def check(xml: str) -> dict[str, Any]:
+    """``parse`` as an answer: ``ok``, or the ``message`` and ``line`` of what is wrong; the
+    keys tasks need and the controls."""
+    try:
+        config = parse(xml)
+    except Invalid as exc:
+        return {"ok": False, "message": exc.message, "line": (exc.details or {}).get("line")}
+    return {
+        "ok": True,
+        "required_keys": list(config.required_keys),
+        "objects": [{"name": o.name, "tag": o.tag, "key": o.key} for o in config.objects.values()],
+        "controls": [
+            {"name": c.name, "tag": c.tag, "to_names": list(c.to_names), "types": sorted(c.types)}
+            for c in config.controls.values()
+        ],
+    }
+
+
 def _name(
     element: Any,
     tag: str,

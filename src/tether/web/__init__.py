@@ -11,15 +11,21 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from tether.api.errors import error_response
+from tether.config import Settings
 from tether.errors import TetherError
-from tether.web import pages
+from tether.web import pages, project_pages
 
 API_PREFIXES = ("/api/", "/data/")
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, settings: Settings) -> None:
+    editor = settings.editor_dir
+    if (editor / "main.js").is_file():  # mounted before /static: the first match serves
+        app.mount("/static/editor", StaticFiles(directory=editor), name="editor")
+        app.mount("/static/fonts", StaticFiles(directory=editor / "fonts"), name="fonts")
     app.mount("/static", StaticFiles(directory=pages.HERE / "static"), name="static")
     app.include_router(pages.router)
+    app.include_router(project_pages.router)
     app.add_exception_handler(pages.SignInNeeded, pages.to_sign_in)
 
     async def _tether(request: Request, exc: Exception) -> Response:

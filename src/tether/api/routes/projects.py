@@ -10,7 +10,15 @@ from fastapi import APIRouter, Response
 from tether.api.deps import CallerDep, ConnDep
 from tether.api.errors import documented
 from tether.api.idempotency import OnceDep
-from tether.api.models import LabelConfigTemplates, Project, ProjectIn, ProjectList, ProjectPatch
+from tether.api.models import (
+    LabelConfigCheck,
+    LabelConfigIn,
+    LabelConfigTemplates,
+    Project,
+    ProjectIn,
+    ProjectList,
+    ProjectPatch,
+)
 from tether.projects import label_config, projects
 
 router = APIRouter(prefix="/projects", tags=["projects"], responses=documented(401, 422))
@@ -54,6 +62,14 @@ def list_templates(caller: CallerDep) -> dict[str, Any]:
             for name in label_config.template_names()
         ]
     }
+
+
+@router.post("/check-label-config", response_model=LabelConfigCheck, responses=documented(413))
+def check_label_config(body: LabelConfigIn, caller: CallerDep) -> dict[str, Any]:
+    """Check a label config without saving anything (as a config editor does while one
+    types): `ok`, or `message` and `line` of the first thing wrong; the data keys tasks need
+    and the controls with the region types they make."""
+    return label_config.check(body.label_config)
 
 
 @router.get("/{project}", response_model=Project, responses=documented(404))

@@ -454,6 +454,48 @@ async function liveJobs(table) {
   }
 }
 
+// --- projects: a config checked and previewed as one types ------------------------------
+
+const configChecks = { timer: null, asked: 0 };
+
+async function checkConfig(form) {
+  const area = form.querySelector("[data-config]");
+  const status = form.querySelector("[data-config-status]");
+  const mine = ++configChecks.asked;
+  if (!area.value.trim()) { status.textContent = "Pick a template or paste a config."; return; }
+  const result = await api("POST", "/projects/check-label-config", { label_config: area.value });
+  if (mine !== configChecks.asked) return;  // typed on since
+  if (!result.ok) {
+    status.className = "error";
+    status.textContent = result.message;
+    return;
+  }
+  status.className = "ok";
+  status.textContent = `OK — tasks need: ${result.required_keys.join(", ")}`;
+  if (window.tetherEditor) window.tetherEditor.previewConfig("preview", area.value, result.objects);
+}
+
+on("[data-project-form] [data-config]", "input", (e, area) => {
+  clearTimeout(configChecks.timer);
+  configChecks.timer = setTimeout(() => checkConfig(area.form), 400);
+});
+
+on("[data-project-form] [data-template]", "change", (e, select) => {
+  if (!select.value) return;
+  const templates = JSON.parse(document.getElementById("templates").textContent);
+  select.form.querySelector("[data-config]").value = templates[select.value];
+  checkConfig(select.form);
+});
+
+on("[data-project-form]", "submit", async (e, form) => {
+  e.preventDefault();
+  clearError(form);
+  try {
+    const project = await api("POST", "/projects", fields(form));
+    window.location.href = `/projects/${project.id}`;
+  } catch (error) { showError(form, error); }
+});
+
 document.addEventListener("DOMContentLoaded", () => {
   const facets = document.querySelector("[data-facets]");
   if (facets) loadFacets(facets);
