@@ -274,3 +274,26 @@ def test_create_a_project_from_a_template_with_a_live_preview(page: Any, server:
     page.get_by_role("button", name="Create project").click()
     page.wait_for_url("**/projects/*")
     assert page.get_by_role("heading", name="boxes").is_visible()
+
+
+def test_media_files_upload_into_the_datasets_storage(
+    page: Any, server: Server, tmp_path: Path
+) -> None:
+    sign_in(page, server)
+    page.get_by_label("New dataset").fill("uploaded")
+    page.get_by_role("button", name="Create").click()
+    page.wait_for_url("**/datasets/*")
+    catalog_url = page.url
+    files = []
+    for i in range(2):
+        path = tmp_path / f"photo-{i}.png"
+        path.write_bytes(_png((10, 200, 40 * i)))
+        files.append(str(path))
+    page.get_by_role("navigation", name="Dataset").get_by_role("link", name="Import").click()
+    page.get_by_label("Files").set_input_files(files)
+    page.get_by_role("button", name="Import").click()
+    page.locator("[data-job-status]").filter(has_text="completed").wait_for(timeout=30_000)
+    assert "created 2" in page.locator("[data-job-counts]").inner_text()
+    page.goto(catalog_url)
+    thumbnails_loaded(page, 2)
+    assert page.locator("ul.grid .caption").all_inner_texts() == ["photo-0.png", "photo-1.png"]
