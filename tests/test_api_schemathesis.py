@@ -60,7 +60,10 @@ def _existing(tenant: Tenant, engine: Engine, settings: Settings) -> dict[str, A
     other = tenant.post("/users", json={"email": f"st-{ds['id']}-{row['id']}@example.com"})
     spare = tenant.post("/api-keys", json={"name": "spare"})
     assert other.status_code == 201 and spare.status_code == 201, (other.text, spare.text)
+    project = tenant.post("/projects", json={"name": f"st-{ds['id']}", "template": "image-boxes"})
+    assert project.status_code == 201, project.text
     return {
+        "project": str(project.json()["id"]),
         "dataset": str(ds["id"]),
         "row_id": row["id"],
         "job_id": job["id"],

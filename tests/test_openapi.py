@@ -46,7 +46,10 @@ def test_openapi_document_is_current(current: str) -> None:
 
 
 # Signing in needs no key; a proxied object needs its asset token only (never a 401).
-TOKEN_ONLY = {("get", "/api/v1/storages/{storage_id}/proxy")}
+TOKEN_ONLY = {
+    ("get", "/api/v1/storages/{storage_id}/proxy"),
+    ("head", "/api/v1/storages/{storage_id}/proxy"),
+}
 PUBLIC = {("get", "/api/v1/health"), ("post", "/api/v1/session"), *TOKEN_ONLY}
 
 

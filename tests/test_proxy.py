@@ -148,6 +148,19 @@ def test_the_object_streams_with_its_headers_and_no_credentials(filled: Proxied)
     assert text.content == b"hello" and text.headers["content-type"].startswith("text/plain")
 
 
+def test_head_answers_the_headers_of_get_without_the_bytes(filled: Proxied) -> None:
+    got = filled.get()
+    head = filled.tenant.http.head(filled.url())
+    assert head.status_code == 200 and head.content == b""
+    for name in ("content-type", "content-length", "etag", "accept-ranges"):
+        assert head.headers[name] == got.headers[name], name
+    part = filled.tenant.http.head(filled.url(), headers={"Range": "bytes=10-19"})
+    assert part.status_code == 206 and part.content == b""
+    assert part.headers["content-length"] == "10"
+    assert part.headers["content-range"] == f"bytes 10-19/{len(DATA)}"
+    assert filled.tenant.http.head(filled.url() + "x").status_code == 403
+
+
 @pytest.mark.parametrize(
     ("range_", "start", "end"),
     [

@@ -165,3 +165,27 @@ def test_listing_without_scripts_gives_the_same_pages(
     assert [info.key for info in infos] == sorted(names, key=str.encode)
     assert all(scripted.stat(info.key) == info for info in infos)
     plain.close()
+
+
+def test_a_range_is_read_with_getrange_and_a_missing_key_is_not_found(
+    redis_server: int, raw: redis.Redis
+) -> None:
+    raw.set("big", bytes(range(256)) * 4096)  # 1 MiB
+    store = RedisStorage(port=redis_server, db=5)
+
+    def calls() -> dict[str, int]:
+        stats = raw.info("commandstats")
+        return {
+            name: int(stats.get(f"cmdstat_{name}", {}).get("calls", 0))
+            for name in ("get", "getrange")
+        }
+
+    before = calls()
+    assert b"".join(store.read("big", start=1000, end=1010)) == (bytes(range(256)) * 4)[1000:1010]
+    after = calls()
+    assert after["getrange"] == before["getrange"] + 1
+    assert after["get"] == before["get"]  # never the whole value for a range
+    with pytest.raises(ObjectNotFound):
+        b"".join(store.read("nope", start=2, end=5))
+    with pytest.raises(ObjectNotFound):
+        b"".join(store.read("nope", start=3, end=3))

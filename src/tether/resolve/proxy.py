@@ -109,8 +109,15 @@ def _record(conn: Connection, settings: Settings, org_id: int, storage_id: int) 
         raise
 
 
-def serve(asset: Asset, request_headers: Mapping[str, str], now: float | None = None) -> Served:
-    """The answer to a GET of ``asset`` with these request headers (lower-case names)."""
+def serve(
+    asset: Asset,
+    request_headers: Mapping[str, str],
+    now: float | None = None,
+    *,
+    head: bool = False,
+) -> Served:
+    """The answer to a GET of ``asset`` with these request headers (lower-case names); to a
+    HEAD with ``head``: the same status and headers, no body and no read of the store."""
     info = asset.info
     etag = entity_tag(info)
     left = max(0, asset.expires - int(time.time() if now is None else now))
@@ -132,6 +139,8 @@ def serve(asset: Asset, request_headers: Mapping[str, str], now: float | None = 
         (start, end), status = span, 206
         headers["content-range"] = f"bytes {start}-{end - 1}/{info.size}"
     headers["content-length"] = str(end - start)
+    if head:
+        return Served(status, headers, None)
     return Served(status, headers, _body(asset.backend, info.key, start, end))
 
 

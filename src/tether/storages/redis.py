@@ -137,7 +137,13 @@ class RedisStorage:
     def read(self, key: str, *, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         if start < 0 or (end is not None and end < start):
             raise config_error("a read range needs 0 <= start <= end", start=start, end=end)
-        return iter([self._get(key)[start:end]])
+        if start == 0 and end is None:
+            return iter([self._get(key)])
+        if end == start:
+            self._get_range(key, 0, 0)  # only that it exists
+            return iter([b""])
+        # GETRANGE reads only the range (its end is inclusive; -1 is the last byte).
+        return iter([self._get_range(key, start, -1 if end is None else end - 1)])
 
     def read_many(self, keys: Sequence[str]) -> builtins.list[bytes | None]:
         for key in keys:
@@ -230,6 +236,20 @@ class RedisStorage:
         if value is None:
             raise ObjectNotFound(f"no object {key!r}", {"key": key})
         return value  # type: ignore[return-value]  # bytes: decode_responses is off
+
+    def _get_range(self, key: str, first: int, last: int) -> bytes:
+        """Bytes ``first``..``last`` (inclusive) of the value; ObjectNotFound if none. One
+        round trip: EXISTS and GETRANGE in a pipeline (GETRANGE alone cannot tell a missing
+        key from an empty range)."""
+        self._check_key(key)
+        with self._errors():
+            pipe = self._client.pipeline(transaction=False)
+            pipe.exists(key.encode())
+            pipe.getrange(key.encode(), first, last)
+            found, value = pipe.execute()
+        if not found:
+            raise ObjectNotFound(f"no object {key!r}", {"key": key})
+        return value  # bytes: decode_responses is off
 
     def _check_key(self, key: str) -> None:
         if not isinstance(key, str) or not key:

@@ -5,7 +5,7 @@ The rules live in ``resolve.proxy``; this module parses, streams and closes."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -28,24 +28,30 @@ def _cache(request: Request) -> proxy.BackendCache:
     return cache
 
 
-@router.get(
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/octet-stream": {}}, "description": "The object's bytes."},
+    206: {"description": "The range of the object asked for (`Range`)."},
+    304: {"description": "Not modified since the ETag given in `If-None-Match`."},
+    **documented(
+        403,
+        404,
+        416,
+        422,
+        e403="The token is missing, altered, expired, for another object, or of an "
+        "organization that does not own the storage.",
+        e404="No such storage, or no such object in it (`object_not_found`).",
+        e422="The storage cannot be read (`storage_error`, `access_denied`, ...).",
+    ),
+}
+
+
+@router.get("/storages/{storage_id}/proxy", response_class=StreamingResponse, responses=RESPONSES)
+@router.head(
     "/storages/{storage_id}/proxy",
     response_class=StreamingResponse,
-    responses={
-        200: {"content": {"application/octet-stream": {}}, "description": "The object's bytes."},
-        206: {"description": "The range of the object asked for (`Range`)."},
-        304: {"description": "Not modified since the ETag given in `If-None-Match`."},
-        **documented(
-            403,
-            404,
-            416,
-            422,
-            e403="The token is missing, altered, expired, for another object, or of an "
-            "organization that does not own the storage.",
-            e404="No such storage, or no such object in it (`object_not_found`).",
-            e422="The storage cannot be read (`storage_error`, `access_denied`, ...).",
-        ),
-    },
+    responses=RESPONSES,
+    operation_id="head_proxy_object",
+    summary="The headers of Proxy Object, without its bytes",
 )
 def proxy_object(
     request: Request,
@@ -60,10 +66,11 @@ def proxy_object(
 ) -> Response:
     """An object of a storage, as a resolved row's URL names it (`use_signed_urls` off):
     Content-Type, Content-Length, ETag (`If-None-Match` answers 304), Cache-Control for the
-    token's remaining life; `Range` reads part of it (video seeking; one range)."""
+    token's remaining life; `Range` reads part of it (video seeking; one range). `HEAD`
+    answers the same headers without the bytes."""
     asset = proxy.find(conn, settings, _cache(request), storage_id, key, token)
     try:
-        served = proxy.serve(asset, request.headers)
+        served = proxy.serve(asset, request.headers, head=request.method == "HEAD")
     except proxy.RangeNotSatisfiable as exc:
         response = error_response(exc.status, exc.code, exc.message, exc.details)
         response.headers["content-range"] = f"bytes */{asset.info.size}"
