@@ -10,12 +10,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
+from sqlalchemy import select
 
 from tests.probe import media
 from tests.probe.helpers import add_rows, attributes, probe
 from tests.storages.servers import MotoS3
 from tests.sync.helpers import Place
+from tether.db.tables import data_rows
 from tether.resolve.headers import Unreadable, attributes_of
 from tether.resolve.probe import merged, storage_file
 from tether.resolve.ranged import RangedFile
@@ -150,6 +153,39 @@ def test_imported_s3_uris_are_probed_through_the_datasets_bucket(
     found = attributes(place)
     for name, (data, made) in assets.items():
         got = found[f"s3://{bucket}/in/{name}"]
+        assert {k: got[k] for k in (*made, "size")} == _expected(made, data), name
+
+
+def test_label_studio_tasks_are_probed_by_their_media_key(
+    place: Place,
+    moto_s3: MotoS3,
+) -> None:
+    bucket = moto_s3.new_bucket()
+    store = open_storage("s3", **_s3_fields(moto_s3, bucket))
+    assets = media.assets()
+    for name in ("photo.jpg", "clip.mp4"):
+        store.write(f"in/{name}", assets[name][0])
+    add_rows(
+        place,
+        [
+            {"row_data": {"caption": "a cat", "image": f"s3://{bucket}/in/photo.jpg"}},
+            {"row_data": {"video": f"s3://{bucket}/in/clip.mp4", "notes": "s3://b/n.txt"}},
+            {"row_data": {"text": "only words"}},
+        ],
+    )
+    place.storage("s3", _s3_fields(moto_s3, bucket))
+    job = probe(place)
+    assert job["counts"]["probed"] == 2, job
+    with place.engine.connect() as conn:
+        rows = conn.execute(
+            select(data_rows.c.media_type, data_rows.c.media_attributes).where(
+                data_rows.c.dataset_id == place.dataset_id
+            )
+        ).all()
+    found = {r.media_type: orjson.loads(r.media_attributes or "{}") for r in rows}
+    for media_type, name in (("IMAGE", "photo.jpg"), ("VIDEO", "clip.mp4")):
+        data, made = assets[name]
+        got = found[media_type]
         assert {k: got[k] for k in (*made, "size")} == _expected(made, data), name
 
 

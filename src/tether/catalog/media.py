@@ -130,6 +130,20 @@ def compatible(inferred: str, chosen: str) -> bool:
     return chosen in _COMPATIBLE.get(inferred, (chosen,))
 
 
+def asset_uri_of_task(data: dict[str, Any], media_type: str) -> str | None:
+    """The URI of a Label Studio task's asset of ``media_type`` (what ``infer_for_task``
+    found it by): the first URI value whose extension says that type, else a URI under a key
+    named after the type's tag (``image``, ``video`` ...); None when there is none."""
+    uris = [(k, v) for k, v in data.items() if isinstance(v, str) and is_uri(v)]
+    for _key, value in uris:
+        if media_type_of_uri(value) == media_type:
+            return value
+    for key, value in uris:
+        if isinstance(key, str) and _LS_KEY_HINTS.get(key.lower()) == media_type:
+            return value
+    return None
+
+
 def infer_for_task(data: dict[str, Any]) -> str:
     """A Label Studio task's media type (the rule README.md documents).
 

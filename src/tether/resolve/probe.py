@@ -25,6 +25,7 @@ import httpx
 import orjson
 from sqlalchemy import Connection, select, update
 
+from tether.catalog.media import asset_uri_of_task
 from tether.config import Settings
 from tether.db.tables import data_rows
 from tether.errors import TetherError
@@ -102,8 +103,10 @@ class Prober:
         (``Unreadable``, ``Skipped``). ``candidates``: ``self.candidates`` of the rows at
         hand; the storage is found as resolving finds it (``resolve.matching``)."""
         uri = orjson.loads(row.row_data)
+        if isinstance(uri, dict):  # a Label Studio task: its asset of the row's media type
+            uri = asset_uri_of_task(uri, row.media_type)
         if not isinstance(uri, str):
-            raise Skipped("its data is not one URI")
+            raise Skipped(f"its data holds no URI of its {row.media_type.lower()} asset")
         parsed = uris.parse(uri)
         if isinstance(parsed, uris.Direct):
             if not self.settings.probe_http_urls:
