@@ -30,3 +30,24 @@ def project_page(
 ) -> HTMLResponse:
     project = projects.get(conn, caller.org_id, project_id)
     return render(request, "project.html", caller, project=project)
+
+
+@router.get("/projects/{project_id}/label", response_class=HTMLResponse)
+def label_page(
+    request: Request, project_id: int, caller: PageCaller, conn: ConnDep
+) -> HTMLResponse:
+    """Labeling: the project's queue (``next-task``) in Label Studio's editor."""
+    project = projects.get(conn, caller.org_id, project_id)
+    config = label_config.parse(str(project["label_config"]))
+    return render(
+        request,
+        "label.html",
+        caller,
+        project=project,
+        setup={
+            "project_id": project["id"],
+            "label_config": project["label_config"],
+            "required_keys": list(config.required_keys),
+            "user": {"id": caller.user_id, "email": caller.email},
+        },
+    )

@@ -1,0 +1,158 @@
+// The labeling page: the project's queue in Label Studio's editor. Submit, Update, Skip and
+// the next task go through the JSON API (next-task leases a task to this annotator).
+"use strict";
+
+(() => {
+  const setup = JSON.parse(document.getElementById("label-setup").textContent);
+  const base = `/projects/${setup.project_id}`;
+  const status = () => document.querySelector("[data-task-status]");
+  let loadedAt = Date.now();
+  let current = null;
+
+  function taskData(resolvedData) {
+    if (resolvedData && typeof resolvedData === "object") return resolvedData;
+    return { [setup.required_keys[0]]: resolvedData };
+  }
+
+  function leadTime() {
+    return Math.round((Date.now() - loadedAt) / 100) / 10;
+  }
+
+  function showAttachments(row) {
+    const panel = document.querySelector("[data-attachments]");
+    const list = panel.querySelector("[data-attachment-list]");
+    const layers = panel.querySelector("[data-layers]");
+    list.textContent = "";
+    layers.textContent = "";
+    const resolved = (row.resolved && row.resolved.attachments) || row.attachments;
+    panel.hidden = !resolved.length;
+    resolved.forEach((a, i) => {
+      const name = a.name || a.type.toLowerCase();
+      if (a.type === "IMAGE_OVERLAY") {
+        const id = `layer-${i}`;
+        const line = document.createElement("div");
+        line.className = "check";
+        line.innerHTML = `<input type="checkbox" id="${id}"><label for="${id}"></label>`;
+        line.querySelector("label").textContent = `Overlay: ${name}`;
+        line.querySelector("input").addEventListener("change", (e) => toggleOverlay(i, a.value, e.target.checked));
+        layers.appendChild(line);
+        return;
+      }
+      const box = document.createElement("details");
+      box.open = i === 0;
+      const summary = document.createElement("summary");
+      summary.textContent = `${a.type}${a.name ? " · " + a.name : ""}`;
+      box.appendChild(summary);
+      let el;
+      if (a.type === "IMAGE") { el = document.createElement("img"); el.src = a.value; el.alt = name; }
+      else if (a.type === "VIDEO") { el = document.createElement("video"); el.src = a.value; el.controls = true; }
+      else if (a.type === "HTML") {
+        el = document.createElement("iframe");
+        el.setAttribute("sandbox", "");
+        el.title = name;
+        if (/^(https?:|\/)/.test(a.value)) el.src = a.value; else el.srcdoc = a.value;
+      } else if (/_URL$/.test(a.type)) {
+        el = document.createElement("a"); el.href = a.value; el.target = "_blank"; el.rel = "noopener";
+        el.textContent = `Open ${name}`;
+      } else { el = document.createElement("pre"); el.className = "text"; el.textContent = a.value; }
+      box.appendChild(el);
+      list.appendChild(box);
+    });
+  }
+
+  // An overlay layer over the editor's image, matching its size and place.
+  function toggleOverlay(index, url, on) {
+    const existing = document.querySelector(`[data-layer-over="${index}"]`);
+    if (!on) { if (existing) existing.remove(); return; }
+    const image = document.querySelector("#editor img");
+    if (!image) return;
+    const layer = document.createElement("img");
+    layer.src = url;
+    layer.alt = "overlay";
+    layer.className = "layer-over";
+    layer.dataset.layerOver = String(index);
+    layer.style.left = `${image.offsetLeft}px`;
+    layer.style.top = `${image.offsetTop}px`;
+    layer.style.width = `${image.clientWidth}px`;
+    layer.style.height = `${image.clientHeight}px`;
+    layer.style.transform = image.style.transform;
+    layer.style.transformOrigin = image.style.transformOrigin;
+    image.parentElement.style.position = "relative";
+    image.parentElement.appendChild(layer);
+  }
+
+  async function predictionsOf(rowId) {
+    try {
+      const found = await api("GET", `${base}/tasks/${rowId}/predictions`);
+      return found.items.map((p) => ({ id: p.id, result: p.result, model_version: p.model_version, score: p.score }));
+    } catch (error) { return []; }
+  }
+
+  async function save(annotation, extra = {}) {
+    const body = { result: annotation ? annotation.serializeAnnotation() : [], lead_time: leadTime(), ...extra };
+    return api("POST", `${base}/tasks/${current.data_row_id}/annotations`, body);
+  }
+
+  async function next() {
+    status().textContent = "Loading the next task…";
+    let task;
+    try {
+      task = await api("GET", `${base}/next-task?resolve=true`);
+    } catch (error) {
+      if (error.status === 404) {
+        document.querySelector(".labeling").hidden = true;
+        document.querySelector("[data-all-done]").hidden = false;
+        status().textContent = "All done.";
+        return;
+      }
+      showError(document.querySelector("main"), error);
+      return;
+    }
+    current = task;
+    const row = task.data_row;
+    const resolved = row.resolved ? row.resolved.row_data : row.row_data;
+    const predictions = await predictionsOf(task.data_row_id);
+    status().textContent = `Task ${task.data_row_id}${row.global_key ? " · " + row.global_key : ""}`;
+    showAttachments(row);
+    loadedAt = Date.now();
+    window.tetherEditor.mountEditor("editor", {
+      config: setup.label_config,
+      interfaces: ["panel", "update", "submit", "skip", "controls", "topbar", "side-column",
+        "annotations:menu", "annotations:add-new", "annotations:delete", "annotations:current",
+        "predictions:menu"],
+      user: { id: setup.user.id, firstName: setup.user.email, lastName: "" },
+      task: { id: task.data_row_id, data: taskData(resolved), annotations: [], predictions },
+      onLabelStudioLoad(LS) {
+        const a = LS.annotationStore.addAnnotation({ userGenerate: true });
+        LS.annotationStore.selectAnnotation(a.id);
+      },
+      async onSubmitAnnotation(LS, annotation) {
+        try {
+          const saved = await save(annotation);
+          annotation.updatePersonalKey(String(saved.id));
+          status().textContent = `Saved annotation ${saved.id}.`;
+          await next();
+        } catch (error) { showError(document.querySelector("main"), error); }
+      },
+      async onUpdateAnnotation(LS, annotation) {
+        try {
+          await api("PATCH", `/annotations/${annotation.pk}`, { result: annotation.serializeAnnotation(), lead_time: leadTime() });
+          status().textContent = `Updated annotation ${annotation.pk}.`;
+        } catch (error) { showError(document.querySelector("main"), error); }
+      },
+      async onSkipTask() {
+        try {
+          await save(null, { was_cancelled: true });
+          await next();
+        } catch (error) { showError(document.querySelector("main"), error); }
+      },
+      async onDeleteAnnotation(LS, annotation) {
+        if (!annotation.pk || !/^\d+$/.test(String(annotation.pk))) return;
+        try { await api("DELETE", `/annotations/${annotation.pk}`); }
+        catch (error) { showError(document.querySelector("main"), error); }
+      },
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", next);
+})();
