@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import httpx
 import pytest
 
 from tests.storages.servers import MotoS3, moto_s3  # noqa: F401 - the fixture
 from tests.test_e2e import Server, running_server
+from tether import Client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -297,3 +299,51 @@ def test_media_files_upload_into_the_datasets_storage(
     page.goto(catalog_url)
     thumbnails_loaded(page, 2)
     assert page.locator("ul.grid .caption").all_inner_texts() == ["photo-0.png", "photo-1.png"]
+
+
+def test_keys_members_and_schema(page: Any, server: Server) -> None:
+    sign_in(page, server)
+    page.on("dialog", lambda dialog: dialog.accept())  # the confirms
+    # An API key: shown once, then revoked.
+    page.get_by_role("link", name="API keys").click()
+    page.get_by_label("New key named").fill("laptop")
+    page.get_by_role("button", name="Create").click()
+    shown = page.get_by_label("New API key")
+    shown.wait_for()
+    key = shown.input_value()
+    assert key and Client(server.url, api_key=key).datasets() is not None
+    page.reload()
+    assert key not in page.content()  # never shown again
+    row = page.locator("tr", has_text="laptop")
+    row.get_by_role("button", name="Revoke").click()
+    page.locator("tr", has_text="laptop").filter(has_text="revoked").wait_for()
+    # A member: invited, made admin, removed.
+    page.get_by_role("link", name="Members").click()
+    page.get_by_label("Invite").fill("newcomer@example.com")
+    page.get_by_label("with password").fill("long enough pw")
+    page.get_by_role("button", name="Invite").click()
+    page.locator("tr", has_text="newcomer@example.com").wait_for()
+    page.get_by_label("Role of newcomer@example.com").select_option("admin")
+    page.wait_for_timeout(300)
+    users = {u["email"]: u["role"] for u in server_users(server)}
+    assert users["newcomer@example.com"] == "admin"
+    page.locator("tr", has_text="newcomer@example.com").get_by_role("button", name="Remove").click()
+    page.locator("tr", has_text="newcomer@example.com").wait_for(state="detached")
+    # A metadata field: added, then removed.
+    page.get_by_role("link", name="Metadata schema").click()
+    page.get_by_label("New field").fill("weather")
+    page.get_by_label("kind").select_option("enum")
+    page.get_by_label("enum options (comma-separated)").fill("sunny, rain")
+    page.get_by_role("button", name="Add").click()
+    page.locator("tr", has_text="weather").filter(has_text="sunny, rain").wait_for()
+    shot(page, "schema")
+    page.locator("tr", has_text="weather").get_by_role("button", name="Remove").click()
+    page.locator("tr", has_text="weather").wait_for(state="detached")
+
+
+def server_users(server: Server) -> list[dict[str, Any]]:
+
+    answer = httpx.get(
+        f"{server.url}/api/v1/users", headers={"Authorization": f"Bearer {server.key}"}
+    )
+    return answer.json()["items"]  # type: ignore[no-any-return]
