@@ -165,6 +165,19 @@ def test_sign_in_create_import_and_see_the_errors(
     href = page.locator("[data-download-errors]").get_attribute("href")
     assert href and href.startswith("blob:")
     shot(page, "import-errors")
+    # Into a new dataset, made on the way.
+    page.reload()
+    page.get_by_label("or into a new dataset named").fill("made while importing")
+    again = tmp_path / "more.csv"
+    again.write_text("row_data,global_key\r\na first note,d\r\na second note,e\r\n")
+    page.get_by_label("Files").set_input_files(str(again))
+    page.get_by_role("button", name="Import").click()
+    page.locator("[data-job-status]").filter(has_text="completed").wait_for(timeout=20_000)
+    assert "created 2" in page.locator("[data-job-counts]").inner_text()
+    page.locator("[data-catalog-link]").click()
+    page.wait_for_url("**/datasets/*")
+    assert page.get_by_role("heading", name="made while importing").is_visible()
+    assert page.locator("table.list tbody tr, ul.grid li").count() == 2
 
 
 def test_connect_check_sync_and_see_thumbnails(

@@ -138,7 +138,14 @@ async function showErrors(panel, job) {
 
 async function importFiles(form, files) {
   clearError(form);
-  const datasetId = form.querySelector("[name=dataset]").value;
+  let datasetId = form.querySelector("[name=dataset]").value;
+  const newName = form.querySelector("[name=new_dataset]").value.trim();
+  if (newName) {
+    const made = await api("POST", "/datasets", { name: newName });
+    datasetId = String(made.id);
+    const catalog = document.querySelector("[data-catalog-link]");
+    if (catalog) catalog.href = `/datasets/${made.id}`;
+  }
   const upsert = form.querySelector("[name=upsert]").checked;
   const panel = document.querySelector("[data-job-panel]");
   let job;
