@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from sqlalchemy import create_engine, text
@@ -157,6 +158,17 @@ def test_serve_demo_makes_its_data_dir_and_replaces_a_revoked_key(
                 assert len(list(c.get_dataset_by_name("demo").data_rows())) == 14
             assert (data_dir / "demo-api-key").read_text().strip() == new
             assert (data_dir / "demo-api-key").stat().st_mode & 0o777 == 0o600
+            # The web UI's sign-in: the printed password works, the same on every start.
+            shown = [line for line in srv.output().splitlines() if "web UI:" in line]
+            assert shown and srv.url + "/" in shown[-1], srv.output()
+            password = shown[-1].rsplit("password ", 1)[1].rstrip(")").strip()
+            assert (data_dir / "demo-password").read_text().strip() == password
+            assert (data_dir / "demo-password").stat().st_mode & 0o777 == 0o600
+            answer = httpx.post(
+                f"{srv.url}/api/v1/session",
+                json={"email": "admin@example.com", "password": password},
+            )
+            assert answer.status_code == 200, answer.text
 
 
 # --- data commands --------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -37,6 +38,21 @@ def ensure_demo(engine: Engine, data_dir: Path) -> str:
             return key_file.read_text().strip()
     _fill(engine, caller.org_id, int(dataset["id"]), caller.user_id)
     return key_file.read_text().strip()
+
+
+def ensure_demo_password(engine: Engine, data_dir: Path, key: str) -> str:
+    """The demo user's password for the web UI (kept in the data dir, 0600): made, and set,
+    when the user has none or the saved one is gone."""
+    password_file = data_dir / "demo-password"
+    with engine.begin() as conn:
+        caller = accounts.authenticate(conn, key)
+        user = accounts.get_user(conn, caller.org_id, caller.user_id)
+        if user["can_sign_in"] and password_file.exists():
+            return password_file.read_text().strip()
+        password = secrets.token_urlsafe(12)
+        accounts.update_user(conn, caller, caller.user_id, password=password)
+    _save(password_file, password)
+    return password
 
 
 def _saved_key(conn: Connection, key_file: Path) -> accounts.Caller | None:

@@ -97,7 +97,7 @@ def serve(
 
     from tether.api.app import create_app
     from tether.config import get_settings
-    from tether.demo import ensure_demo
+    from tether.demo import ensure_demo, ensure_demo_password
 
     settings = get_settings()
     host, port = host or settings.host, port or settings.port
@@ -106,9 +106,11 @@ def serve(
     url = settings.public_url or f"http://{host}:{port}"
     if demo:
         key = ensure_demo(engine, settings.data_dir)
+        password = ensure_demo_password(engine, settings.data_dir, key)
         console.print(
             f"demo user admin@example.com; API key:\n  export TETHER_URL={url}"
             f"\n  export TETHER_API_KEY={key}"
+            f"\nweb UI: {url}/  (sign in as admin@example.com, password {password})"
         )
     engine.dispose()
     app = create_app(settings)
