@@ -474,3 +474,62 @@ class LabelConfigTemplate(Model):
 
 class LabelConfigTemplates(Model):
     items: list[LabelConfigTemplate]
+
+
+# --- annotations and predictions -------------------------------------------------------------
+
+
+class Annotation(Model):
+    """An annotation in Label Studio's shape (``task``: the task's id, which is its data
+    row's), with the data row's id and a ``version`` that grows by one on every edit."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    result: list[dict[str, Any]] = Field(
+        description="Label Studio regions: id, from_name, to_name, type, value, origin, "
+        "original_width, original_height, ..."
+    )
+    completed_by: int | None = Field(description="the id of the user who made it")
+    updated_by: int | None = Field(description="the id of the user who changed it last")
+    was_cancelled: bool = Field(description="a skip: the labeler passed on the task")
+    ground_truth: bool
+    lead_time: float | None = Field(description="seconds spent on it")
+    created_at: str | None = Field(description="ISO 8601, UTC")
+    updated_at: str | None = Field(description="ISO 8601, UTC")
+    draft_created_at: str | None = None
+    task: int = Field(description="the task's id: its data row's id")
+    data_row_id: int
+    project: int = Field(description="the project's id")
+    parent_prediction: int | None = None
+    parent_annotation: int | None = None
+    version: int = Field(description="1 when made; one more on every change")
+
+
+class AnnotationList(Model):
+    items: list[Annotation]
+
+
+class AnnotationPage(Model):
+    items: list[Annotation]
+    next_cursor: int | None = Field(description="pass as `after` for the next page; null: last")
+
+
+class Prediction(Model):
+    """A model's prediction for a task, in Label Studio's shape."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    result: list[dict[str, Any]] = Field(description="Label Studio regions (each may hold score)")
+    model_version: str
+    score: float | None
+    created_at: str | None = Field(description="ISO 8601, UTC")
+    updated_at: str | None = Field(description="ISO 8601, UTC")
+    task: int = Field(description="the task's id: its data row's id")
+    data_row_id: int
+    project: int
+
+
+class PredictionList(Model):
+    items: list[Prediction]

@@ -3,7 +3,9 @@ status. Services (``tasks``, ``annotations``, ``predictions``) check what they a
 and write through here; nothing else inserts into those tables.
 
 A task's status follows its annotations: ``labeled`` with at least one annotation that is
-not a skip, ``skipped`` with only skips (``was_cancelled``), ``unlabeled`` with none.
+not a skip, ``skipped`` with only skips (``was_cancelled``), ``unlabeled`` with none. Every
+write here that adds, changes or removes an annotation or a prediction recounts its task in
+the same transaction.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, case, func, insert, select, update
+from sqlalchemy import Connection, and_, case, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tether.db.tables import annotations as annotation_rows
@@ -76,6 +78,71 @@ def insert_annotations(conn: Connection, items: Iterable[dict[str, Any]]) -> lis
 def insert_predictions(conn: Connection, items: Iterable[dict[str, Any]]) -> list[int]:
     """As ``insert_annotations``, for predictions."""
     return _insert(conn, prediction_rows, items)
+
+
+def update_annotation(
+    conn: Connection,
+    org_id: int,
+    annotation_id: int,
+    values: dict[str, Any],
+    expected_version: int | None = None,
+) -> Any | None:
+    """Change one annotation (``values``: columns; ``result`` as a list) and bump its
+    ``version`` by one, atomically; with ``expected_version`` only if it still has that
+    version. Returns the changed row, or None when no annotation of the organization has
+    that id (and version). Refreshes its task's counts."""
+    values = dict(values)
+    if "result" in values and not isinstance(values["result"], str | bytes):
+        values["result"] = orjson.dumps(values["result"]).decode()
+    a = annotation_rows
+    where = [a.c.id == annotation_id, a.c.org_id == org_id]
+    if expected_version is not None:
+        where.append(a.c.version == expected_version)
+    row = conn.execute(
+        update(a)
+        .where(*where)
+        .values(**values, version=a.c.version + 1, updated_at=datetime.now(UTC))
+        .returning(*a.c)
+    ).first()
+    if row is not None:
+        refresh_counts(conn, row.project_id, [row.data_row_id])
+    return row
+
+
+def delete_annotation(conn: Connection, org_id: int, annotation_id: int) -> Any | None:
+    """Delete one annotation of the organization; the deleted row (None if there was none).
+    Refreshes its task's counts."""
+    return _delete(conn, annotation_rows, org_id, annotation_id)
+
+
+def delete_prediction(conn: Connection, org_id: int, prediction_id: int) -> Any | None:
+    """As ``delete_annotation``, for a prediction."""
+    return _delete(conn, prediction_rows, org_id, prediction_id)
+
+
+def _delete(conn: Connection, table: Any, org_id: int, item_id: int) -> Any | None:
+    row = conn.execute(
+        delete(table).where(table.c.id == item_id, table.c.org_id == org_id).returning(*table.c)
+    ).first()
+    if row is not None:
+        refresh_counts(conn, row.project_id, [row.data_row_id])
+    return row
+
+
+def release_lease(conn: Connection, project_id: int, data_row_id: int, user_id: int | None) -> None:
+    """Give up ``user_id``'s next-task lease on the task (it saved an annotation there); a
+    lease another annotator holds stays."""
+    if user_id is None:
+        return
+    conn.execute(
+        update(tasks)
+        .where(
+            tasks.c.project_id == project_id,
+            tasks.c.data_row_id == data_row_id,
+            tasks.c.lease_user_id == user_id,
+        )
+        .values(lease_user_id=None, lease_until=None)
+    )
 
 
 def _insert(conn: Connection, table: Any, items: Iterable[dict[str, Any]]) -> list[int]:
