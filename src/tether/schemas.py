@@ -479,17 +479,21 @@ class LabelConfigTemplates(Model):
 # --- annotations and predictions -------------------------------------------------------------
 
 
+class Region(Model):
+    """One item of a result, as Label Studio writes it: ``id``, ``from_name`` (a control tag
+    of the label config), ``to_name`` (the object tag it labels), ``type``, ``value``, and
+    ``origin``, ``original_width``, ``original_height``, ``image_rotation``, ``score`` ...
+    (a relation: ``from_id``, ``to_id``, ``type: relation``). Kept exactly as given."""
+
+    model_config = ConfigDict(extra="allow")
+
+
 class Annotation(Model):
     """An annotation in Label Studio's shape (``task``: the task's id, which is its data
     row's), with the data row's id and a ``version`` that grows by one on every edit."""
 
-    model_config = ConfigDict(extra="allow")
-
     id: int
-    result: list[dict[str, Any]] = Field(
-        description="Label Studio regions: id, from_name, to_name, type, value, origin, "
-        "original_width, original_height, ..."
-    )
+    result: list[Region] = Field(description="Label Studio regions")
     completed_by: int | None = Field(description="the id of the user who made it")
     updated_by: int | None = Field(description="the id of the user who changed it last")
     was_cancelled: bool = Field(description="a skip: the labeler passed on the task")
@@ -518,10 +522,8 @@ class AnnotationPage(Model):
 class Prediction(Model):
     """A model's prediction for a task, in Label Studio's shape."""
 
-    model_config = ConfigDict(extra="allow")
-
     id: int
-    result: list[dict[str, Any]] = Field(description="Label Studio regions (each may hold score)")
+    result: list[Region] = Field(description="Label Studio regions (each may hold score)")
     model_version: str
     score: float | None
     created_at: str | None = Field(description="ISO 8601, UTC")
