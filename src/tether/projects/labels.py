@@ -75,9 +75,13 @@ def insert_annotations(conn: Connection, items: Iterable[dict[str, Any]]) -> lis
     return _insert(conn, annotation_rows, items)
 
 
-def insert_predictions(conn: Connection, items: Iterable[dict[str, Any]]) -> list[int]:
-    """As ``insert_annotations``, for predictions."""
-    return _insert(conn, prediction_rows, items)
+def insert_predictions(
+    conn: Connection, items: Iterable[dict[str, Any]], *, ids: bool = True
+) -> list[int]:
+    """As ``insert_annotations``, for predictions. ``ids=False`` asks for no ids back (the
+    list is empty): a bulk import needs none, and SQLite inserts row by row when asked for
+    ids in order."""
+    return _insert(conn, prediction_rows, items, ids)
 
 
 def update_annotation(
@@ -145,7 +149,9 @@ def release_lease(conn: Connection, project_id: int, data_row_id: int, user_id: 
     )
 
 
-def _insert(conn: Connection, table: Any, items: Iterable[dict[str, Any]]) -> list[int]:
+def _insert(
+    conn: Connection, table: Any, items: Iterable[dict[str, Any]], ids: bool = True
+) -> list[int]:
     now = datetime.now(UTC)
     rows = []
     for item in items:
@@ -155,14 +161,20 @@ def _insert(conn: Connection, table: Any, items: Iterable[dict[str, Any]]) -> li
         rows.append(row)
     if not rows:
         return []
-    result = conn.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
-    ids = [int(r[0]) for r in result]
+    made: list[int] = []
+    if ids:
+        result = conn.execute(
+            insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
+        )
+        made = [int(r[0]) for r in result]
+    else:
+        conn.execute(insert(table), rows)
     touched: dict[int, set[int]] = {}
     for row in rows:
         touched.setdefault(int(row["project_id"]), set()).add(int(row["data_row_id"]))
     for project_id, row_ids in touched.items():
         refresh_counts(conn, project_id, sorted(row_ids))
-    return ids
+    return made
 
 
 def refresh_counts(conn: Connection, project_id: int, data_row_ids: Sequence[int]) -> None:

@@ -219,7 +219,8 @@ def _write(
         _plan(item.index, item.value, config, chunk)
     with job.engine.begin() as conn:
         rows = _matched(conn, org_id, target, chunk)
-        created = len(labels.insert_predictions(conn, rows)) if rows else 0
+        labels.insert_predictions(conn, rows, ids=False)
+        created = len(rows)
         chunk.errors.sort(key=lambda e: (e.index or 0, (e.details or {}).get("prediction", -1)))
         done = items[-1].index + 1
         return job.record(conn, done, {"created": created}, chunk.errors)
