@@ -5,16 +5,20 @@ bad item a per-item error while the good ones land; listing and deleting by task
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
 from tests.conftest import Tenant
 from tests.projects.test_annotations import CONFIG, box, make_tasks, mood, task_row
 from tether import Client
+from tether.db.tables import jobs
+from tether.jobs import service, worker
+from tether.projects import predictions
 
 
 def keys_of(tenant: Tenant, ids: list[int]) -> list[str]:
@@ -262,3 +266,29 @@ def test_a_config_without_the_control_refuses_predictions_of_it(
     job = send(tenant, project["id"], orjson.dumps({"data_row_id": row_id, "result": [mood()]}))
     (error,) = tenant.errors(job["id"])
     assert error["code"] == "region_mismatch" and "from_name 'mood'" in error["message"]
+
+
+def test_a_resumed_job_goes_on_after_what_it_wrote(
+    engine: Engine, tenant: Tenant, settings: Any
+) -> None:
+    """A job that a worker left after two items (its ``done``) writes only the rest."""
+    project, ids = make_tasks(engine, tenant, 3)
+    settings.uploads_dir.mkdir(parents=True, exist_ok=True)
+    upload = settings.uploads_dir / f"{uuid.uuid4().hex}.upload"
+    upload.write_bytes(b"\n".join(orjson.dumps({"data_row_id": i, "result": []}) for i in ids))
+    with engine.begin() as conn:
+        job, _ = service.create(
+            conn,
+            tenant.org_id,
+            predictions.KIND,
+            {"_upload": str(upload), "format": "ndjson"},
+            project_id=project["id"],
+            counts={"created": 2},
+        )
+        conn.execute(update(jobs).where(jobs.c.id == job["id"]).values(done=2))
+    runners = {predictions.KIND: predictions.predictions_runner(chunk_items=1)}
+    worker.execute(engine, job["id"], runners, "test", timedelta(minutes=1))
+    done = tenant.get(f"/jobs/{job['id']}").json()
+    assert done["status"] == "completed" and done["counts"] == {"created": 3, "failed": 0}
+    assert [len(stored(tenant, project["id"], i)) for i in ids] == [0, 0, 1]
+    assert not upload.exists()  # the job's file goes when it ends
