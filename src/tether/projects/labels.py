@@ -169,12 +169,40 @@ def _insert(
         made = [int(r[0]) for r in result]
     else:
         conn.execute(insert(table), rows)
+    if table is prediction_rows:
+        _add_predictions(conn, rows, now)
+        return made
     touched: dict[int, set[int]] = {}
     for row in rows:
         touched.setdefault(int(row["project_id"]), set()).add(int(row["data_row_id"]))
     for project_id, row_ids in touched.items():
         refresh_counts(conn, project_id, sorted(row_ids))
     return made
+
+
+def _add_predictions(conn: Connection, rows: list[dict[str, Any]], now: datetime) -> None:
+    """Add the new predictions to their tasks' counts (a prediction changes no status).
+    Counted up, not recounted: a recount reads each task's predictions, and a bulk import
+    into a table the planner still thinks empty would scan it for every task. One statement
+    per project and number added (an import adds one to most tasks)."""
+    added: dict[tuple[int, int], int] = {}
+    for row in rows:
+        task_key = (int(row["project_id"]), int(row["data_row_id"]))
+        added[task_key] = added.get(task_key, 0) + 1
+    by_count: dict[tuple[int, int], list[int]] = {}
+    for (project_id, row_id), n in added.items():
+        by_count.setdefault((project_id, n), []).append(row_id)
+    for (project_id, n), row_ids in sorted(by_count.items()):
+        row_ids.sort()
+        for start in range(0, len(row_ids), BATCH):
+            conn.execute(
+                update(tasks)
+                .where(
+                    tasks.c.project_id == project_id,
+                    tasks.c.data_row_id.in_(row_ids[start : start + BATCH]),
+                )
+                .values(total_predictions=tasks.c.total_predictions + n, updated_at=now)
+            )
 
 
 def refresh_counts(conn: Connection, project_id: int, data_row_ids: Sequence[int]) -> None:
