@@ -66,8 +66,7 @@ def predictions_import(
         bool, typer.Option("--no-wait", help="print the job id and return at once")
     ] = False,
 ) -> None:
-    """Import predictions into a project's tasks, with a progress bar and the items that
-    could not be taken."""
+    """Import predictions into a project's tasks (a progress bar, then the items not taken)."""
     if not file.is_file():
         fail(f"no file {file}")
     with client() as sdk:
