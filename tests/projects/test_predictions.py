@@ -292,3 +292,27 @@ def test_a_resumed_job_goes_on_after_what_it_wrote(
     assert done["status"] == "completed" and done["counts"] == {"created": 3, "failed": 0}
     assert [len(stored(tenant, project["id"], i)) for i in ids] == [0, 0, 1]
     assert not upload.exists()  # the job's file goes when it ends
+
+
+def test_a_job_whose_project_went_fails_clearly(
+    engine: Engine, tenant: Tenant, settings: Any
+) -> None:
+    project, (row_id,) = make_tasks(engine, tenant, 1)
+    settings.uploads_dir.mkdir(parents=True, exist_ok=True)
+    upload = settings.uploads_dir / f"{uuid.uuid4().hex}.upload"
+    upload.write_bytes(orjson.dumps([{"data_row_id": row_id, "result": []}]))
+    with engine.begin() as conn:  # queued, not yet run
+        job, _ = service.create(
+            conn,
+            tenant.org_id,
+            predictions.KIND,
+            {"_upload": str(upload), "format": "json"},
+            project_id=project["id"],
+        )
+    assert tenant.delete(f"/projects/{project['id']}").status_code == 204
+    runners = {predictions.KIND: predictions.predictions_runner()}
+    worker.execute(engine, job["id"], runners, "test", timedelta(minutes=1))
+    failed = tenant.get(f"/jobs/{job['id']}").json()
+    assert failed["status"] == "failed"
+    assert failed["message"] == f"no project with id {project['id']}"
+    assert not upload.exists()

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
+from sqlalchemy.exc import IntegrityError
 
 from tether.catalog import queries
 from tether.db.tables import predictions as prediction_rows
@@ -217,13 +218,18 @@ def _write(
             chunk.errors.append(ItemError(item.index, code or "malformed_item", message))
             continue
         _plan(item.index, item.value, config, chunk)
-    with job.engine.begin() as conn:
-        rows = _matched(conn, org_id, target, chunk)
-        labels.insert_predictions(conn, rows, ids=False)
-        created = len(rows)
-        chunk.errors.sort(key=lambda e: (e.index or 0, (e.details or {}).get("prediction", -1)))
-        done = items[-1].index + 1
-        return job.record(conn, done, {"created": created}, chunk.errors)
+    try:
+        with job.engine.begin() as conn:
+            rows = _matched(conn, org_id, target, chunk)
+            labels.insert_predictions(conn, rows, ids=False)
+            chunk.errors.sort(key=lambda e: (e.index or 0, e.details.get("prediction", -1)))
+            done = items[-1].index + 1
+            return job.record(conn, done, {"created": len(rows)}, chunk.errors)
+    except IntegrityError as exc:  # the project, or a task, went while the chunk was written
+        raise JobFailed(
+            f"project {target} or one of its tasks was deleted while the job ran; the "
+            f"{job.counts.get('created', 0)} predictions written before stay"
+        ) from exc
 
 
 def _plan(index: int, value: dict[str, Any], config: LabelConfig, chunk: _Chunk) -> None:
