@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from tests.conftest import Tenant
 from tether.api.app import create_app
 from tether.config import Settings
+from tether.projects import labels
 from tether.sync.connections import insert_storage
 
 with warnings.catch_warnings():
@@ -60,10 +61,30 @@ def _existing(tenant: Tenant, engine: Engine, settings: Settings) -> dict[str, A
     other = tenant.post("/users", json={"email": f"st-{ds['id']}-{row['id']}@example.com"})
     spare = tenant.post("/api-keys", json={"name": "spare"})
     assert other.status_code == 201 and spare.status_code == 201, (other.text, spare.text)
-    project = tenant.post("/projects", json={"name": f"st-{ds['id']}", "template": "image-boxes"})
-    assert project.status_code == 201, project.text
+    # A project whose task (the row) has an annotation and a prediction.
+    project = tenant.post(
+        "/projects", json={"name": f"st-{ds['id']}", "template": "image-boxes"}
+    ).json()
+    with engine.begin() as conn:
+        labels.add_tasks(conn, tenant.org_id, project["id"], [row["id"]])
+        (prediction_id,) = labels.insert_predictions(
+            conn,
+            [
+                {
+                    "org_id": tenant.org_id,
+                    "project_id": project["id"],
+                    "data_row_id": row["id"],
+                    "result": [],
+                }
+            ],
+        )
+    path = f"/projects/{project['id']}/tasks/{row['id']}/annotations"
+    annotation = tenant.post(path, json={"result": []}).json()
     return {
-        "project": str(project.json()["id"]),
+        "project": str(project["id"]),
+        "data_row_id": row["id"],
+        "annotation_id": annotation["id"],
+        "prediction_id": prediction_id,
         "dataset": str(ds["id"]),
         "row_id": row["id"],
         "job_id": job["id"],

@@ -64,6 +64,7 @@ def test_the_runtime_registers_every_kind(app: Any) -> None:
         "sync",
         "sync_part",
         "probe",
+        "predictions",
     }
     chores = {getattr(c, "func", c).__name__ for c in app.state.queue.chores}
     assert {"remove_stale_uploads", "purge_expired", "start_due_syncs"} <= chores
@@ -313,10 +314,12 @@ def test_staged_uploads_no_job_owns_are_removed(
 
     orphan, young = staged("orphan"), staged("young", None)
     queued, running, finished = staged("queued"), staged("running"), staged("finished")
+    predicted = staged("predictions")  # another kind's upload (a predictions import)
     other_file = folder / f"{tag}-notes.txt"
     other_file.write_text("not an upload")
     os.utime(other_file, (old, old))
     new_job(engine, tenant, "import", params={"_upload": str(queued)})
+    new_job(engine, tenant, "predictions", params={"_upload": str(predicted)})
     running_id = new_job(engine, tenant, "import", params={"_upload": str(running)})
     assert worker.claim(engine, running_id, "w", LEASE, threading.Event())
     done_id = new_job(engine, tenant, "import", params={"_upload": str(finished)})
@@ -325,7 +328,7 @@ def test_staged_uploads_no_job_owns_are_removed(
     gone = submit.remove_stale_uploads(engine, folder, 3600)
     assert set(gone) >= {orphan, finished}
     left = {p for p in folder.iterdir() if p.name.startswith(tag)}
-    assert left == {young, queued, running, other_file}
+    assert left == {young, queued, running, predicted, other_file}
 
 
 def test_every_worker_removes_stale_uploads_on_its_rounds(app: Any, settings: Settings) -> None:

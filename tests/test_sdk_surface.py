@@ -10,6 +10,7 @@ import tether
 import tether.sdk
 
 SDK_NAMES = {
+    "Annotation",
     "AuthenticationError",
     "Client",
     "ConflictError",
@@ -19,6 +20,7 @@ SDK_NAMES = {
     "Job",
     "JobTimeoutError",
     "NotFoundError",
+    "Prediction",
     "Project",
     "Storage",
     "TetherAPIError",

@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from tether.sdk import (
+        Annotation,
         AuthenticationError,
         Client,
         ConflictError,
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
         Job,
         JobTimeoutError,
         NotFoundError,
+        Prediction,
         Project,
         Storage,
         TetherAPIError,
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "Annotation",
     "AuthenticationError",
     "Client",
     "ConflictError",
@@ -35,6 +38,7 @@ __all__ = [
     "Job",
     "JobTimeoutError",
     "NotFoundError",
+    "Prediction",
     "Project",
     "Storage",
     "TetherAPIError",

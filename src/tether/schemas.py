@@ -530,3 +530,64 @@ class LabelConfigCheck(Model):
     )
     objects: list[LabelConfigObject] = Field(default_factory=list)
     controls: list[LabelConfigControl] = Field(default_factory=list)
+
+
+# --- annotations and predictions -------------------------------------------------------------
+
+
+class Region(Model):
+    """One item of a result, as Label Studio writes it: ``id``, ``from_name`` (a control tag
+    of the label config), ``to_name`` (the object tag it labels), ``type``, ``value``, and
+    ``origin``, ``original_width``, ``original_height``, ``image_rotation``, ``score`` ...
+    (a relation: ``from_id``, ``to_id``, ``type: relation``). Kept exactly as given."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Annotation(Model):
+    """An annotation in Label Studio's shape (``task``: the task's id, which is its data
+    row's), with the data row's id and a ``version`` that grows by one on every edit."""
+
+    id: int
+    result: list[Region] = Field(description="Label Studio regions")
+    completed_by: int | None = Field(description="the id of the user who made it")
+    updated_by: int | None = Field(description="the id of the user who changed it last")
+    was_cancelled: bool = Field(description="a skip: the labeler passed on the task")
+    ground_truth: bool
+    lead_time: float | None = Field(description="seconds spent on it")
+    created_at: str | None = Field(description="ISO 8601, UTC")
+    updated_at: str | None = Field(description="ISO 8601, UTC")
+    draft_created_at: str | None = None
+    task: int = Field(description="the task's id: its data row's id")
+    data_row_id: int
+    project: int = Field(description="the project's id")
+    parent_prediction: int | None = None
+    parent_annotation: int | None = None
+    version: int = Field(description="1 when made; one more on every change")
+
+
+class AnnotationList(Model):
+    items: list[Annotation]
+
+
+class AnnotationPage(Model):
+    items: list[Annotation]
+    next_cursor: int | None = Field(description="pass as `after` for the next page; null: last")
+
+
+class Prediction(Model):
+    """A model's prediction for a task, in Label Studio's shape."""
+
+    id: int
+    result: list[Region] = Field(description="Label Studio regions (each may hold score)")
+    model_version: str
+    score: float | None
+    created_at: str | None = Field(description="ISO 8601, UTC")
+    updated_at: str | None = Field(description="ISO 8601, UTC")
+    task: int = Field(description="the task's id: its data row's id")
+    data_row_id: int
+    project: int
+
+
+class PredictionList(Model):
+    items: list[Prediction]

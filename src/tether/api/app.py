@@ -13,6 +13,7 @@ from tether.api import docs, errors
 from tether.api.bodies import strict_json_body
 from tether.api.limits import BodyLimit
 from tether.api.params import known_query_only
+from tether.api.routes import annotations as annotation_routes
 from tether.api.routes import (
     api_keys,
     data_rows,
@@ -23,6 +24,7 @@ from tether.api.routes import (
     local_files,
     metadata_schema,
     organization,
+    predictions,
     probe,
     projects,
     proxy,
@@ -89,6 +91,8 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
         uploads,
         probe,
         projects,
+        annotation_routes,
+        predictions,
     ):
         api.include_router(module.router)
     api.include_router(proxy.router)

@@ -13,7 +13,7 @@ from tether.api.errors import error_response
 # Bulk import bodies have their own (larger) limit; multipart uploads are bounded here too,
 # since the form parser would otherwise spool a body of any size to disk before the route
 # sees it.
-UPLOAD_PATH = re.compile(r"^/api/v1/datasets/[^/]+/data-rows$")
+UPLOAD_PATH = re.compile(r"^/api/v1/(datasets/[^/]+/data-rows|projects/[^/]+/predictions)$")
 # One file put into a storage: bounded by the asset size limit (the route says so first, from
 # Content-Length; this catches a body that runs past what it announced).
 ASSET_PATH = re.compile(r"^/api/v1/storages/[^/]+/objects$")

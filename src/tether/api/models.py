@@ -8,6 +8,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tether.schemas import (  # noqa: F401 - re-exported for the routes
+    Annotation,
+    AnnotationList,
+    AnnotationPage,
     AssignResults,
     ClearResults,
     DataRow,
@@ -28,6 +31,8 @@ from tether.schemas import (  # noqa: F401 - re-exported for the routes
     LabelConfigTemplates,
     MetadataField,
     MetadataSchema,
+    Prediction,
+    PredictionList,
     Project,
     ProjectList,
     RowCount,
@@ -105,6 +110,33 @@ class ProjectPatch(Body):
     name: str | None = Field(None, min_length=1, max_length=200)
     description: str | None = None
     label_config: str | None = None
+
+
+RESULT_HELP = (
+    "Label Studio regions: each with from_name (a control tag of the config), to_name (an "
+    "object tag it labels), type (one it makes) and value; a region that does not fit is "
+    "`region_mismatch`, naming its index"
+)
+
+
+class AnnotationIn(Body):
+    result: list[Any] = Field(description=RESULT_HELP)
+    lead_time: float | None = Field(None, ge=0, allow_inf_nan=False, description="seconds spent")
+    was_cancelled: bool = Field(False, description="a skip (its result is usually empty)")
+    ground_truth: bool = False
+
+
+class AnnotationPatch(Body):
+    result: list[Any] | None = Field(None, description=RESULT_HELP)
+    lead_time: float | None = Field(None, ge=0, allow_inf_nan=False)
+    was_cancelled: bool | None = None
+    ground_truth: bool | None = None
+    version: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_INT,
+        description="change it only if it still has this version (else 409 version_mismatch)",
+    )
 
 
 class DataRowPatch(Body):

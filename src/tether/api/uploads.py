@@ -32,13 +32,7 @@ async def receive_upload(
     params: dict[str, Any],
 ) -> dict[str, Any]:
     dataset_id = await run_in_threadpool(submit.dataset_id, engine, caller.org_id, dataset)
-    settings.uploads_dir.mkdir(parents=True, exist_ok=True)
-    path = settings.uploads_dir / f"{uuid.uuid4().hex}{submit.UPLOAD_SUFFIX}"
-    try:
-        filename, digest = await _save_body(request, path, settings.max_upload_bytes)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
+    path, filename, digest = await stage_body(request, settings)
     params["filename"] = params.get("filename") or filename
     return await run_in_threadpool(
         submit.submit,
@@ -52,6 +46,20 @@ async def receive_upload(
         params,
         idempotency_key,
     )
+
+
+async def stage_body(request: Request, settings: Settings) -> tuple[Path, str | None, str]:
+    """The body (or the multipart body's one file) staged under the uploads folder: its
+    path, its file name if it has one, and the sha256 of its bytes. The caller hands the
+    file to a job (``imports.submit.submit_upload``), which removes it when done."""
+    settings.uploads_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.uploads_dir / f"{uuid.uuid4().hex}{submit.UPLOAD_SUFFIX}"
+    try:
+        filename, digest = await _save_body(request, path, settings.max_upload_bytes)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path, filename, digest
 
 
 async def _save_body(request: Request, path: Path, limit: int) -> tuple[str | None, str]:

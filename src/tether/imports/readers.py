@@ -16,7 +16,7 @@ import csv
 import io
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -157,6 +157,34 @@ def _parsed(index: int, text: bytes, line: int, flavor: str | None) -> Item:
     return Item(index, row, flavor=found)
 
 
+Parse = Callable[[int, bytes, int, str | None], Item]
+
+
+def read_objects(path: Path, container: str, skip: int = 0) -> Iterator[Item]:
+    """The JSON objects of a JSON (array, or objects one after another) or NDJSON file as
+    they are, not read as data rows: for files of other things (a project's predictions).
+    Parsed by tether's rules (``manifests.loads``); a value that is not an object is its
+    item's error. Reading goes on after bad items as ``read`` does."""
+    if container not in ("json", "ndjson"):
+        raise FileError(f"the file must be JSON or NDJSON, not {container}")
+    check_fits(path, container)
+    reader = _read_json if container == "json" else _read_ndjson
+    yield from reader(path, None, skip, _object)
+
+
+def _object(index: int, text: bytes, line: int, _flavor: str | None) -> Item:
+    try:
+        value = manifests.loads(text)
+    except RowError as exc:
+        return Item(index, None, RowError(exc.code, f"line {line}: {exc.message}"))
+    if type(value) is not dict:
+        found = {list: "a list", str: "a string", bool: "a boolean"}.get(type(value), "a number")
+        found = "null" if value is None else found
+        message = f"line {line}: each item must be a JSON object, not {found}"
+        return Item(index, None, RowError("malformed_item", message))
+    return Item(index, value)
+
+
 def _split_lone_cr(lines: Iterable[bytes]) -> Iterator[bytes]:
     for raw in lines:
         if b"\r" in raw:
@@ -175,7 +203,9 @@ def _lone_cr_pieces(raw: bytes) -> list[bytes] | tuple[bytes]:
 # --- JSON and NDJSON -------------------------------------------------------------------------
 
 
-def _read_json(path: Path, flavor: str | None = None, skip: int = 0) -> Iterator[Item]:
+def _read_json(
+    path: Path, flavor: str | None = None, skip: int = 0, parse: Parse = _parsed
+) -> Iterator[Item]:
     """An array of items, or objects one after another (one task object is one task)."""
     index = 0
     with path.open("rb") as f:
@@ -187,7 +217,7 @@ def _read_json(path: Path, flavor: str | None = None, skip: int = 0) -> Iterator
                 if index < skip:
                     pass
                 elif value.text:
-                    yield _parsed(index, value.text, value.line, flavor)
+                    yield parse(index, value.text, value.line, flavor)
                 else:
                     error = RowError(
                         "malformed_json", f"line {value.line}: an empty item (two commas)"
@@ -202,7 +232,9 @@ def _read_json(path: Path, flavor: str | None = None, skip: int = 0) -> Iterator
             yield Item(index, None, RowError("malformed_file", message), flavor)
 
 
-def _read_ndjson(path: Path, flavor: str | None = None, skip: int = 0) -> Iterator[Item]:
+def _read_ndjson(
+    path: Path, flavor: str | None = None, skip: int = 0, parse: Parse = _parsed
+) -> Iterator[Item]:
     index = 0
     line_no = 0
     with path.open("rb") as f:
@@ -217,7 +249,7 @@ def _read_ndjson(path: Path, flavor: str | None = None, skip: int = 0) -> Iterat
                 if not line or line.isspace():
                     continue
                 if index >= skip:
-                    yield _parsed(index, line, line_no, flavor)
+                    yield parse(index, line, line_no, flavor)
                 index += 1
 
 

@@ -46,7 +46,44 @@ def submit(
     first job (and drops this upload); with anything else it is ``IdempotencyKeyReused``.
     An empty body with a used key asks for the key's job (the SDK's retry of a one-shot
     iterator, which it cannot send again): no import has an empty body."""
-    asked = jobs.fingerprint(KIND, body_sha256, target_dataset, params)
+    return submit_upload(
+        engine,
+        enqueue,
+        org_id,
+        user_id,
+        upload,
+        body_sha256,
+        params,
+        idempotency_key,
+        kind=KIND,
+        target=target_dataset,
+        dataset_id=target_dataset,
+        counts={"created": 0, "updated": 0},
+        precheck=_precheck,
+    )
+
+
+def submit_upload(
+    engine: Engine,
+    enqueue: Callable[[str], None],
+    org_id: int,
+    user_id: int | None,
+    upload: Path,
+    body_sha256: str,
+    params: dict[str, Any],
+    idempotency_key: str | None,
+    *,
+    kind: str,
+    target: Any,
+    counts: dict[str, int],
+    precheck: Callable[[Path, dict[str, Any]], str | None],
+    dataset_id: int | None = None,
+    project_id: int | None = None,
+) -> dict[str, Any]:
+    """``submit`` for any kind of job that reads a staged upload (``params["_upload"]``):
+    ``target`` is what the job writes to (for the idempotency check), ``precheck`` refuses a
+    file no item could come out of and gives the container (``format``) when not given."""
+    asked = jobs.fingerprint(kind, body_sha256, target, params)
     try:
         if idempotency_key and upload.stat().st_size == 0:
             with engine.connect() as conn:
@@ -54,18 +91,19 @@ def submit(
             if first is not None:
                 upload.unlink(missing_ok=True)
                 return first
-        params = {**params, "format": params.get("format") or _precheck(upload, params)}
+        params = {**params, "format": params.get("format") or precheck(upload, params)}
         with engine.begin() as conn:
             job, created = jobs.create(
                 conn,
                 org_id,
-                KIND,
+                kind,
                 {**params, "_upload": str(upload)},
-                target_dataset,
+                dataset_id,
                 idempotency_key,
                 user_id,
                 request_fingerprint=asked,
-                counts={"created": 0, "updated": 0},
+                project_id=project_id,
+                counts=counts,
             )
     except BaseException:
         upload.unlink(missing_ok=True)
@@ -91,7 +129,8 @@ def _precheck(path: Path, params: dict[str, Any]) -> str | None:
 
 def remove_stale_uploads(engine: Engine, uploads_dir: Path, max_age_seconds: float) -> list[Path]:
     """Remove staged uploads older than ``max_age_seconds`` that no queued or running job
-    owns; returns what went. (An upload being received is younger: it is written to.)"""
+    (of any kind: imports, predictions) owns; returns what went. (An upload being received
+    is younger: it is written to.)"""
     if not uploads_dir.is_dir():
         return []
     cutoff = time.time() - max_age_seconds
@@ -103,8 +142,7 @@ def remove_stale_uploads(engine: Engine, uploads_dir: Path, max_age_seconds: flo
             Path(str(orjson.loads(params or "{}").get("_upload"))).name
             for params in conn.execute(
                 select(jobs_table.c.params).where(
-                    jobs_table.c.kind == KIND,
-                    jobs_table.c.status.in_((jobs.QUEUED, jobs.RUNNING)),
+                    jobs_table.c.status.in_((jobs.QUEUED, jobs.RUNNING))
                 )
             ).scalars()
         }

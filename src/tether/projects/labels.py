@@ -3,7 +3,9 @@ status. Services (``tasks``, ``annotations``, ``predictions``) check what they a
 and write through here; nothing else inserts into those tables.
 
 A task's status follows its annotations: ``labeled`` with at least one annotation that is
-not a skip, ``skipped`` with only skips (``was_cancelled``), ``unlabeled`` with none.
+not a skip, ``skipped`` with only skips (``was_cancelled``), ``unlabeled`` with none. Every
+write here that adds, changes or removes an annotation or a prediction recounts its task in
+the same transaction.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, case, func, insert, select, update
+from sqlalchemy import Connection, and_, case, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tether.db.tables import annotations as annotation_rows
@@ -73,12 +75,83 @@ def insert_annotations(conn: Connection, items: Iterable[dict[str, Any]]) -> lis
     return _insert(conn, annotation_rows, items)
 
 
-def insert_predictions(conn: Connection, items: Iterable[dict[str, Any]]) -> list[int]:
-    """As ``insert_annotations``, for predictions."""
-    return _insert(conn, prediction_rows, items)
+def insert_predictions(
+    conn: Connection, items: Iterable[dict[str, Any]], *, ids: bool = True
+) -> list[int]:
+    """As ``insert_annotations``, for predictions. ``ids=False`` asks for no ids back (the
+    list is empty): a bulk import needs none, and SQLite inserts row by row when asked for
+    ids in order."""
+    return _insert(conn, prediction_rows, items, ids)
 
 
-def _insert(conn: Connection, table: Any, items: Iterable[dict[str, Any]]) -> list[int]:
+def update_annotation(
+    conn: Connection,
+    org_id: int,
+    annotation_id: int,
+    values: dict[str, Any],
+    expected_version: int | None = None,
+) -> Any | None:
+    """Change one annotation (``values``: columns; ``result`` as a list) and bump its
+    ``version`` by one, atomically; with ``expected_version`` only if it still has that
+    version. Returns the changed row, or None when no annotation of the organization has
+    that id (and version). Refreshes its task's counts."""
+    values = dict(values)
+    if "result" in values and not isinstance(values["result"], str | bytes):
+        values["result"] = orjson.dumps(values["result"]).decode()
+    a = annotation_rows
+    where = [a.c.id == annotation_id, a.c.org_id == org_id]
+    if expected_version is not None:
+        where.append(a.c.version == expected_version)
+    row = conn.execute(
+        update(a)
+        .where(*where)
+        .values(**values, version=a.c.version + 1, updated_at=datetime.now(UTC))
+        .returning(*a.c)
+    ).first()
+    if row is not None:
+        refresh_counts(conn, row.project_id, [row.data_row_id])
+    return row
+
+
+def delete_annotation(conn: Connection, org_id: int, annotation_id: int) -> Any | None:
+    """Delete one annotation of the organization; the deleted row (None if there was none).
+    Refreshes its task's counts."""
+    return _delete(conn, annotation_rows, org_id, annotation_id)
+
+
+def delete_prediction(conn: Connection, org_id: int, prediction_id: int) -> Any | None:
+    """As ``delete_annotation``, for a prediction."""
+    return _delete(conn, prediction_rows, org_id, prediction_id)
+
+
+def _delete(conn: Connection, table: Any, org_id: int, item_id: int) -> Any | None:
+    row = conn.execute(
+        delete(table).where(table.c.id == item_id, table.c.org_id == org_id).returning(*table.c)
+    ).first()
+    if row is not None:
+        refresh_counts(conn, row.project_id, [row.data_row_id])
+    return row
+
+
+def release_lease(conn: Connection, project_id: int, data_row_id: int, user_id: int | None) -> None:
+    """Give up ``user_id``'s next-task lease on the task (it saved an annotation there); a
+    lease another annotator holds stays."""
+    if user_id is None:
+        return
+    conn.execute(
+        update(tasks)
+        .where(
+            tasks.c.project_id == project_id,
+            tasks.c.data_row_id == data_row_id,
+            tasks.c.lease_user_id == user_id,
+        )
+        .values(lease_user_id=None, lease_until=None)
+    )
+
+
+def _insert(
+    conn: Connection, table: Any, items: Iterable[dict[str, Any]], ids: bool = True
+) -> list[int]:
     now = datetime.now(UTC)
     rows = []
     for item in items:
@@ -88,14 +161,48 @@ def _insert(conn: Connection, table: Any, items: Iterable[dict[str, Any]]) -> li
         rows.append(row)
     if not rows:
         return []
-    result = conn.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
-    ids = [int(r[0]) for r in result]
+    made: list[int] = []
+    if ids:
+        result = conn.execute(
+            insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
+        )
+        made = [int(r[0]) for r in result]
+    else:
+        conn.execute(insert(table), rows)
+    if table is prediction_rows:
+        _add_predictions(conn, rows, now)
+        return made
     touched: dict[int, set[int]] = {}
     for row in rows:
         touched.setdefault(int(row["project_id"]), set()).add(int(row["data_row_id"]))
     for project_id, row_ids in touched.items():
         refresh_counts(conn, project_id, sorted(row_ids))
-    return ids
+    return made
+
+
+def _add_predictions(conn: Connection, rows: list[dict[str, Any]], now: datetime) -> None:
+    """Add the new predictions to their tasks' counts (a prediction changes no status).
+    Counted up, not recounted: a recount reads each task's predictions, and a bulk import
+    into a table the planner still thinks empty would scan it for every task. One statement
+    per project and number added (an import adds one to most tasks)."""
+    added: dict[tuple[int, int], int] = {}
+    for row in rows:
+        task_key = (int(row["project_id"]), int(row["data_row_id"]))
+        added[task_key] = added.get(task_key, 0) + 1
+    by_count: dict[tuple[int, int], list[int]] = {}
+    for (project_id, row_id), n in added.items():
+        by_count.setdefault((project_id, n), []).append(row_id)
+    for (project_id, n), row_ids in sorted(by_count.items()):
+        row_ids.sort()
+        for start in range(0, len(row_ids), BATCH):
+            conn.execute(
+                update(tasks)
+                .where(
+                    tasks.c.project_id == project_id,
+                    tasks.c.data_row_id.in_(row_ids[start : start + BATCH]),
+                )
+                .values(total_predictions=tasks.c.total_predictions + n, updated_at=now)
+            )
 
 
 def refresh_counts(conn: Connection, project_id: int, data_row_ids: Sequence[int]) -> None:

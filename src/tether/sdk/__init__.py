@@ -18,9 +18,10 @@ from tether.sdk._errors import (
     TetherAPIError,
     TooLargeError,
 )
-from tether.sdk._projects import Project
+from tether.sdk._projects import Annotation, Prediction, Project
 
 __all__ = [
+    "Annotation",
     "AuthenticationError",
     "Client",
     "ConflictError",
@@ -30,6 +31,7 @@ __all__ = [
     "Job",
     "JobTimeoutError",
     "NotFoundError",
+    "Prediction",
     "Project",
     "Storage",
     "TetherAPIError",

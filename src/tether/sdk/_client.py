@@ -27,7 +27,7 @@ from tether.sdk._errors import (
     TetherAPIError,
     raise_for_answer,
 )
-from tether.sdk._projects import Project
+from tether.sdk._projects import Annotation, Project
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 FINISHED = ("completed", "completed_with_errors", "failed", "canceled")
@@ -188,6 +188,10 @@ class Client:
         """The label configs tether ships, by name."""
         items = self._json("GET", "/projects/templates")["items"]
         return {t["name"]: t["label_config"] for t in items}
+
+    def get_annotation(self, annotation_id: int) -> Annotation:
+        """An annotation of any project of the organization, by id."""
+        return Annotation._of(self, self._json("GET", f"/annotations/{int(annotation_id)}"))
 
     # --- files ---------------------------------------------------------------------------
 

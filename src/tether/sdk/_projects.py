@@ -1,11 +1,20 @@
-"""Project: a labeling project of the SDK, over ``/projects``."""
+"""Project, Annotation and Prediction: labeling projects of the SDK, over ``/projects``,
+``/annotations`` and ``/predictions``."""
 
 from __future__ import annotations
 
-from typing import Any
+import os
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from tether import schemas
 from tether.sdk._bound import _Bound
+
+if TYPE_CHECKING:
+    from tether.sdk._client import Job
 
 
 class Project(schemas.Project, _Bound):
@@ -40,3 +49,160 @@ class Project(schemas.Project, _Bound):
         """Delete the project with its tasks, annotations, predictions and target storages
         (admins). The data rows stay."""
         self.client.request("DELETE", self._path, once=True)
+
+    # --- annotations ---------------------------------------------------------------------
+
+    def create_annotation(
+        self,
+        data_row_id: int,
+        result: list[dict[str, Any]],
+        lead_time: float | None = None,
+        was_cancelled: bool = False,
+        ground_truth: bool = False,
+    ) -> Annotation:
+        """A new annotation of the task (the data row ``data_row_id``) by the caller:
+        ``result`` is Label Studio's list of regions, each fitting the label config
+        (``InvalidError`` with code ``region_mismatch`` naming the region otherwise). A skip
+        is ``was_cancelled=True`` with ``result=[]``."""
+        body = {
+            "result": result,
+            "lead_time": lead_time,
+            "was_cancelled": was_cancelled,
+            "ground_truth": ground_truth,
+        }
+        path = f"{self._path}/tasks/{int(data_row_id)}/annotations"
+        return Annotation._of(self.client, self.client._json("POST", path, json=body, once=True))
+
+    def annotations(
+        self,
+        data_row_id: int | None = None,
+        completed_by: int | None = None,
+        was_cancelled: bool | None = None,
+        ground_truth: bool | None = None,
+        updated_after: datetime | str | None = None,
+        page_size: int = 100,
+    ) -> Iterator[Annotation]:
+        """The project's annotations in id order (fetched a page at a time), filtered by
+        task, by user, by skip or ground-truth flag, or changed after a time."""
+        filters = {
+            "data_row_id": data_row_id,
+            "completed_by": completed_by,
+            "was_cancelled": was_cancelled,
+            "ground_truth": ground_truth,
+            "updated_after": updated_after,
+        }
+        params: dict[str, Any] = {"limit": page_size}
+        for key, value in filters.items():
+            if isinstance(value, bool):
+                params[key] = "true" if value else "false"
+            elif isinstance(value, datetime):
+                params[key] = value.isoformat()
+            elif value is not None:
+                params[key] = str(value)
+        while True:
+            page = self.client._json("GET", f"{self._path}/annotations", params=params)
+            for item in page["items"]:
+                yield Annotation._of(self.client, item)
+            if page["next_cursor"] is None:
+                return
+            params["after"] = page["next_cursor"]
+
+    # --- predictions ---------------------------------------------------------------------
+
+    def upload_predictions(
+        self,
+        items_or_path: Iterable[dict[str, Any]] | str | os.PathLike[str],
+        format: str | None = None,
+        wait: bool = True,
+        timeout: float | None = None,
+        on_upload: Callable[[int], None] | None = None,
+    ) -> Job:
+        """Import predictions: dicts (sent as NDJSON) or a file (a JSON array or NDJSON).
+        Items: ``{"data_row_id" or "global_key", "result", "model_version", "score"}``, Label
+        Studio's predictions (``task``) or its tasks with ``predictions``. Runs as a job
+        (kind ``predictions``; counts ``created``, ``failed``), waited for unless
+        ``wait=False``; items that cannot be taken are ``job.errors`` (index, reason)."""
+        from tether.sdk import _client
+
+        params: dict[str, Any] = {}
+        if format:
+            params["format"] = format
+        headers = {"Idempotency-Key": uuid.uuid4().hex}
+        factory: Callable[[], Any]
+        if isinstance(items_or_path, str | os.PathLike):
+            path = Path(items_or_path)
+            if not path.is_file():
+                raise FileNotFoundError(f"no file {path}")
+            params["filename"] = path.name
+            factory = lambda: _client._file_chunks(path, on_upload)  # noqa: E731
+        else:
+            factory = _client._NdjsonBody(list(items_or_path))
+            headers["Content-Type"] = "application/x-ndjson"
+        response = self.client.request(
+            "POST",
+            f"{self._path}/predictions",
+            body_factory=factory,
+            params=params,
+            headers=headers,
+        )
+        job = _client.Job._of(self.client, response.json())
+        return job.wait_till_done(timeout=timeout, poll=0.2) if wait else job
+
+    def predictions(self, data_row_id: int) -> list[Prediction]:
+        """The task's predictions, oldest first."""
+        path = f"{self._path}/tasks/{int(data_row_id)}/predictions"
+        return [Prediction._of(self.client, p) for p in self.client._json("GET", path)["items"]]
+
+
+class Annotation(schemas.Annotation, _Bound):
+    """An annotation: its fields (``result``, ``version``, ``completed_by``, ...) and
+    changing or deleting it."""
+
+    def __repr__(self) -> str:
+        return f"<Annotation {self.id} task {self.data_row_id} v{self.version}>"
+
+    @property
+    def _path(self) -> str:
+        return f"/annotations/{self.id}"
+
+    def refresh(self) -> Annotation:
+        self._replace(self.client._json("GET", self._path))
+        return self
+
+    def update(
+        self,
+        result: list[dict[str, Any]] | None = None,
+        lead_time: float | None = None,
+        was_cancelled: bool | None = None,
+        ground_truth: bool | None = None,
+        force: bool = False,
+    ) -> Annotation:
+        """Change what is given; the version grows by one. The change is made only if the
+        annotation is still at the version this object holds (``ConflictError`` with code
+        ``version_mismatch`` if someone changed it since: ``refresh()`` and redo), unless
+        ``force=True``."""
+        given = {
+            "result": result,
+            "lead_time": lead_time,
+            "was_cancelled": was_cancelled,
+            "ground_truth": ground_truth,
+        }
+        body: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+        if not force:
+            body["version"] = self.version
+        self._replace(self.client._json("PATCH", self._path, json=body, once=True))
+        return self
+
+    def delete(self) -> None:
+        """Delete the annotation; its task is recounted."""
+        self.client.request("DELETE", self._path, once=True)
+
+
+class Prediction(schemas.Prediction, _Bound):
+    """A model's prediction for a task: its fields and deleting it."""
+
+    def __repr__(self) -> str:
+        return f"<Prediction {self.id} task {self.data_row_id} {self.model_version!r}>"
+
+    def delete(self) -> None:
+        self.client.request("DELETE", f"/predictions/{self.id}", once=True)
