@@ -23,6 +23,7 @@ from tether.api.routes import (
     metadata_schema,
     organization,
     probe,
+    project_export,
     projects,
     proxy,
     session,
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
         uploads,
         probe,
         projects,
+        project_export,
     ):
         api.include_router(module.router)
     api.include_router(proxy.router)

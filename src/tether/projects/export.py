@@ -1,0 +1,215 @@
+"""Exporting a project: its tasks with their annotations and predictions, in Label Studio's
+JSON export shape (``shapes.export_task``), in data row id order.
+
+An export is one read snapshot (``catalog.export.begin_snapshot``): the project is looked up,
+its tasks counted and read in one read transaction, so annotations written meanwhile do not
+change it and ``ProjectExport.tasks`` (known before the first task) is what it holds.
+
+Tasks come a batch at a time, three queries a batch whatever its size: the batch's tasks
+joined with their data rows (keyset on the data row id), then the annotations and the
+predictions of that id range. Memory holds one batch, never the project. A task's ``data``
+is the row's data as the label config reads it (``LabelConfig.task_data``): the stored URIs,
+never resolved URLs; a row that lacks a key the config needs keeps its data as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, select
+
+from tether.catalog.export import begin_snapshot, end_snapshot
+from tether.db.tables import TASK_STATUSES, data_rows, tasks
+from tether.db.tables import annotations as annotation_rows
+from tether.db.tables import predictions as prediction_rows
+from tether.errors import Invalid
+from tether.projects import label_config, projects, shapes
+from tether.projects.label_config import LabelConfig
+
+BATCH_TASKS = 1000
+FORMATS = ("json", "ndjson")
+
+_TASK_COLUMNS = (
+    tasks.c.data_row_id,
+    tasks.c.status,
+    tasks.c.total_annotations,
+    tasks.c.cancelled_annotations,
+    tasks.c.total_predictions,
+    tasks.c.created_at,
+    tasks.c.updated_at,
+    data_rows.c.row_data,
+)
+_ANNOTATION_COLUMNS = tuple(c for c in annotation_rows.c if c.name not in ("org_id", "version"))
+_PREDICTION_COLUMNS = tuple(c for c in prediction_rows.c if c.name != "org_id")
+
+
+@dataclass
+class ProjectExport:
+    """An open export: ``tasks`` task dicts will come from ``items`` (lists of them, a batch
+    each). The snapshot stays open until ``items`` is exhausted or ``close()`` is called
+    (which a reader that stops early must do)."""
+
+    project: dict[str, Any]  # as ``projects.get`` gives it: id, name, label_config, ...
+    config: LabelConfig
+    tasks: int
+    items: Generator[list[dict[str, Any]], None, None]
+
+    def close(self) -> None:
+        self.items.close()
+
+
+def check_statuses(statuses: Iterable[str] | None) -> tuple[str, ...] | None:
+    """The task statuses to keep (None: all), ``Invalid`` naming an unknown one."""
+    if not statuses:
+        return None
+    chosen = tuple(dict.fromkeys(statuses))
+    for status in chosen:
+        if status not in TASK_STATUSES:
+            raise Invalid(
+                f"no task status {status!r}; statuses: {', '.join(TASK_STATUSES)}",
+                {"field": "status"},
+            )
+    return chosen
+
+
+def open_export(
+    engine: Engine,
+    org_id: int,
+    project: int | str,
+    *,
+    statuses: Iterable[str] | None = None,
+    batch: int = BATCH_TASKS,
+) -> ProjectExport:
+    """Open a snapshot of ``project`` (id or name; ``NotFound`` if it is not the
+    organization's) and count the tasks it will hold (only ``statuses`` when given)."""
+    chosen = check_statuses(statuses)
+    conn = engine.connect()
+    try:
+        conn = begin_snapshot(conn)
+        found = projects.get(conn, org_id, project)
+        config = label_config.parse(str(found["label_config"]))
+        counts: dict[str, int] = found["task_counts"]
+        total = sum(n for s, n in counts.items() if chosen is None or s in chosen)
+    except BaseException:
+        conn.close()
+        raise
+    items = _items(conn, org_id, int(found["id"]), config, chosen, batch)
+    return ProjectExport(found, config, total, items)
+
+
+def _items(
+    conn: Connection,
+    org_id: int,
+    project_id: int,
+    config: LabelConfig,
+    statuses: Sequence[str] | None,
+    batch: int,
+) -> Generator[list[dict[str, Any]], None, None]:
+    try:
+        yield from batches(conn, org_id, project_id, config, statuses, batch)
+    finally:
+        end_snapshot(conn)
+
+
+def batches(
+    conn: Connection,
+    org_id: int,
+    project_id: int,
+    config: LabelConfig,
+    statuses: Sequence[str] | None = None,
+    batch: int = BATCH_TASKS,
+) -> Iterator[list[dict[str, Any]]]:
+    """The project's tasks in Label Studio's export shape, ``batch`` tasks a list, in data
+    row id order (three queries a list)."""
+    last = 0  # ids start at 1
+    while True:
+        query = (
+            select(*_TASK_COLUMNS)
+            .join(data_rows, data_rows.c.id == tasks.c.data_row_id)
+            .where(
+                tasks.c.project_id == project_id,
+                tasks.c.org_id == org_id,
+                tasks.c.data_row_id > last,
+            )
+            .order_by(tasks.c.data_row_id)
+            .limit(batch)
+        )
+        if statuses is not None:
+            query = query.where(tasks.c.status.in_(statuses))
+        rows = conn.execute(query).all()
+        if not rows:
+            return
+        low, high = rows[0].data_row_id, rows[-1].data_row_id
+        made = _of_tasks(conn, annotation_rows, _ANNOTATION_COLUMNS, org_id, project_id, low, high)
+        predicted = _of_tasks(
+            conn, prediction_rows, _PREDICTION_COLUMNS, org_id, project_id, low, high
+        )
+        yield [
+            shapes.export_task(
+                shapes.task(row, _data(config, row.row_data), project_id),
+                [shapes.annotation(a) for a in made.get(row.data_row_id, ())],
+                [shapes.prediction(p) for p in predicted.get(row.data_row_id, ())],
+            )
+            for row in rows
+        ]
+        if len(rows) < batch:
+            return
+        last = high
+
+
+def _of_tasks(
+    conn: Connection,
+    table: Any,
+    columns: Sequence[Any],
+    org_id: int,
+    project_id: int,
+    low: int,
+    high: int,
+) -> dict[int, list[Any]]:
+    """The rows of ``table`` for the tasks with data row ids from ``low`` to ``high``, by
+    data row id, in id order. A range, not an id list: one index range scan, and rows of
+    tasks left out by a status filter are simply never asked for by a task."""
+    by_task: dict[int, list[Any]] = {}
+    rows = conn.execute(
+        select(*columns)
+        .where(
+            table.c.project_id == project_id,
+            table.c.org_id == org_id,
+            table.c.data_row_id.between(low, high),
+        )
+        .order_by(table.c.data_row_id, table.c.id)
+    )
+    for row in rows:
+        by_task.setdefault(row.data_row_id, []).append(row)
+    return by_task
+
+
+def _data(config: LabelConfig, stored: str) -> Any:
+    row_data = orjson.loads(stored)
+    data, _missing = config.task_data(row_data)
+    return row_data if data is None else data
+
+
+def chunks(export: ProjectExport, fmt: str) -> Generator[bytes, None, None]:
+    """The export as bytes, a batch of tasks a chunk: ``ndjson`` a task a line, ``json`` one
+    array with a task a line (``[`` and ``]`` on lines of their own)."""
+    if fmt not in FORMATS:
+        raise Invalid(f"no export format {fmt!r}", {"field": "format"})
+    dumps = orjson.dumps
+    try:
+        if fmt == "ndjson":
+            for items in export.items:
+                yield b"".join([dumps(t, option=orjson.OPT_APPEND_NEWLINE) for t in items])
+            return
+        yield b"["
+        first = True
+        for items in export.items:
+            body = b",\n".join([dumps(t) for t in items])
+            yield (b"\n" if first else b",\n") + body
+            first = False
+        yield b"]\n" if first else b"\n]\n"
+    finally:
+        export.close()
