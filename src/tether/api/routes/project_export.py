@@ -62,7 +62,8 @@ def export_project(
         list[str] | None,
         Query(
             description="only tasks of these statuses (repeatable: "
-            f"{', '.join(TASK_STATUSES)}); all when not given",
+            f"{', '.join(TASK_STATUSES)}); when not given, all for json and ndjson, "
+            "`labeled` for coco, yolo and voc",
         ),
     ] = None,
 ) -> StreamingResponse:
@@ -79,8 +80,11 @@ def export_project(
     the regions' `original_width` and `original_height`. COCO is its `result.json` (a
     `bbox` in pixels, polygons as `segmentation`); YOLO a zip of `classes.txt`,
     `notes.json` and `labels/<image name>.txt`; VOC a zip of `Annotations/<image name>.xml`.
-    Skipped annotations and predictions are not in them, and each annotation of a task is
-    an item of its own, as in Label Studio."""
+    They hold labeled tasks unless `status` says otherwise (an image not labeled yet is no
+    image without objects). Skipped annotations and predictions are not in them, and each
+    annotation of a task is an item of its own, as in Label Studio."""
+    if not status and format not in MEDIA_TYPES:
+        status = ["labeled"]  # an unlabeled image is no negative example
     opened = export.open_export(engine, caller.org_id, project, statuses=status)
     name = f"project-{opened.project['id']}"
     if format in MEDIA_TYPES:
