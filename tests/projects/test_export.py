@@ -314,3 +314,13 @@ def test_a_reader_that_stops_early_lets_go_of_the_snapshot(
     stream.close()
     with pytest.raises(StopIteration):
         next(opened.items)
+
+
+def test_closing_an_export_before_reading_it_returns_its_connection(
+    engine: Engine, tenant: Tenant
+) -> None:
+    """As a refused conversion does: a generator closed unstarted never runs its finally."""
+    project, _, _ = labeled_project(engine, tenant)
+    opened = export.open_export(engine, tenant.org_id, project["id"])
+    opened.close()
+    assert opened.conn.closed

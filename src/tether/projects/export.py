@@ -14,6 +14,7 @@ never resolved URLs; a row that lacks a key the config needs keeps its data as i
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -56,9 +57,14 @@ class ProjectExport:
     config: LabelConfig
     tasks: int
     items: Generator[list[dict[str, Any]], None, None]
+    conn: Connection
 
     def close(self) -> None:
+        # A generator closed before it started never runs its ``finally``.
+        unstarted = inspect.getgeneratorstate(self.items) == inspect.GEN_CREATED
         self.items.close()
+        if unstarted and not self.conn.closed:
+            end_snapshot(self.conn)
 
 
 def check_statuses(statuses: Iterable[str] | None) -> tuple[str, ...] | None:
@@ -97,7 +103,7 @@ def open_export(
         conn.close()
         raise
     items = _items(conn, org_id, int(found["id"]), config, chosen, batch)
-    return ProjectExport(found, config, total, items)
+    return ProjectExport(found, config, total, items, conn)
 
 
 def _items(
