@@ -27,7 +27,9 @@ from tether.projects import labels
 
 POLYGONS = """<View>
   <Image name="image" value="$image"/>
-  <PolygonLabels name="poly" toName="image"><Label value="Road"/><Label value="Tree"/></PolygonLabels>
+  <PolygonLabels name="poly" toName="image">
+    <Label value="Road"/><Label value="Tree"/>
+  </PolygonLabels>
 </View>"""
 CHOICES = """<View>
   <Text name="text" value="$text"/>
