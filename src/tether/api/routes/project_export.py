@@ -85,7 +85,8 @@ def export_project(
     annotation of a task is an item of its own, as in Label Studio."""
     if not status and format not in MEDIA_TYPES:
         status = ["labeled"]  # an unlabeled image is no negative example
-    opened = export.open_export(engine, caller.org_id, project, statuses=status)
+    spliced = format in MEDIA_TYPES  # the converter reads the data, so it gets it parsed
+    opened = export.open_export(engine, caller.org_id, project, statuses=status, spliced=spliced)
     name = f"project-{opened.project['id']}"
     if format in MEDIA_TYPES:
         return ClosingStream(
