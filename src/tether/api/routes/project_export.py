@@ -48,7 +48,15 @@ CONVERT_422 = (
             },
             "description": "`json`: one array, a task a line; `ndjson`: a task a line; "
             "`coco`: the COCO JSON document; `yolo`, `voc`: a zip.",
-            "headers": {EXPORT_TASKS_HEADER: _TASKS, SKIPPED_HEADER: _SKIPPED},
+            "headers": {
+                EXPORT_TASKS_HEADER: _TASKS,
+                SKIPPED_HEADER: _SKIPPED,
+                "Content-Disposition": {
+                    "description": 'a file: `attachment; filename="project-<id>.<format>"` '
+                    "(COCO: `-coco.json`; YOLO, VOC: `-yolo.zip`, `-voc.zip`)",
+                    "schema": {"type": "string"},
+                },
+            },
         },
         **documented(404, e422=CONVERT_422),
     },
