@@ -1,8 +1,8 @@
 """COCO, YOLO and Pascal VOC exports of a project, made by Label Studio's own converter
 (PyPI ``label-studio-converter``, the ``convert`` extra: ``pip install 'tether[convert]'``).
 
-The converter reads a Label Studio JSON export and the label config; it is given the JSON
-export tether writes (``export.chunks``), in a temporary folder, and what it makes is sent:
+The converter reads a Label Studio JSON export and the label config; it is given the tasks
+tether exports (``export.batches``) in a temporary folder, and what it makes is sent:
 - ``coco``: its one ``result.json`` (images, categories, annotations; a box's ``bbox`` in
   pixels from the region's percentages and ``original_width``/``original_height``; polygons
   as ``segmentation``);
@@ -19,6 +19,8 @@ every annotation that is not a skip is one item (a task with two annotations is 
 in COCO); skips and predictions are left out; label files are named after the image's base
 name. Tasks whose data lack the image key are left out (``Converted.skipped``). COCO is
 built in memory by the converter (one JSON document); YOLO and VOC are written file by file.
+The API converts labeled tasks unless asked for others (an image nobody labeled yet is no
+image without objects). More in ``docs/project-export.md``.
 """
 
 from __future__ import annotations
