@@ -286,3 +286,24 @@ def test_without_the_converter_the_answer_says_what_to_install(
     error = r.json()["error"]
     assert error["code"] == "converter_not_installed"
     assert "pip install 'tether[convert]'" in error["message"]
+
+
+def test_a_region_the_converter_cannot_read_is_a_clear_error(
+    engine: Engine, tenant: Tenant
+) -> None:
+    project = new_project(tenant, f"p-{uuid.uuid4().hex[:8]}", POLYGONS)
+    (row,) = image_rows(tenant, 1)
+    pointless = {
+        "id": "p1",
+        "from_name": "poly",
+        "to_name": "image",
+        "type": "polygonlabels",
+        "original_width": 200,
+        "original_height": 100,
+        "value": {"polygonlabels": ["Tree"]},
+    }
+    annotate(engine, tenant, project, {row: [pointless]})
+    r = tenant.get(f"/projects/{project['id']}/export", params={"format": "coco"})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] == "conversion_failed"
+    assert "points" in r.json()["error"]["message"]

@@ -122,7 +122,17 @@ def convert(export: ProjectExport, fmt: str) -> Converted:
         source = folder / "tasks.json"
         skipped = _write_feed(export, key, source)
         out = folder / "out"
-        made.convert(str(source), str(out), FORMATS[fmt], is_dir=False)
+        try:
+            made.convert(str(source), str(out), FORMATS[fmt], is_dir=False)
+        except (KeyError, IndexError, TypeError, ValueError, ZeroDivisionError) as exc:
+            # Regions are checked against the config, not their values: a polygon
+            # without points stops the converter.
+            raise Invalid(
+                f"Label Studio's converter could not make {FORMATS[fmt]} of the project's "
+                f"annotations: {type(exc).__name__}: {exc}",
+                {"field": "format"},
+                code="conversion_failed",
+            ) from None
         source.unlink()
         name = f"project-{export.project['id']}-{fmt}"
         if fmt == "coco":

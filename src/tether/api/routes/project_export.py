@@ -32,7 +32,8 @@ _SKIPPED = {
 CONVERT_422 = (
     "COCO, YOLO and VOC: `converter_not_installed` when the server lacks Label Studio's "
     "converter (`pip install 'tether[convert]'`); `format_unsupported` when the project's "
-    "label config makes nothing the format holds."
+    "label config makes nothing the format holds; `conversion_failed` when the converter "
+    "stops on a region it cannot read (a polygon without points)."
 )
 
 
