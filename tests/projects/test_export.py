@@ -324,3 +324,14 @@ def test_closing_an_export_before_reading_it_returns_its_connection(
     opened = export.open_export(engine, tenant.org_id, project["id"])
     opened.close()
     assert opened.conn.closed
+
+
+def test_a_status_filter_reads_only_the_rows_of_the_tasks_it_keeps(
+    engine: Engine, tenant: Tenant
+) -> None:
+    project, ids, _ = labeled_project(engine, tenant)
+    opened = export.open_export(engine, tenant.org_id, project["id"], statuses=["unlabeled"])
+    got = [t for b in opened.items for t in b]
+    assert [t["id"] for t in got] == ids[2:]
+    assert [len(t["predictions"]) for t in got] == [1, 0]
+    assert all(t["annotations"] == [] for t in got)

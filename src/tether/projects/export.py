@@ -161,10 +161,16 @@ def batches(
         rows = conn.execute(query).all()
         if not rows:
             return
-        low, high = rows[0].data_row_id, rows[-1].data_row_id
-        made = _of_tasks(conn, annotation_rows, _ANNOTATION_COLUMNS, org_id, project_id, low, high)
+        # Every task of the id range is in the batch unless a filter left some out: then
+        # the ids themselves, so a sparse filter never reads the rows of the tasks between.
+        of_batch: tuple[int, int] | list[int] = (
+            (rows[0].data_row_id, rows[-1].data_row_id)
+            if statuses is None
+            else [r.data_row_id for r in rows]
+        )
+        made = _of_tasks(conn, annotation_rows, _ANNOTATION_COLUMNS, org_id, project_id, of_batch)
         predicted = _of_tasks(
-            conn, prediction_rows, _PREDICTION_COLUMNS, org_id, project_id, low, high
+            conn, prediction_rows, _PREDICTION_COLUMNS, org_id, project_id, of_batch
         )
         yield [
             shapes.export_task(
@@ -176,7 +182,7 @@ def batches(
         ]
         if len(rows) < batch:
             return
-        last = high
+        last = rows[-1].data_row_id
 
 
 def _of_tasks(
@@ -185,19 +191,19 @@ def _of_tasks(
     columns: Sequence[Any],
     org_id: int,
     project_id: int,
-    low: int,
-    high: int,
+    tasks_of: tuple[int, int] | list[int],
 ) -> dict[int, list[Any]]:
-    """The rows of ``table`` for the tasks with data row ids from ``low`` to ``high``, by
-    data row id, in id order. A range, not an id list: one index range scan, and rows of
-    tasks left out by a status filter are simply never asked for by a task."""
+    """The rows of ``table`` of some tasks, by data row id, in id order: ``tasks_of`` is
+    a (lowest, highest) data row id range (one index range scan) or the ids."""
     by_task: dict[int, list[Any]] = {}
     found = conn.execute(
         select(*columns)
         .where(
             table.c.project_id == project_id,
             table.c.org_id == org_id,
-            table.c.data_row_id.between(low, high),
+            table.c.data_row_id.between(*tasks_of)
+            if isinstance(tasks_of, tuple)
+            else table.c.data_row_id.in_(tasks_of),
         )
         .order_by(table.c.data_row_id, table.c.id)
     ).all()
