@@ -335,3 +335,14 @@ def test_a_status_filter_reads_only_the_rows_of_the_tasks_it_keeps(
     assert [t["id"] for t in got] == ids[2:]
     assert [len(t["predictions"]) for t in got] == [1, 0]
     assert all(t["annotations"] == [] for t in got)
+
+
+def test_stamps_are_utc_whatever_zone_the_database_answers_in() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from tether.projects import shapes
+
+    paris = datetime(2026, 12, 1, 9, 42, 23, 324500, tzinfo=timezone(timedelta(hours=2)))
+    assert shapes.stamp(paris) == "2026-12-01T07:42:23.324500Z"
+    assert shapes.stamp(datetime(2026, 12, 1, 7, 42, 23)) == "2026-12-01T07:42:23.000000Z"
+    assert shapes.stamp(datetime(2026, 12, 1, 7, 42, 23, 5, tzinfo=UTC)).endswith(":23.000005Z")

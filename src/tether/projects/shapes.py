@@ -9,7 +9,7 @@ The functions take plain rows (SQLAlchemy rows or mappings with the tables' colu
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -20,10 +20,12 @@ from tether.timeutil import as_utc
 
 @lru_cache(maxsize=4096)  # rows written together share their timestamps
 def stamp(moment: datetime | None) -> str | None:
-    """``2026-12-01T07:42:23.324500Z``."""
+    """``2026-12-01T07:42:23.324500Z``: in UTC whatever zone ``moment`` is in (PostgreSQL
+    hands timestamps back in its session's time zone)."""
     if moment is None:
         return None
-    return as_utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = as_utc(moment).astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def user(user_id: int | None, email: str | None) -> dict[str, Any] | None:
