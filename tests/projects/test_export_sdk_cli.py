@@ -4,7 +4,10 @@ task dicts or written to a file (only when complete), in every format."""
 from __future__ import annotations
 
 import io
+import threading
 import zipfile
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +17,18 @@ from sqlalchemy import Engine
 
 from tests.conftest import Tenant
 from tests.projects.test_export import labeled_project
-from tether import Client
+from tether import Client, Project, TetherAPIError
+
+PROJECT = {
+    "name": "p",
+    "description": "",
+    "label_config": "<View/>",
+    "created_by": None,
+    "created_at": "2026-12-01T00:00:00+00:00",
+    "updated_at": "2026-12-01T00:00:00+00:00",
+    "task_count": 3,
+    "task_counts": {"unlabeled": 3, "labeled": 0, "skipped": 0},
+}
 
 
 def test_the_sdk_streams_the_tasks_the_api_exports(
@@ -101,3 +115,54 @@ def test_a_failed_cli_export_leaves_no_file(tenant: Tenant, cli: Any, tmp_path: 
     assert list(tmp_path.iterdir()) == []
     r = cli("projects", "export", "whatever", "-o", str(out), "--format", "csv")
     assert r.exit_code != 0 and not out.exists()
+
+
+class _Short(BaseHTTPRequestHandler):
+    """A server whose export announces 3 tasks and sends 2 (its body given per path)."""
+
+    bodies = {
+        "/api/v1/projects/7/export": {
+            "ndjson": b'{"id": 1}\n{"id": 2}\n',
+            "json": b'[\n{"id": 1},\n{"id": 2}\n]\n',
+        }
+    }
+
+    def do_GET(self) -> None:
+        path, _, query = self.path.partition("?")
+        fmt = "ndjson" if "format=ndjson" in query else "json"
+        body = self.bodies[path][fmt]
+        self.send_response(200)
+        self.send_header("X-Tether-Export-Tasks", "3")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_a: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def short_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Short)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("fmt", ["json", "ndjson"])
+def test_the_sdk_refuses_an_export_shorter_than_announced(
+    short_server: str, tmp_path: Path, fmt: str
+) -> None:
+    with Client(short_server, api_key="k") as client:
+        p = Project._of(client, {**PROJECT, "id": 7})
+        with pytest.raises(TetherAPIError) as caught:
+            list(p.export(fmt))
+        assert caught.value.code == "export_incomplete"
+        assert "2 of the 3" in caught.value.message
+        target = tmp_path / f"x.{fmt}"
+        with pytest.raises(TetherAPIError, match="2 of the 3"):
+            p.export(fmt, target)
+        assert not target.exists() and list(tmp_path.iterdir()) == []
