@@ -12,6 +12,8 @@ of two boxes and every other task with a prediction. It exports each through the
 
 - tasks/s and MB/s of the JSON and the NDJSON exports of N tasks;
 - the server's peak RSS during the export of N/10 tasks and of N (flat: about the same);
+- the server's CPU seconds per export, and the ratios by CPU time too (they hold on a busy
+  machine);
 - the tasks/s of a raw read of the same rows from the same database in the same run (the raw
   driver, the export's three SELECTs over the whole project, each row made a JSON object with
   orjson, the annotations and predictions matched to their tasks): the floor of any export,
@@ -36,7 +38,7 @@ from typing import Any
 
 import httpx
 import orjson
-from _common import PeakRss, cli, pg_database, psycopg_url, server
+from _common import PeakRss, cli, cpu_seconds, pg_database, psycopg_url, server
 from sqlalchemy import Engine, select
 
 from tether.db.engine import make_engine
@@ -142,10 +144,11 @@ RAW = (
 )
 
 
-def raw_read(db: str, url: str | None, data_dir: Path, project_id: int) -> tuple[int, float]:
+def raw_read(db: str, url: str | None, data_dir: Path, project_id: int) -> tuple[int, float, float]:
     """Tasks and seconds of the raw read: the three SELECTs on the raw driver, read in step
     (each ordered by data row id), every row dumped by orjson as an object of its columns
-    (the JSON columns as the text they hold), a task's line holding its rows'."""
+    (the JSON columns as the text they hold), a task's line holding its rows'. Also the CPU
+    seconds of this process (PostgreSQL's own not counted)."""
     if db == "sqlite":
         conns: list[Any] = [sqlite3.connect(data_dir / "tether.db") for _ in RAW]
         cursors = [c.cursor() for c in conns]
@@ -156,7 +159,7 @@ def raw_read(db: str, url: str | None, data_dir: Path, project_id: int) -> tuple
         cursors = [c.cursor(name=f"bench{i}") for i, c in enumerate(conns)]
     dumps = orjson.dumps
     count = 0
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     try:
         for cursor, sql in zip(cursors, RAW, strict=True):
             cursor.execute(sql.format(p=int(project_id)))
@@ -179,7 +182,7 @@ def raw_read(db: str, url: str | None, data_dir: Path, project_id: int) -> tuple
     finally:
         for c in conns:
             c.close()
-    return count, time.perf_counter() - started
+    return count, time.perf_counter() - started, time.process_time() - cpu
 
 
 def _rows(cursor: Any, names: list[str]) -> Any:
@@ -241,30 +244,42 @@ def main() -> None:
             with PeakRss(proc.pid, tree=True) as rss_small:
                 export_http(url, key, little.id, "json")
             for fmt in ("json", "ndjson"):
+                cpu = cpu_seconds(proc.pid)
                 with PeakRss(proc.pid, tree=True) as rss:
                     figures[fmt] = (*export_http(url, key, big.id, fmt), rss)
+                figures[fmt] += (cpu_seconds(proc.pid) - cpu,)
             if args.coco:
                 with PeakRss(proc.pid, tree=True) as rss_coco:
                     started = time.perf_counter()
                     _lines, coco_size, _s, coco_tasks = export_http(url, key, big.id, "coco")
                     coco_spent = time.perf_counter() - started
-        raw_tasks, raw_spent = raw_read(args.db, pg_url, work / "data", big.id)
+        raw_tasks, raw_spent, raw_cpu = raw_read(args.db, pg_url, work / "data", big.id)
 
-    lines, size, spent, promised, rss = figures["ndjson"]
+    lines, size, spent, promised, rss, _cpu = figures["ndjson"]
     if not (lines == promised == raw_tasks == n):
         sys.exit(f"task counts differ: {lines=} {promised=} {raw_tasks=} tasks={n}")
-    raw_rate = raw_tasks / raw_spent
+    raw_rate, raw_cpu_rate = raw_tasks / raw_spent, raw_tasks / raw_cpu
     print(f"tether project export: {n:,} tasks (2 boxes each, a prediction every other) "
           f"from {args.db} through `tether serve`")  # fmt: skip
     print(f"  (tasks, annotations, predictions written in {filled:.0f} s: {n / filled:,.0f}/s)")
     for fmt in ("json", "ndjson"):
-        lines, size, spent, promised, rss = figures[fmt]
+        lines, size, spent, promised, rss, cpu = figures[fmt]
         how = f"{spent:.1f} s, {size / MB / spent:,.0f} MB/s, {size / n:,.0f} bytes a task"
         _line(f"export {fmt}", f"{n / spent:,.0f} tasks/s", how)
         _line("  ratio", f"{n / spent / raw_rate:.2f}", "export / raw read + orjson")
+        _line("  server CPU", f"{cpu:.1f} s", f"{n / cpu:,.0f} tasks a CPU second")
+        _line(
+            "  ratio, CPU", f"{n / cpu / raw_cpu_rate:.2f}", "the same by CPU time (a busy machine)"
+        )
         _line("  server peak RSS", f"{rss.peak / MB:,.0f} MB", f"exporting {n:,} tasks")
     how = f"{raw_spent:.1f} s: the same 3 SELECTs, raw driver, a JSON object a row"
     _line("raw read + orjson", f"{raw_rate:,.0f} tasks/s", how)
+    where = "SQLite in-process" if args.db == "sqlite" else "PostgreSQL's own CPU not counted"
+    _line(
+        "raw read CPU",
+        f"{raw_cpu:.1f} s",
+        f"{raw_tasks / raw_cpu:,.0f} tasks a CPU second ({where})",
+    )
     _line("server peak RSS", f"{rss_small.peak / MB:,.0f} MB", f"exporting {small:,} tasks (json)")
     if args.coco:
         how = f"{coco_spent:.1f} s, {coco_size / MB:,.1f} MB of COCO, {coco_tasks:,} tasks"
