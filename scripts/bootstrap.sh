@@ -9,7 +9,8 @@ fi
 stamp=.venv/.tether-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e '.[dev]'
+  # convert: Label Studio's converter for COCO, YOLO and VOC project exports
+  .venv/bin/python -m pip install --quiet -e '.[dev,convert]'
   touch "$stamp"
 fi
 # Label Studio's annotation editor (Apache-2.0) for the labeling page: the standalone build in

@@ -26,6 +26,7 @@ from tether.api.routes import (
     organization,
     predictions,
     probe,
+    project_export,
     projects,
     proxy,
     session,
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
         projects,
         annotation_routes,
         predictions,
+        project_export,
     ):
         api.include_router(module.router)
     api.include_router(proxy.router)

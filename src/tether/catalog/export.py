@@ -81,7 +81,7 @@ def open_export(engine: Engine, org_id: int, dataset: int | str) -> Export:
     organization's) and count its rows in it."""
     conn = engine.connect()
     try:
-        conn = _begin_snapshot(conn)
+        conn = begin_snapshot(conn)
         dataset_id = int(datasets.get(conn, org_id, dataset)["id"])
         count = conn.execute(
             select(func.count()).where(data_rows.c.dataset_id == dataset_id)
@@ -93,7 +93,9 @@ def open_export(engine: Engine, org_id: int, dataset: int | str) -> Export:
     return Export(dataset_id, int(count), _chunks(conn, dataset_id, renamed))
 
 
-def _begin_snapshot(conn: Connection) -> Connection:
+def begin_snapshot(conn: Connection) -> Connection:
+    """Start a read snapshot on ``conn`` (the connection to use from then on); ``end_snapshot``
+    ends it. Project exports read in one too."""
     if conn.dialect.name == "postgresql":
         # The pool sets the connection back to its default level when it is returned.
         conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
@@ -124,10 +126,15 @@ def _chunks(
     try:
         yield from _batches(conn, dataset_id, renamed)
     finally:
-        try:
-            conn.rollback() if conn.dialect.name == "postgresql" else _end_sqlite(conn)
-        finally:
-            conn.close()
+        end_snapshot(conn)
+
+
+def end_snapshot(conn: Connection) -> None:
+    """End the snapshot ``begin_snapshot`` started and return the connection."""
+    try:
+        conn.rollback() if conn.dialect.name == "postgresql" else _end_sqlite(conn)
+    finally:
+        conn.close()
 
 
 # --- SQLite writes the lines ---------------------------------------------------------------

@@ -14,7 +14,17 @@ from typing import Annotated
 import typer
 
 from tether import __version__
-from tether.cli import admin, data, labels, probe, projects, storage, sync, upload
+from tether.cli import (
+    admin,
+    data,
+    labels,
+    probe,
+    project_export,
+    projects,
+    storage,
+    sync,
+    upload,
+)
 from tether.cli.common import EXIT_CODES_HELP, FAILED
 
 app = typer.Typer(
@@ -49,6 +59,7 @@ upload.register(app)
 probe.register(app)
 projects.register(app)
 labels.register(projects.projects_app)
+project_export.register(projects.projects_app)
 
 
 def main() -> None:

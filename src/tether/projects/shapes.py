@@ -9,7 +9,8 @@ The functions take plain rows (SQLAlchemy rows or mappings with the tables' colu
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -17,11 +18,14 @@ import orjson
 from tether.timeutil import as_utc
 
 
+@lru_cache(maxsize=4096)  # rows written together share their timestamps
 def stamp(moment: datetime | None) -> str | None:
-    """``2026-12-01T07:42:23.324500Z``."""
+    """``2026-12-01T07:42:23.324500Z``: in UTC whatever zone ``moment`` is in (PostgreSQL
+    hands timestamps back in its session's time zone)."""
     if moment is None:
         return None
-    return as_utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = as_utc(moment).astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def user(user_id: int | None, email: str | None) -> dict[str, Any] | None:
@@ -102,5 +106,9 @@ def export_task(
     return {**task_shape, "annotations": annotations, "predictions": predictions}
 
 
-def _json(text: str | bytes) -> Any:
+def _json(text: str | bytes | orjson.Fragment) -> Any:
+    """A stored JSON column parsed; an ``orjson.Fragment`` (the stored text, which an export
+    splices into its output as it is) stays as it is."""
+    if isinstance(text, orjson.Fragment):
+        return text
     return orjson.loads(text)

@@ -4,8 +4,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Header, Query, Request
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
-from starlette.types import Receive, Scope, Send
 
 from tether.api import params
 from tether.api.deps import CallerDep, ConnDep, EngineDep, QueueDep, SettingsDep
@@ -19,6 +17,7 @@ from tether.api.models import (
     DatasetPatch,
     Job,
 )
+from tether.api.streaming import ClosingStream
 from tether.api.uploads import receive_upload
 from tether.catalog import datasets, deletion
 from tether.catalog import export as export_rows
@@ -171,23 +170,9 @@ def export_dataset(dataset: str, caller: CallerDep, engine: EngineDep) -> Stream
     way ends the response without its terminating chunk (the client sees an incomplete
     read), so a short stream is never taken for a whole one."""
     export = export_rows.open_export(engine, caller.org_id, dataset)
-    return _ExportResponse(export)
-
-
-class _ExportResponse(StreamingResponse):
-    """Streams an export and closes it however the response ends (done, failed, or the
-    client gone), so its snapshot and connection never wait for the garbage collector."""
-
-    def __init__(self, export: export_rows.Export) -> None:
-        super().__init__(
-            export.chunks,
-            media_type="application/x-ndjson",
-            headers={EXPORT_ROWS_HEADER: str(export.rows)},
-        )
-        self.export = export
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            await run_in_threadpool(self.export.close)
+    return ClosingStream(
+        export.chunks,
+        export.close,
+        media_type="application/x-ndjson",
+        headers={EXPORT_ROWS_HEADER: str(export.rows)},
+    )
