@@ -4,7 +4,7 @@ nothing below this module knows which services run jobs.
 
 Kinds registered: ``import`` (imports.runner), ``delete_dataset`` (catalog.deletion),
 ``sync`` (sync.runner), ``probe`` (resolve.probe_job; it also follows syncs and imports that
-wrote rows). Chores: removing stale uploads, starting scheduled syncs.
+wrote rows), ``add_tasks`` (projects.tasks). Chores: removing stale uploads, starting scheduled syncs.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from tether.config import Settings
 from tether.db.engine import refresh_statistics
 from tether.imports import runner, submit
 from tether.jobs.queue import JobQueue
+from tether.projects import tasks
 from tether.resolve import probe_job
 from tether.sync import runner as sync_runner
 from tether.sync import split
@@ -36,6 +37,7 @@ def build_queue(settings: Settings, engine: Engine) -> JobQueue:
     queue.register(sync_runner.KIND, probe_after(syncs))
     queue.register(split.PART_KIND, syncs)
     queue.register(probe_job.KIND, probe_job.probe_runner(settings))
+    queue.register(tasks.KIND, tasks.add_tasks_runner(settings.add_tasks_chunk_rows))
     queue.chores.append(
         partial(sync_start.start_due_syncs, engine, queue.enqueue, parts=settings.sync_parts)
     )

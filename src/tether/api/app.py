@@ -28,6 +28,7 @@ from tether.api.routes import (
     session,
     storages,
     sync,
+    tasks,
     uploads,
     users,
 )
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
         uploads,
         probe,
         projects,
+        tasks,
     ):
         api.include_router(module.router)
     api.include_router(proxy.router)

@@ -3,7 +3,7 @@ iteration (writes live in ``catalog.data_rows``, bulk creation in ``imports``)."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -117,6 +117,9 @@ def ids_for_global_keys(conn: Connection, org_id: int, keys: list[str]) -> list[
 class _Empty(Exception):
     """A filter that no row can match (a "contains" no stored value has, two different
     values asked of one field)."""
+
+
+Empty = _Empty  # what callers of ``page_ids_query`` and ``row_checks`` catch
 
 
 # Past this many matching values a "contains" filter is sent as a subquery, not a list
@@ -464,11 +467,43 @@ def _sort_key(matching: _Matching) -> Any:
 
 
 def page_ids_query(
-    conn: Connection, org_id: int, flt: RowFilter, after: int | None, limit: int
+    conn: Connection,
+    org_id: int,
+    flt: RowFilter,
+    after: int | None,
+    limit: int,
+    also: Callable[[Any], Select[Any]] | None = None,
 ) -> Select[Any]:
-    """The ids of one page, in order."""
+    """The ids of one page, in order (``Empty`` when no row can match). ``also`` makes a
+    probe of another table for a matching id (its column, correlated): only ids it finds
+    are kept, checked per row the driving index finds (a project's tasks: "rows that are
+    tasks of project P")."""
     matching = _matching_ids(conn, org_id, flt, after)
-    return matching.ids.order_by(_sort_key(matching)).limit(limit)
+    ids = matching.ids
+    if also is not None:
+        ids = ids.where(*_exists(conn, [also(matching.key)]))
+    return ids.order_by(_sort_key(matching)).limit(limit)
+
+
+def row_checks(conn: Connection, org_id: int, flt: RowFilter, row_id: Any) -> list[Any]:
+    """Conditions that hold when the data row ``row_id`` (a correlated column of another
+    table) is of the caller's organization and passes ``flt``, each a primary-key probe:
+    for walking another table in its own order (a project's tasks) and keeping the rows
+    that match. ``Empty`` when no row can match."""
+    if flt.dataset_id is not None:
+        _require_dataset(conn, org_id, flt.dataset_id)
+    if flt.global_key is not None and not flt.global_key.startswith(flt.global_key_prefix or ""):
+        raise _Empty()
+    tests = _field_tests(conn, org_id, flt.metadata)
+    probes = [_value_probe(conn, org_id, flt, t, row_id) for t in tests]
+    own = _row_conditions(org_id, flt, set())
+    probes.append(select(data_rows.c.id).where(data_rows.c.id == row_id, *own))
+    return _exists(conn, probes)
+
+
+def is_open(flt: RowFilter) -> bool:
+    """Whether ``flt`` filters nothing (every row of the organization passes)."""
+    return flt == RowFilter()
 
 
 def page_query(

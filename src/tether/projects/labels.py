@@ -122,3 +122,16 @@ def refresh_counts(conn: Connection, project_id: int, data_row_ids: Sequence[int
                 updated_at=datetime.now(UTC),
             )
         )
+
+
+def mark_imported(conn: Connection, project_id: int, data_row_ids: Sequence[int]) -> None:
+    """Record that the Label Studio annotations and predictions the rows were imported with
+    were brought into their tasks (``tasks.imported_at``)."""
+    now = datetime.now(UTC)
+    for start in range(0, len(data_row_ids), BATCH):
+        ids = list(data_row_ids[start : start + BATCH])
+        conn.execute(
+            update(tasks)
+            .where(tasks.c.project_id == project_id, tasks.c.data_row_id.in_(ids))
+            .values(imported_at=now)
+        )
