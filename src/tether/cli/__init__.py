@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from tether import __version__
-from tether.cli import admin, data, probe, projects, storage, sync, upload
+from tether.cli import admin, data, probe, project_tasks, projects, storage, sync, upload
 from tether.cli.common import EXIT_CODES_HELP, FAILED
 
 app = typer.Typer(
@@ -48,6 +48,7 @@ sync.register(storage.storage_app)
 upload.register(app)
 probe.register(app)
 projects.register(app)
+project_tasks.register(projects.projects_app)
 
 
 def main() -> None:
