@@ -4,7 +4,8 @@ nothing below this module knows which services run jobs.
 
 Kinds registered: ``import`` (imports.runner), ``delete_dataset`` (catalog.deletion),
 ``sync`` (sync.runner), ``probe`` (resolve.probe_job; it also follows syncs and imports that
-wrote rows), ``add_tasks`` (projects.tasks). Chores: removing stale uploads, starting scheduled syncs.
+wrote rows), ``add_tasks`` (projects.tasks). Chores: removing stale uploads, starting
+scheduled syncs.
 """
 
 from __future__ import annotations

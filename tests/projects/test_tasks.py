@@ -280,7 +280,7 @@ def test_an_imported_annotation_that_does_not_fit_is_an_item_error(
                 predictions=[{"result": [wrong]}, {"result": [BOX]}],
             ),
             ls_task(1, annotations="not a list"),
-        ]
+        ],
     )
     project = new_project(tenant, _name())
     job = add(tenant, project, data_row_ids=[r["id"] for r in rows])

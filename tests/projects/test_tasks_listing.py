@@ -51,8 +51,11 @@ def world(engine: Engine, tenant: Tenant) -> dict[str, Any]:
     with engine.begin() as conn:
         labels.insert_annotations(
             conn,
-            [{**base, "data_row_id": held[0]["id"]}, {**base, "data_row_id": held[1]["id"]}]
-            + [{**base, "data_row_id": held[2]["id"], "was_cancelled": True}],
+            [
+                {**base, "data_row_id": held[0]["id"]},
+                {**base, "data_row_id": held[1]["id"]},
+                {**base, "data_row_id": held[2]["id"], "was_cancelled": True},
+            ],
         )
     return {"one": one, "two": two, "rows": rows, "held": held, "project": project}
 

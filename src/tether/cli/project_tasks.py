@@ -85,9 +85,7 @@ def add_rows(
 
 def list_tasks(
     name: Annotated[str, typer.Argument(metavar="PROJECT", help=PROJECT_HELP)],
-    status: Annotated[
-        str | None, typer.Option(help="unlabeled, labeled or skipped")
-    ] = None,
+    status: Annotated[str | None, typer.Option(help="unlabeled, labeled or skipped")] = None,
     ds: Annotated[str | None, typer.Option("--dataset", help="only this dataset's rows")] = None,
     metadata: Annotated[
         list[str] | None, typer.Option(help="FIELD:OP:VALUE of the rows (repeatable)")

@@ -111,9 +111,7 @@ class Project(schemas.Project, _Bound):
         while True:
             if after is not None:
                 params["after"] = after
-            page = self.client._model(
-                schemas.TaskPage, "GET", f"{self._path}/tasks", params=params
-            )
+            page = self.client._model(schemas.TaskPage, "GET", f"{self._path}/tasks", params=params)
             yield from page.items
             after = page.next_cursor
             if after is None:
@@ -131,9 +129,7 @@ class Project(schemas.Project, _Bound):
         holds. None when no task is left."""
         params = {"resolve": "true"} if resolve else None
         try:
-            return self.client._model(
-                schemas.Task, "GET", f"{self._path}/next-task", params=params
-            )
+            return self.client._model(schemas.Task, "GET", f"{self._path}/next-task", params=params)
         except NotFoundError as exc:
             if exc.code == "no_task":
                 return None

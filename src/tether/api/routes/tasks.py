@@ -12,7 +12,12 @@ from tether.api.deps import CallerDep, ConnDep, QueueDep, SettingsDep
 from tether.api.errors import documented
 from tether.api.idempotency import OnceDep
 from tether.api.models import MAX_BIGINT, AddTasksIn, Job, Task, TaskPage
-from tether.api.routes.data_rows import FilterDep, ResolveQuery, parse_metadata_filters, with_resolved
+from tether.api.routes.data_rows import (
+    FilterDep,
+    ResolveQuery,
+    parse_metadata_filters,
+    with_resolved,
+)
 from tether.errors import NotFound
 from tether.projects import tasks
 
@@ -145,7 +150,9 @@ def next_task(
     the first unlabeled task nobody else holds. Two annotators asking at once never get the
     same task; a lease that ran out lets another annotator have it. No task left: 404
     `no_task`, which a labeling page shows as "all done"."""
-    task = tasks.next_task(conn, caller.org_id, project, caller.user_id, settings.task_lease_seconds)
+    task = tasks.next_task(
+        conn, caller.org_id, project, caller.user_id, settings.task_lease_seconds
+    )
     if task is None:
         raise NotFound("no unlabeled task is left for you in this project", code="no_task")
     if resolve:
