@@ -29,4 +29,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("ix_tasks_project_lease_user", table_name="tasks")
+    # IF EXISTS: SQLite's driver runs DDL outside the migration's transaction, so a downgrade
+    # that an older step refused (and rolled back) may have dropped it already.
+    op.execute("DROP INDEX IF EXISTS ix_tasks_project_lease_user")
