@@ -497,7 +497,9 @@ def row_checks(conn: Connection, org_id: int, flt: RowFilter, row_id: Any) -> li
     tests = _field_tests(conn, org_id, flt.metadata)
     probes = [_value_probe(conn, org_id, flt, t, row_id) for t in tests]
     own = _row_conditions(org_id, flt, set())
-    probes.append(select(data_rows.c.id).where(data_rows.c.id == row_id, *own))
+    # Its own data_rows even when the outer query reads data_rows too (a join).
+    probe = select(data_rows.c.id).where(data_rows.c.id == row_id, *own)
+    probes.append(probe.correlate_except(data_rows))
     return _exists(conn, probes)
 
 

@@ -23,6 +23,7 @@ and PostgreSQL (an UPDATE re-checks its condition on the row it waited for) alik
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -466,11 +467,10 @@ def page(
         raise Invalid(f"at most {MAX_IDS_FILTER} data_row_id filters")
     limit = max(1, min(limit, MAX_PAGE))
     try:
-        ids = _page_ids(conn, org_id, project_id, flt, after, limit + 1)
+        query = _page_query(conn, org_id, project_id, flt, after, limit + 1)
     except queries.Empty:
         return [], None
-    query = _joined(org_id, project_id).where(tasks.c.data_row_id.in_(ids))
-    rows = conn.execute(query.order_by(tasks.c.data_row_id)).all()
+    rows = conn.execute(query).all()
     more = len(rows) > limit
     rows = rows[:limit]
     names = queries.field_names(conn, org_id) if any(r.metadata for r in rows) else None
@@ -478,35 +478,57 @@ def page(
     return [_public(r, project_id, names, now) for r in rows], (rows[-1].id if more else None)
 
 
-def _page_ids(
+def _page_query(
     conn: Connection, org_id: int, project_id: int, flt: TaskFilter, after: int | None, limit: int
 ) -> Any:
-    """The data row ids of one page, read through one index: the project's tasks (by
-    status) when no data row filter is given, the named ids, or a small project; else the
-    data row filters' own (``queries``), each row probed for its task."""
+    """The statement of one page, read through one index: the project's tasks (by status)
+    when no data row filter is given, when ids are named, or in a small project, each row
+    checked (``queries.row_checks``); else the data row filters' own index (as a data row
+    page reads it, ``queries.page_ids_query``), each row probed for its task."""
     own = [tasks.c.project_id == project_id]
     if flt.status is not None:
         own.append(tasks.c.status == flt.status)
     if flt.data_row_ids is not None:
         own.append(tasks.c.data_row_id.in_(flt.data_row_ids))
-    walk = select(tasks.c.data_row_id).where(*own)
+    joined = _joined(org_id, project_id).order_by(tasks.c.data_row_id)
+    checks: list[Any] = []
     if not queries.is_open(flt.rows):
-        small = flt.data_row_ids is not None or _capped(conn, walk) < PROBE_TASKS
-        if not small:
+        if flt.data_row_ids is None and _many(conn, project_id, flt.status, own):
 
             def is_task(row_id: Any) -> Any:
                 return select(tasks.c.data_row_id).where(*own, tasks.c.data_row_id == row_id)
 
-            return queries.page_ids_query(conn, org_id, flt.rows, after, limit, also=is_task)
-        walk = walk.where(*queries.row_checks(conn, org_id, flt.rows, tasks.c.data_row_id))
+            ids = queries.page_ids_query(conn, org_id, flt.rows, after, limit, also=is_task)
+            return joined.where(tasks.c.data_row_id.in_(ids))
+        checks = queries.row_checks(conn, org_id, flt.rows, tasks.c.data_row_id)
     if after is not None:
-        walk = walk.where(tasks.c.data_row_id > after)
-    return walk.order_by(tasks.c.data_row_id).limit(limit)
+        own.append(tasks.c.data_row_id > after)
+    if flt.status is None and not checks:
+        return joined.where(*own).limit(limit)
+    # The page's ids first, from the status index alone (it covers them, in id order): a
+    # join was seen to walk the primary key on SQLite, checking each task's status.
+    ids = select(tasks.c.data_row_id).where(*own, *checks)
+    return joined.where(tasks.c.data_row_id.in_(ids.order_by(tasks.c.data_row_id).limit(limit)))
 
 
-def _capped(conn: Connection, ids: Any) -> int:
-    probe = select(func.count()).select_from(ids.limit(PROBE_TASKS).subquery())
-    return int(conn.execute(probe).scalar_one())
+# Whether a project (with a status) holds PROBE_TASKS tasks or more, as last seen: only the
+# speed of a listing depends on it, so a verdict is kept for a while instead of counting on
+# every page.
+_MANY: dict[tuple[int, str | None], tuple[bool, float]] = {}
+MANY_KEPT_SECONDS = 60.0
+
+
+def _many(conn: Connection, project_id: int, status: str | None, own: list[Any]) -> bool:
+    now = time.monotonic()
+    seen = _MANY.get((project_id, status))
+    if seen is not None and seen[1] > now:
+        return seen[0]
+    probe = select(tasks.c.data_row_id).where(*own).limit(PROBE_TASKS).subquery()
+    many = int(conn.execute(select(func.count()).select_from(probe)).scalar_one()) >= PROBE_TASKS
+    if len(_MANY) > 10_000:
+        _MANY.clear()
+    _MANY[(project_id, status)] = (many, now + MANY_KEPT_SECONDS)
+    return many
 
 
 def get(conn: Connection, org_id: int, project: int | str, data_row_id: int) -> dict[str, Any]:
