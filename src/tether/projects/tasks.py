@@ -503,10 +503,9 @@ def _page_query(
         checks = queries.row_checks(conn, org_id, flt.rows, tasks.c.data_row_id)
     if after is not None:
         own.append(tasks.c.data_row_id > after)
-    if flt.status is None and not checks:
-        return joined.where(*own).limit(limit)
-    # The page's ids first, from the status index alone (it covers them, in id order): a
-    # join was seen to walk the primary key on SQLite, checking each task's status.
+    # The page's ids first, from the tasks' index alone (the status index covers them, in
+    # id order), then their rows: as one join, SQLite was seen to walk the primary key
+    # checking each task's status, and PostgreSQL to read every row of the organization.
     ids = select(tasks.c.data_row_id).where(*own, *checks)
     return joined.where(tasks.c.data_row_id.in_(ids.order_by(tasks.c.data_row_id).limit(limit)))
 
