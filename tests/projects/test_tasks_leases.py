@@ -211,3 +211,13 @@ def test_other_organizations_cannot_take_tasks(tenant: Tenant, engine: Engine) -
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
     with engine.begin() as conn, pytest.raises(Exception, match="no project"):
         tasks.next_task(conn, stranger.org_id, project["id"], stranger.user_id, 60)
+
+
+def test_held_tasks_are_passed_over_window_by_window(
+    engine: Engine, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tasks, "WINDOW", 1)
+    project, ids = project_of(tenant, 4)
+    people = [tenant] + [make_tenant_in(tenant) for _ in range(3)]
+    assert [next_id(p, project) for p in people] == ids
+    assert next_id(make_tenant_in(tenant), project) is None

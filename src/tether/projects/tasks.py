@@ -54,7 +54,7 @@ MAX_PAGE = queries.MAX_PAGE
 # project has fewer tasks than this; else it walks the matching rows (checking each for a
 # task), as a data row page does.
 PROBE_TASKS = 5000
-CANDIDATES = 8  # unheld tasks next_task tries to take per look
+WINDOW = 64  # unlabeled tasks next_task looks at a time for one nobody holds
 COUNTS = ("added", "existing", "imported_annotations", "imported_predictions")
 
 
@@ -594,26 +594,33 @@ def next_task(
         tasks.c.project_id == project_id, tasks.c.org_id == org_id, tasks.c.status == "unlabeled"
     )
     mine = tasks.c.lease_user_id == user_id
-    held = conn.execute(
+    held = conn.execute(  # through the index of leases (a few rows), never the project's
         select(tasks.c.data_row_id).where(open_task, mine).order_by(tasks.c.data_row_id).limit(1)
     ).scalar()
     if held is not None and _take(conn, open_task, held, mine, user_id, until):
         return _leased(conn, org_id, project_id, held, now)
     free = or_(tasks.c.lease_user_id.is_(None), tasks.c.lease_until < now)
+    unlabeled = and_(tasks.c.project_id == project_id, tasks.c.status == "unlabeled")
+    after: int | None = None
     while True:
+        # A window of unlabeled tasks from the status index alone (it covers them, in id
+        # order), then which of them nobody holds: a query of both at once walked the
+        # primary key on SQLite, through every labeled task before the first unlabeled one.
+        window = select(tasks.c.data_row_id).where(unlabeled)
+        if after is not None:
+            window = window.where(tasks.c.data_row_id > after)
+        ids = list(conn.execute(window.order_by(tasks.c.data_row_id).limit(WINDOW)).scalars())
+        if not ids:
+            return None
         candidates = conn.execute(
             select(tasks.c.data_row_id)
-            .where(open_task, free)
+            .where(tasks.c.project_id == project_id, tasks.c.data_row_id.in_(ids), free)
             .order_by(tasks.c.data_row_id)
-            .limit(CANDIDATES)
         ).scalars()
-        tried = False
         for data_row_id in list(candidates):
-            tried = True
             if _take(conn, open_task, data_row_id, free, user_id, until):
                 return _leased(conn, org_id, project_id, data_row_id, now)
-        if not tried:
-            return None
+        after = ids[-1]
 
 
 def _take(

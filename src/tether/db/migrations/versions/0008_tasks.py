@@ -22,7 +22,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_tasks_project_lease_user",
         "tasks",
-        ["project_id", "lease_user_id"],
+        ["project_id", "lease_user_id", "status", "org_id"],
         sqlite_where=HELD,
         postgresql_where=HELD,
     )
