@@ -377,3 +377,31 @@ def test_members_add_rows_and_other_organizations_see_nothing(
     theirs = new_project(other_tenant, _name())
     r = other_tenant.post(f"/projects/{theirs['id']}/tasks", json={"dataset": ds["id"]})
     assert r.status_code == 404  # another organization's dataset is no dataset
+
+
+def test_a_project_deleted_while_rows_join_fails_the_job_with_a_message(
+    engine: Engine, tenant: Tenant
+) -> None:
+    ds = tenant.dataset()
+    rows_of(tenant, images(4), ds)
+    project = new_project(tenant, _name())
+    with engine.begin() as conn:
+        job = tasks.start(conn, tenant.org_id, project["id"], dataset=ds["id"])
+
+    def delete_after_a_chunk(run: worker.JobRun) -> None:
+        real = run.check_stop
+
+        def check_stop() -> None:
+            if run.done:
+                assert tenant.delete(f"/projects/{project['id']}").status_code == 204
+            real()
+
+        run.check_stop = check_stop  # type: ignore[method-assign]
+        tasks.run(run, chunk_rows=2)
+
+    lease = worker.timedelta(seconds=30)
+    worker.execute(engine, job["id"], {tasks.KIND: delete_after_a_chunk}, "w", lease)
+    done = tenant.get(f"/jobs/{job['id']}").json()
+    assert done["status"] == "failed", done
+    assert done["message"] == "the project was deleted while its rows were being added"
+    assert done["counts"]["added"] == 2

@@ -154,5 +154,6 @@ def test_unknown_tasks_and_bad_filters(
     assert tenant.get(path, params={"metadata": ["nofield:eq:1"]}).status_code == 422
     assert tenant.get(path, params={"data_row_id": list(range(1, 1002))}).status_code == 422
     assert tenant.get(path, params={"dataset_id": 2**31 - 2}).json()["items"] == []
+    assert tenant.get(path, params={"data_row_id": [2**64, -1]}).json()["items"] == []
     assert tenant.get(path, params={"nope": 1}).status_code == 422
     assert tenant.get(f"/projects/{project['name']}/tasks").json()["items"]

@@ -33,6 +33,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from tether.catalog import datasets, queries
 from tether.catalog.media import normal_media_type
@@ -50,6 +51,7 @@ KIND = "add_tasks"
 MAX_NAMED = 100_000  # data row ids plus global keys in one request
 MAX_IDS_FILTER = 1000  # data_row_id filters of one listing
 MAX_PAGE = queries.MAX_PAGE
+MAX_ROW_ID = 2**63 - 1
 # A listing with data row filters walks the project's tasks (checking each row) when the
 # project has fewer tasks than this; else it walks the matching rows (checking each for a
 # task), as a data row page does.
@@ -193,10 +195,18 @@ def run(job: JobRun, chunk_rows: int = 2000) -> None:
                 raise JobFailed(exc.message) from None
     if total is not None:
         job.describe(total)
-    if selection.named:
-        _add_named(job, config, selection, chunk_rows)
-    else:
-        _add_matching(job, config, selection, chunk_rows)
+    try:
+        if selection.named:
+            _add_named(job, config, selection, chunk_rows)
+        else:
+            _add_matching(job, config, selection, chunk_rows)
+    except IntegrityError:  # a task's foreign key: its project (or row) went meanwhile
+        with job.engine.connect() as conn:
+            try:
+                projects.get_id(conn, org_id, project_id)
+            except NotFound:
+                raise JobFailed("the project was deleted while its rows were being added") from None
+        raise
 
 
 def _add_matching(job: JobRun, config: LabelConfig, selection: Selection, chunk: int) -> None:
@@ -463,8 +473,12 @@ def page(
             f"unknown status {flt.status!r}; expected one of {', '.join(TASK_STATUSES)}",
             {"field": "status"},
         )
-    if flt.data_row_ids is not None and len(flt.data_row_ids) > MAX_IDS_FILTER:
-        raise Invalid(f"at most {MAX_IDS_FILTER} data_row_id filters")
+    if flt.data_row_ids is not None:
+        if len(flt.data_row_ids) > MAX_IDS_FILTER:
+            raise Invalid(f"at most {MAX_IDS_FILTER} data_row_id filters")
+        # ids no row can have (the databases refuse to compare BIGINTs with them) match none
+        ids = [i for i in flt.data_row_ids if 0 < i <= MAX_ROW_ID]
+        flt = TaskFilter(flt.status, flt.rows, ids)
     limit = max(1, min(limit, MAX_PAGE))
     try:
         query = _page_query(conn, org_id, project_id, flt, after, limit + 1)
