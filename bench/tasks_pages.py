@@ -34,6 +34,7 @@ from _common import free_port
 from query_rows import _database, _load, _wait
 from sqlalchemy import Engine, select, text
 
+from tether import accounts
 from tether.db.engine import make_engine, refresh_statistics
 from tether.db.migrate import upgrade
 from tether.db.tables import data_rows
@@ -176,10 +177,33 @@ def _measure(
         print(f"\nworst ratio {max(ratios):.2f}, median {statistics.median(ratios):.2f}")
         next_path = f"/projects/{project['id']}/next-task"
         (n50, n95), _ = _paired(client, (next_path, {}), (next_path, {}), runs)
-        print(f"next-task (the caller's own lease, renewed): p50 {n50:.1f} ms, p95 {n95:.1f} ms")
+        print(f"next-task, the caller's own lease renewed: p50 {n50:.1f} ms, p95 {n95:.1f} ms")
+        claims = []
+        for key in _annotators(engine, org["org_id"], runs):
+            with Client(f"http://127.0.0.1:{port}", key) as annotator:
+                started = time.perf_counter()
+                annotator._json("GET", next_path)
+                claims.append((time.perf_counter() - started) * 1000)
+        c50, c95 = statistics.median(claims), statistics.quantiles(claims, n=20)[18]
+        print(
+            f"next-task, a new annotator each time (past {runs} held tasks): "
+            f"p50 {c50:.1f} ms, p95 {c95:.1f} ms"
+        )
     finally:
         server.terminate()
         server.wait(10)
+
+
+def _annotators(engine: Engine, org_id: int, n: int) -> list[str]:
+    """API keys of ``n`` new members of the organization."""
+    keys = []
+    with engine.begin() as conn:
+        org = accounts.get_org(conn, org_id)["name"]
+        for i in range(n):
+            email = f"annotator-{i}-{uuid.uuid4().hex[:6]}@example.com"
+            accounts.create_user(conn, email, org, None)
+            keys.append(accounts.create_api_key(conn, email))
+    return keys
 
 
 def _paired(
