@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import threading
 import uuid
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
+import pytest
 from sqlalchemy import Engine, select
 
 from tests.conftest import Tenant
@@ -405,3 +407,25 @@ def test_a_project_deleted_while_rows_join_fails_the_job_with_a_message(
     assert done["status"] == "failed", done
     assert done["message"] == "the project was deleted while its rows were being added"
     assert done["counts"]["added"] == 2
+
+
+def test_a_row_deleted_under_a_chunk_leaves_the_chunk_to_be_done_again(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [row] = rows_of(tenant, images(1))
+    ghost = 10**12  # a row read for the chunk, gone by the time its task is written
+    real_rows = tasks._rows
+    calls: list[int] = []
+
+    def rows_with_a_ghost(conn: Any, org_id: int, column: Any, values: list[Any]) -> list[Any]:
+        found = real_rows(conn, org_id, column, values)
+        calls.append(len(found))
+        if len(calls) == 1 and ghost in values:
+            found.append(SimpleNamespace(id=ghost, global_key=None, row_data='"x"', extra=None))
+        return found
+
+    monkeypatch.setattr(tasks, "_rows", rows_with_a_ghost)
+    project = new_project(tenant, _name())
+    job = add(tenant, project, data_row_ids=[row["id"], ghost])
+    assert counts(job) == (1, 0, 1) and len(calls) >= 2
+    assert [e["code"] for e in tenant.errors(job["id"])] == ["not_found"]

@@ -57,6 +57,7 @@ MAX_ROW_ID = 2**63 - 1
 # task), as a data row page does.
 PROBE_TASKS = 5000
 WINDOW = 64  # unlabeled tasks next_task looks at a time for one nobody holds
+RETRIES = 2  # times a chunk is tried again after rows were deleted under it
 COUNTS = ("added", "existing", "imported_annotations", "imported_predictions")
 
 
@@ -195,18 +196,21 @@ def run(job: JobRun, chunk_rows: int = 2000) -> None:
                 raise JobFailed(exc.message) from None
     if total is not None:
         job.describe(total)
-    try:
-        if selection.named:
-            _add_named(job, config, selection, chunk_rows)
-        else:
-            _add_matching(job, config, selection, chunk_rows)
-    except IntegrityError:  # a task's foreign key: its project (or row) went meanwhile
-        with job.engine.connect() as conn:
-            try:
-                projects.get_id(conn, org_id, project_id)
-            except NotFound:
-                raise JobFailed("the project was deleted while its rows were being added") from None
-        raise
+    add = _add_named if selection.named else _add_matching
+    for attempt in range(RETRIES + 1):
+        try:
+            add(job, config, selection, chunk_rows)
+            return
+        except IntegrityError:  # a task's foreign key: its project or a row went meanwhile
+            with job.engine.connect() as conn:
+                try:
+                    projects.get_id(conn, org_id, project_id)
+                except NotFound:
+                    message = "the project was deleted while its rows were being added"
+                    raise JobFailed(message) from None
+            if attempt == RETRIES:
+                raise
+            # Rows deleted under the chunk: it rolled back; again, they are not found.
 
 
 def _add_matching(job: JobRun, config: LabelConfig, selection: Selection, chunk: int) -> None:
