@@ -24,7 +24,7 @@ and PostgreSQL (an UPDATE re-checks its condition on the row it waited for) alik
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -560,17 +560,6 @@ def get(conn: Connection, org_id: int, project: int | str, data_row_id: int) -> 
     return _public(row, project_id, names, datetime.now(UTC))
 
 
-def iterate(
-    conn: Connection, org_id: int, project: int | str, flt: TaskFilter | None = None
-) -> Iterator[dict[str, Any]]:
-    after: int | None = None
-    while True:
-        items, after = page(conn, org_id, project, flt, after, 1000)
-        yield from items
-        if after is None:
-            return
-
-
 def _public(row: Any, project_id: int, names: Any, now: datetime) -> dict[str, Any]:
     """A task as the API shows it, with its data row as data row answers show it. A lease
     that ran out shows as none (anyone may be given the task)."""
@@ -663,7 +652,8 @@ def _leased(
 
 def release_lease(conn: Connection, project_id: int, data_row_id: int, user_id: int) -> bool:
     """Give up the user's lease on the task (an annotation of it was saved): True if they
-    held it. Another user's lease is left as it is."""
+    held it. Another user's lease is left as it is. ``project_id``: a project the caller
+    found in its organization (``projects.get_id``)."""
     released = conn.execute(
         update(tasks)
         .where(
