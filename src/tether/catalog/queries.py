@@ -394,10 +394,7 @@ def _matching_ids(
     id order instead. Other metadata fields are checked per row through the values' primary
     key (``EXISTS``), so many filters never make a join SQLite refuses.
     """
-    if flt.dataset_id is not None:
-        _require_dataset(conn, org_id, flt.dataset_id)
-    if flt.global_key is not None and not flt.global_key.startswith(flt.global_key_prefix or ""):
-        raise _Empty()
+    _possible(conn, org_id, flt)
     tests = _field_tests(conn, org_id, flt.metadata)
     drive, first = driver(conn, org_id, flt, tests)
     if first is None:
@@ -440,6 +437,15 @@ def _exists(conn: Connection, probes: list[Select[Any]]) -> list[Any]:
     if conn.dialect.name == "postgresql":
         probes = [probe.offset(0) for probe in probes]
     return [exists(probe) for probe in probes]
+
+
+def _possible(conn: Connection, org_id: int, flt: RowFilter) -> None:
+    """``_Empty`` when no row can pass ``flt``: a dataset that is not the caller's (or is
+    being deleted), a global key outside the prefix asked for."""
+    if flt.dataset_id is not None:
+        _require_dataset(conn, org_id, flt.dataset_id)
+    if flt.global_key is not None and not flt.global_key.startswith(flt.global_key_prefix or ""):
+        raise _Empty()
 
 
 def _require_dataset(conn: Connection, org_id: int, dataset_id: int) -> None:
@@ -490,10 +496,7 @@ def row_checks(conn: Connection, org_id: int, flt: RowFilter, row_id: Any) -> li
     table) is of the caller's organization and passes ``flt``, each a primary-key probe:
     for walking another table in its own order (a project's tasks) and keeping the rows
     that match. ``Empty`` when no row can match."""
-    if flt.dataset_id is not None:
-        _require_dataset(conn, org_id, flt.dataset_id)
-    if flt.global_key is not None and not flt.global_key.startswith(flt.global_key_prefix or ""):
-        raise _Empty()
+    _possible(conn, org_id, flt)
     tests = _field_tests(conn, org_id, flt.metadata)
     probes = [_value_probe(conn, org_id, flt, t, row_id) for t in tests]
     own = _row_conditions(org_id, flt, set())
