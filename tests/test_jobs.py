@@ -65,6 +65,7 @@ def test_the_runtime_registers_every_kind(app: Any) -> None:
         "sync_part",
         "probe",
         "predictions",
+        "add_tasks",
     }
     chores = {getattr(c, "func", c).__name__ for c in app.state.queue.chores}
     assert {"remove_stale_uploads", "purge_expired", "start_due_syncs"} <= chores

@@ -94,6 +94,18 @@ class Settings(BaseSettings):
         description="TETHER_JOB_LEASE_SECONDS: how long a worker owns a job without renewing "
         "its lease; a dead worker's job resumes on another worker about this long after.",
     )
+    task_lease_seconds: float = Field(
+        900,
+        gt=0,
+        description="TETHER_TASK_LEASE_SECONDS: how long `next-task` keeps a task for the "
+        "annotator it gave it to; past it, another annotator may be given the task.",
+    )
+    add_tasks_chunk_rows: int = Field(
+        2000,
+        ge=1,
+        description="TETHER_ADD_TASKS_CHUNK_ROWS: rows an `add_tasks` job adds to a project "
+        "per transaction.",
+    )
     upload_max_age_seconds: float = Field(
         3600,
         gt=0,

@@ -3,9 +3,9 @@ every worker does on a timer. ``tether serve`` and ``tether worker`` build the q
 nothing below this module knows which services run jobs.
 
 Kinds registered: ``import`` (imports.runner), ``delete_dataset`` (catalog.deletion),
-``sync`` (sync.runner), ``predictions`` (projects.predictions), ``probe``
-(resolve.probe_job; it also follows syncs and imports that wrote rows). Chores: removing
-stale uploads, starting scheduled syncs.
+``sync`` (sync.runner), ``probe`` (resolve.probe_job; it also follows syncs and imports that
+wrote rows), ``add_tasks`` (projects.tasks), ``predictions`` (projects.predictions).
+Chores: removing stale uploads, starting scheduled syncs.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from tether.config import Settings
 from tether.db.engine import refresh_statistics
 from tether.imports import runner, submit
 from tether.jobs.queue import JobQueue
-from tether.projects import predictions
+from tether.projects import predictions, tasks
 from tether.resolve import probe_job
 from tether.sync import runner as sync_runner
 from tether.sync import split
@@ -38,6 +38,7 @@ def build_queue(settings: Settings, engine: Engine) -> JobQueue:
     queue.register(sync_runner.KIND, probe_after(syncs))
     queue.register(split.PART_KIND, syncs)
     queue.register(probe_job.KIND, probe_job.probe_runner(settings))
+    queue.register(tasks.KIND, tasks.add_tasks_runner(settings.add_tasks_chunk_rows))
     queue.register(predictions.KIND, predictions.predictions_runner())
     queue.chores.append(
         partial(sync_start.start_due_syncs, engine, queue.enqueue, parts=settings.sync_parts)

@@ -591,3 +591,36 @@ class Prediction(Model):
 
 class PredictionList(Model):
     items: list[Prediction]
+
+
+# --- tasks -----------------------------------------------------------------------------------
+
+
+class Task(Model):
+    """A data row in a project, addressed by the row's id within the project."""
+
+    data_row_id: int
+    project_id: int
+    status: str = Field(description="unlabeled, labeled or skipped")
+    total_annotations: int
+    cancelled_annotations: int
+    total_predictions: int
+    lease_user_id: int | None = Field(
+        None, description="who `next-task` gave the task to, while the lease runs; else null"
+    )
+    lease_until: str | None = Field(None, description="when that lease ends (ISO 8601, UTC)")
+    imported_at: str | None = Field(
+        None,
+        description="when the Label Studio annotations and predictions the row was imported "
+        "with were brought in; null: it had none",
+    )
+    created_at: str | None = Field(description="when the row joined the project")
+    updated_at: str | None
+    data_row: DataRow = Field(
+        description="the data row, as data row answers show it (with `resolved` when asked)"
+    )
+
+
+class TaskPage(Model):
+    items: list[Task]
+    next_cursor: int | None = Field(description="pass as `after` for the next page; null: last")

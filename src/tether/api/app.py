@@ -32,6 +32,7 @@ from tether.api.routes import (
     session,
     storages,
     sync,
+    tasks,
     uploads,
     users,
 )
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
         annotation_routes,
         predictions,
         project_export,
+        tasks,
     ):
         api.include_router(module.router)
     api.include_router(proxy.router)

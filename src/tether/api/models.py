@@ -40,6 +40,8 @@ from tether.schemas import (  # noqa: F401 - re-exported for the routes
     StorageCheck,
     StorageList,
     StoredObject,
+    Task,
+    TaskPage,
     UploadDestination,
 )
 from tether.sync import fields as storage_fields
@@ -281,3 +283,17 @@ class StoragePatch(Body):
     signed_url_ttl_minutes: int | None = None
     remove_missing: bool | None = None
     sync_every_minutes: int | None = None
+
+
+class AddTasksIn(Body):
+    """Which rows join the project: the rows the filters match (a dataset, metadata filters,
+    a media type: as data row listing takes them), and/or rows named by id or global key
+    (with filters, a named row must match them too)."""
+
+    dataset: int | str | None = Field(None, description="a dataset's id or name")
+    metadata: list[str] = Field(
+        default_factory=list, description="`FIELD:OP:VALUE` filters, as `GET /data-rows` takes"
+    )
+    media_type: str | None = None
+    data_row_ids: list[RowId] | None = Field(None, max_length=100_000)
+    global_keys: list[str] | None = Field(None, max_length=100_000)

@@ -3,7 +3,7 @@ iteration (writes live in ``catalog.data_rows``, bulk creation in ``imports``)."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -117,6 +117,9 @@ def ids_for_global_keys(conn: Connection, org_id: int, keys: list[str]) -> list[
 class _Empty(Exception):
     """A filter that no row can match (a "contains" no stored value has, two different
     values asked of one field)."""
+
+
+Empty = _Empty  # what callers of ``page_ids_query`` and ``row_checks`` catch
 
 
 # Past this many matching values a "contains" filter is sent as a subquery, not a list
@@ -391,10 +394,7 @@ def _matching_ids(
     id order instead. Other metadata fields are checked per row through the values' primary
     key (``EXISTS``), so many filters never make a join SQLite refuses.
     """
-    if flt.dataset_id is not None:
-        _require_dataset(conn, org_id, flt.dataset_id)
-    if flt.global_key is not None and not flt.global_key.startswith(flt.global_key_prefix or ""):
-        raise _Empty()
+    _possible(conn, org_id, flt)
     tests = _field_tests(conn, org_id, flt.metadata)
     drive, first = driver(conn, org_id, flt, tests)
     if first is None:
@@ -439,6 +439,15 @@ def _exists(conn: Connection, probes: list[Select[Any]]) -> list[Any]:
     return [exists(probe) for probe in probes]
 
 
+def _possible(conn: Connection, org_id: int, flt: RowFilter) -> None:
+    """``_Empty`` when no row can pass ``flt``: a dataset that is not the caller's (or is
+    being deleted), a global key outside the prefix asked for."""
+    if flt.dataset_id is not None:
+        _require_dataset(conn, org_id, flt.dataset_id)
+    if flt.global_key is not None and not flt.global_key.startswith(flt.global_key_prefix or ""):
+        raise _Empty()
+
+
 def _require_dataset(conn: Connection, org_id: int, dataset_id: int) -> None:
     """A dataset filter names one of the caller's datasets, or matches nothing (a dataset being
     deleted too: its rows are on their way out)."""
@@ -464,11 +473,42 @@ def _sort_key(matching: _Matching) -> Any:
 
 
 def page_ids_query(
-    conn: Connection, org_id: int, flt: RowFilter, after: int | None, limit: int
+    conn: Connection,
+    org_id: int,
+    flt: RowFilter,
+    after: int | None,
+    limit: int,
+    also: Callable[[Any], Select[Any]] | None = None,
 ) -> Select[Any]:
-    """The ids of one page, in order."""
+    """The ids of one page, in order (``Empty`` when no row can match). ``also`` makes a
+    probe of another table for a matching id (its column, correlated): only ids it finds
+    are kept, checked per row the driving index finds (a project's tasks: "rows that are
+    tasks of project P")."""
     matching = _matching_ids(conn, org_id, flt, after)
-    return matching.ids.order_by(_sort_key(matching)).limit(limit)
+    ids = matching.ids
+    if also is not None:
+        ids = ids.where(*_exists(conn, [also(matching.key)]))
+    return ids.order_by(_sort_key(matching)).limit(limit)
+
+
+def row_checks(conn: Connection, org_id: int, flt: RowFilter, row_id: Any) -> list[Any]:
+    """Conditions that hold when the data row ``row_id`` (a correlated column of another
+    table) is of the caller's organization and passes ``flt``, each a primary-key probe:
+    for walking another table in its own order (a project's tasks) and keeping the rows
+    that match. ``Empty`` when no row can match."""
+    _possible(conn, org_id, flt)
+    tests = _field_tests(conn, org_id, flt.metadata)
+    probes = [_value_probe(conn, org_id, flt, t, row_id) for t in tests]
+    own = _row_conditions(org_id, flt, set())
+    # Its own data_rows even when the outer query reads data_rows too (a join).
+    probe = select(data_rows.c.id).where(data_rows.c.id == row_id, *own)
+    probes.append(probe.correlate_except(data_rows))
+    return _exists(conn, probes)
+
+
+def is_open(flt: RowFilter) -> bool:
+    """Whether ``flt`` filters nothing (every row of the organization passes)."""
+    return flt == RowFilter()
 
 
 def page_query(

@@ -20,6 +20,7 @@ from tether.cli import (
     labels,
     probe,
     project_export,
+    project_tasks,
     projects,
     storage,
     sync,
@@ -60,6 +61,7 @@ probe.register(app)
 projects.register(app)
 labels.register(projects.projects_app)
 project_export.register(projects.projects_app)
+project_tasks.register(projects.projects_app)
 
 
 def main() -> None:

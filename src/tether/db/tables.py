@@ -414,6 +414,18 @@ tasks = Table(
     CheckConstraint("status IN ('unlabeled', 'labeled', 'skipped')", name="ck_tasks_status"),
     Index("ix_tasks_project_status_row", "project_id", "status", "data_row_id"),
     Index("ix_tasks_data_row_id", "data_row_id"),
+    # The tasks a user holds a lease on (0008_tasks): few rows, so "the task I hold" is one
+    # small index search however many tasks the project has. It covers that query (status
+    # and org_id too): SQLite preferred walking the primary key to a lookup from a narrower one.
+    Index(
+        "ix_tasks_project_lease_user",
+        "project_id",
+        "lease_user_id",
+        "status",
+        "org_id",
+        sqlite_where=text("lease_user_id IS NOT NULL"),
+        postgresql_where=text("lease_user_id IS NOT NULL"),
+    ),
     sqlite_with_rowid=False,
 )
 
