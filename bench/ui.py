@@ -32,6 +32,10 @@ from tether.sdk import Client
 
 IMAGES = 240
 CHROMIUM = "/usr/bin/chromium"
+EDITOR_SHOWS_IMAGE = (
+    "() => [...document.querySelectorAll('#editor img')]"
+    ".some(i => i.complete && i.naturalWidth > 0 && i.clientWidth > 100)"
+)
 
 
 def make_images(folder: Path) -> None:
@@ -136,11 +140,7 @@ def main() -> None:
                 page = context.new_page()
                 start = time.perf_counter()
                 page.goto(f"{url}/projects/{project.id}/label")
-                page.wait_for_function(
-                    "() => { const i = document.querySelector('#editor img');"
-                    " return i && i.complete && i.naturalWidth > 0; }",
-                    timeout=30_000,
-                )
+                page.wait_for_function(EDITOR_SHOWS_IMAGE, timeout=30_000)
                 took = time.perf_counter() - start
                 context.close()
                 return took

@@ -360,3 +360,77 @@ def server_users(server: Server) -> list[dict[str, Any]]:
         f"{server.url}/api/v1/users", headers={"Authorization": f"Bearer {server.key}"}
     )
     return answer.json()["items"]  # type: ignore[no-any-return]
+
+
+EDITOR_SHOWS_IMAGE = (
+    "() => [...document.querySelectorAll('#editor img')]"
+    ".some(i => i.complete && i.naturalWidth > 0 && i.clientWidth > 100)"
+)
+
+
+def draw_box(page: Any, label: str) -> None:
+    """Pick ``label`` and drag a box on the editor's image."""
+    page.locator("#editor").get_by_text(label, exact=True).first.click()
+    area = page.locator("#editor canvas").first.bounding_box()
+    x, y = area["x"] + 40, area["y"] + 40
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 120, y + 80, steps=8)
+    page.mouse.up()
+
+
+def test_label_a_task_skip_one_and_see_the_annotations(
+    page: Any, server: Server, media: Path
+) -> None:
+    client = server.client()
+    ds = client.create_dataset("to label")
+    storage = ds.add_source_storage("local", path=str(media / "shots"))
+    storage.sync().wait_till_done(timeout=30)
+    sign_in(page, server)
+    # A project from a template, then the dataset's rows sent to it from the catalog.
+    page.get_by_role("link", name="Projects").click()
+    page.get_by_label("Name", exact=True).fill("label me")
+    page.get_by_label("Start from a template").select_option("image-boxes")
+    page.locator("[data-config-status].ok").wait_for()
+    page.get_by_role("button", name="Create project").click()
+    page.wait_for_url("**/projects/*")
+    project_id = int(page.url.rstrip("/").rsplit("/", 1)[1])
+    page.goto(f"/datasets/{ds.id}")
+    thumbnails_loaded(page, 4)
+    for box in page.locator("[data-row]").all():
+        box.check()
+    page.get_by_label("Project").select_option(str(project_id))
+    page.get_by_role("button", name="Send to project").click()
+    page.wait_for_url("**/jobs/*")
+    page.locator("[data-job-status]").filter(has_text="completed").wait_for(timeout=20_000)
+    assert "added 4" in page.locator("[data-job-counts]").inner_text()
+    # Label: draw a box and submit; the next task comes; skip it.
+    page.goto(f"/projects/{project_id}/label")
+    page.wait_for_function(EDITOR_SHOWS_IMAGE, timeout=20_000)
+    first = page.locator("[data-task-status]").inner_text()
+    draw_box(page, "Person")
+    shot(page, "labeling")
+    page.get_by_role("button", name="submit").first.click()
+    page.locator("[data-task-status]").filter(has_text="Task").filter(
+        has_not_text=first.split(" · ")[0]
+    ).wait_for(timeout=20_000)
+    page.wait_for_function(EDITOR_SHOWS_IMAGE, timeout=20_000)
+    page.get_by_role("button", name="skip").first.click()
+    page.wait_for_function(
+        "() => document.querySelector('[data-task-status]').textContent.startsWith('Task')"
+    )
+    project = client.get_project(project_id)
+    saved = list(project.annotations())
+    assert len(saved) == 2
+    box, skip = saved
+    me = httpx.get(
+        f"{server.url}/api/v1/session", headers={"Authorization": f"Bearer {server.key}"}
+    )
+    assert not box.was_cancelled and box.completed_by == me.json()["user"]["id"]
+    (region,) = box.result
+    assert region.type == "rectanglelabels" and region.value["rectanglelabels"] == ["Person"]
+    assert region.original_width == 64 and region.original_height == 48
+    assert 0 < region.value["width"] <= 100 and 0 < region.value["height"] <= 100
+    assert box.lead_time is not None and box.lead_time > 0
+    assert skip.was_cancelled and skip.result == []
+    assert project.task_counts.labeled == 1 and project.task_counts.skipped == 1

@@ -16,7 +16,10 @@ function sampleData(objects) {
   return data;
 }
 
-// A fresh editor in the element of id `holder` (any earlier one there is destroyed).
+let mounted = 0;
+
+// A fresh editor in the element of id `holder`: any earlier one there is destroyed, and the
+// new one gets an element of its own (the editor does not mount twice on one element).
 function mountEditor(holder, options) {
   const box = document.getElementById(holder);
   if (box._editor) { try { box._editor.destroy(); } catch (error) { /* already gone */ } }
@@ -25,7 +28,10 @@ function mountEditor(holder, options) {
     box.textContent = "The annotation editor is not installed on this server (run scripts/bootstrap.sh).";
     return null;
   }
-  box._editor = new window.LabelStudio(holder, options);
+  const own = document.createElement("div");
+  own.id = `${holder}-${++mounted}`;
+  box.appendChild(own);
+  box._editor = new window.LabelStudio(own.id, options);
   return box._editor;
 }
 

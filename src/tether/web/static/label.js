@@ -64,7 +64,7 @@
   function toggleOverlay(index, url, on) {
     const existing = document.querySelector(`[data-layer-over="${index}"]`);
     if (!on) { if (existing) existing.remove(); return; }
-    const image = document.querySelector("#editor img");
+    const image = editorImage();
     if (!image) return;
     const layer = document.createElement("img");
     layer.src = url;
@@ -79,6 +79,18 @@
     layer.style.transformOrigin = image.style.transformOrigin;
     image.parentElement.style.position = "relative";
     image.parentElement.appendChild(layer);
+  }
+
+  // The asset the editor shows: its largest image (the toolbar has small ones).
+  function editorImage() {
+    const images = [...document.querySelectorAll("#editor img")];
+    images.sort((a, b) => b.clientWidth * b.clientHeight - a.clientWidth * a.clientHeight);
+    return images[0] || null;
+  }
+
+  // The editor finishes its own work after a callback returns: the next task comes after.
+  function nextSoon() {
+    return new Promise((resolve) => setTimeout(() => resolve(next()), 50));
   }
 
   async function predictionsOf(rowId) {
@@ -131,7 +143,7 @@
           const saved = await save(annotation);
           annotation.updatePersonalKey(String(saved.id));
           status().textContent = `Saved annotation ${saved.id}.`;
-          await next();
+          await nextSoon();
         } catch (error) { showError(document.querySelector("main"), error); }
       },
       async onUpdateAnnotation(LS, annotation) {
@@ -143,7 +155,7 @@
       async onSkipTask() {
         try {
           await save(null, { was_cancelled: true });
-          await next();
+          await nextSoon();
         } catch (error) { showError(document.querySelector("main"), error); }
       },
       async onDeleteAnnotation(LS, annotation) {
