@@ -64,6 +64,8 @@ class StorageRecord:
     created_by: int | None
     created_at: datetime
     updated_at: datetime
+    can_delete_objects: bool = False  # targets: delete the objects of deleted annotations
+    auto_export: bool = True  # targets: export after each annotation save
 
     @property
     def prefix(self) -> str:
@@ -113,6 +115,8 @@ def insert_storage(
     signed_url_ttl_minutes: int = 15,
     remove_missing: bool = False,
     sync_every_minutes: int | None = None,
+    can_delete_objects: bool = False,
+    auto_export: bool = True,
     created_by: int | None = None,
 ) -> int:
     """Store a connection as given (no check, no remote call): the one insert of
@@ -140,6 +144,8 @@ def insert_storage(
                 signed_url_ttl_minutes=signed_url_ttl_minutes,
                 remove_missing=remove_missing,
                 sync_every_minutes=sync_every_minutes,
+                can_delete_objects=can_delete_objects,
+                auto_export=auto_export,
                 created_by=created_by,
                 created_at=now,
                 updated_at=now,
