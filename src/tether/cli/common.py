@@ -127,6 +127,8 @@ def describe(job: Job) -> str:
     """What a job's progress bar counts: an import its rows, a sync the objects it compared."""
     if job.kind in ("sync", "sync_part"):
         return f"{job.kind} (objects; created {job.counts.to_dict().get('created', 0)})"
+    if job.kind == "export":
+        return f"export (annotations; written {job.counts.to_dict().get('written', 0)})"
     if job.kind == "probe":
         return f"probe (rows; probed {job.counts.to_dict().get('probed', 0)})"
     return f"{job.kind} (rows, {job.format or 'detecting'})"

@@ -204,16 +204,9 @@ def _check(settings: Settings, record: StorageRecord) -> CheckResult:
     return result
 
 
-def probe_key(record: StorageRecord, name: str) -> str:
-    """The key of object ``name`` under the storage's prefix, as a target export writes it
-    (``<prefix>/<name>``; a prefix ending in ``/`` is not doubled)."""
-    prefix = record.prefix.rstrip("/")
-    return f"{prefix}/{name}" if prefix else name
-
-
 def _check_target(record: StorageRecord, storage: Any, result: CheckResult) -> CheckResult:
     """Write a probe object and delete it: an error names the permission that is missing."""
-    key = probe_key(record, f".tether-check-{uuid.uuid4().hex[:12]}")
+    key = record.object_key(f".tether-check-{uuid.uuid4().hex[:12]}")
     try:
         storage.write(key, PROBE_BODY, content_type="application/json")
     except TetherError as exc:

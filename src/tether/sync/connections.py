@@ -75,6 +75,14 @@ class StorageRecord:
             return ""
         return str(self.config.get("prefix") or "")
 
+    def object_key(self, name: str) -> str:
+        """The key of object ``name`` in a target, as Label Studio writes it: under the
+        prefix (``<prefix>/<name>``; Redis: its ``path``; a local folder: in the folder), a
+        prefix ending in ``/`` not doubled."""
+        base = self.config.get("path") if self.type == "redis" else self.prefix
+        base = str(base or "").rstrip("/")
+        return f"{base}/{name}" if base else name
+
 
 def split_fields(type_: str, fields: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(plain, secret) parts of a type's connection fields."""
