@@ -110,7 +110,9 @@ def _canceled_message(job: JobRun) -> str:
 
 def _take_turn(job: JobRun) -> bool:
     """Wait while an older export of the storage runs; False (the job is then finished) if
-    a newer one runs already: it writes everything this one would."""
+    a newer one runs already: it writes everything this one would. The older ones waited
+    for are in ``details.waited_for``."""
+    waited: list[str] = []
     while True:
         job.check_stop()
         with job.engine.connect() as conn:
@@ -130,6 +132,10 @@ def _take_turn(job: JobRun) -> bool:
             return False
         if not others:
             return True
+        fresh = [o.id for o in others if o.id not in waited]
+        if fresh:
+            waited += fresh
+            job.describe(waited_for=waited)
         time.sleep(WAIT_POLL)
 
 
@@ -299,6 +305,8 @@ def _commit(export: _Export, conn: Connection, batch: _Batch) -> bool:
         raise JobFailed(f"the storage refused every write: {errors[0].message}")
     now = datetime.now(UTC)
     job = export.job
+    if conn.in_transaction():  # the reads of the next batch
+        conn.rollback()
     with conn.begin():
         _check_storage(conn, export.record.id)
         _upsert_links(conn, export.record.id, done, now)
@@ -372,6 +380,8 @@ def _delete_stale(export: _Export, conn: Connection, after: int) -> None:
             for i, key, failure in zip(ids, keys, outcomes, strict=True)
             if failure is not None
         ]
+        if conn.in_transaction():
+            conn.rollback()
         with conn.begin():
             _check_storage(conn, export.record.id)
             if gone:
