@@ -209,7 +209,7 @@ def _batches(export: _Export, conn: Connection, after: int) -> Iterator[_Batch]:
             )
         ).scalar_one()
         conn.rollback()  # end the read transaction: the writer's commits are its own
-        bodies = _bodies(conn, export, ids)
+        bodies = objects(conn, export.record, export.config, ids)
         conn.rollback()
         write = export.storage.write
         items, futures = [], []
@@ -250,10 +250,11 @@ TASK_COLUMNS = (
 )
 
 
-def _bodies(
-    conn: Connection, export: _Export, ids: Sequence[int]
+def objects(
+    conn: Connection, record: StorageRecord, config: LabelConfig, ids: Sequence[int]
 ) -> list[tuple[int, int, str, bytes]]:
-    """(id, version, key, object body) of each annotation still there, in one query."""
+    """(id, version, key, object body) of each annotation of ``ids`` still there, in one
+    query: what the export writes to the target ``record`` for them."""
     if not ids:
         return []
     query = (
@@ -268,15 +269,15 @@ def _bodies(
     )
     out = []
     for row in conn.execute(query):
-        body = shapes.target_object(row, _task(export, row), row.email)
-        key = export.record.object_key(str(row.id))
+        body = shapes.target_object(row, _task(config, row), row.email)
+        key = record.object_key(str(row.id))
         out.append((int(row.id), int(row.version), key, orjson.dumps(body)))
     return out
 
 
-def _task(export: _Export, row: Any) -> dict[str, Any]:
+def _task(config: LabelConfig, row: Any) -> dict[str, Any]:
     row_data = orjson.loads(row.row_data)
-    data, _missing = export.config.task_data(row_data)
+    data, _missing = config.task_data(row_data)
     task_row = SimpleNamespace(
         data_row_id=row.data_row_id,
         created_at=row.task_created_at,
@@ -286,7 +287,7 @@ def _task(export: _Export, row: Any) -> dict[str, Any]:
         cancelled_annotations=row.cancelled_annotations,
         total_predictions=row.total_predictions,
     )
-    return shapes.task(task_row, data if data is not None else row_data, export.project_id)
+    return shapes.task(task_row, data if data is not None else row_data, row.project_id)
 
 
 def _commit(export: _Export, conn: Connection, batch: _Batch) -> bool:
