@@ -67,10 +67,15 @@ def main() -> None:
     parser.add_argument("--annotations", type=int, default=100_000)
     parser.add_argument("--backend", choices=("local", "s3", "all"), default="all")
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument(
+        "--dir", default=None, help="where the database and local files go (default: TMPDIR)"
+    )
     args = parser.parse_args()
     n = args.annotations
     with ExitStack() as stack:
-        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tether-bench-")))
+        work = Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="tether-bench-", dir=args.dir))
+        )
         url = None
         if args.db == "postgresql":
             url = psycopg_url(stack.enter_context(pg_database(PG_DEFAULT)))

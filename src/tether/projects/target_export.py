@@ -52,6 +52,8 @@ from tether.sync.connections import StorageRecord, get_record, open_backend
 
 BATCH = 250  # annotations a batch writes (and a killed export may write again, twice)
 WRITERS = 16  # objects written at once (obstore's clients are thread-safe)
+_FIRST_BATCH = 32
+_PER_TASK = 8  # objects one writer task makes and writes
 WAIT_POLL = 0.25  # seconds between looks at an older export this one waits for
 _DIRECT_LEASE = timedelta(minutes=5)
 a, links, t = annotation_rows, export_links, tasks
@@ -181,8 +183,7 @@ class _Batch:
     after: int  # the id the batch's range starts after
     last: int  # ... and ends at (the cursor once it is committed)
     compared: int  # annotations in the range
-    items: list[tuple[int, int, str]]  # (annotation id, version, key)
-    futures: list[Future[None]]
+    futures: list[Future[list[tuple[int, int, str, Any]]]]  # each a few objects' outcomes
 
 
 def _write_all(export: _Export, conn: Connection, after: int) -> bool:
@@ -196,11 +197,13 @@ def _write_all(export: _Export, conn: Connection, after: int) -> bool:
 
 
 def _batches(export: _Export, conn: Connection, after: int) -> Iterator[_Batch]:
-    """Each batch read and its writes started (the next is read while they run)."""
+    """Each batch read and its writes started (the next is read while they run). The first
+    batches are small (32, 64, ... up to ``batch``): writes start after a short scan."""
+    size = min(export.batch, _FIRST_BATCH)
     while True:
         export.job.check_stop()
-        ids = _changed_ids(conn, export, after)
-        last = ids[-1] if len(ids) == export.batch else export.last_id
+        ids = _changed_ids(conn, export, after, size)
+        last = ids[-1] if len(ids) == size else export.last_id
         if last <= after:
             return
         compared = conn.execute(
@@ -208,19 +211,19 @@ def _batches(export: _Export, conn: Connection, after: int) -> Iterator[_Batch]:
                 a.c.project_id == export.project_id, a.c.id > after, a.c.id <= last
             )
         ).scalar_one()
+        rows = object_rows(conn, ids)
         conn.rollback()  # end the read transaction: the writer's commits are its own
-        bodies = objects(conn, export.record, export.config, ids)
-        conn.rollback()
-        write = export.storage.write
-        items, futures = [], []
-        for annotation_id, version, key, body in bodies:
-            items.append((annotation_id, version, key))
-            futures.append(export.pool.submit(write, key, body, content_type="application/json"))
-        yield _Batch(after, last, int(compared), items, futures)
-        after = last
+        # The writers make the bodies too: writes start at once, the next batch is read
+        # meanwhile, and a future stands for a few objects, not one.
+        futures = [
+            export.pool.submit(_write_some, export, rows[start : start + _PER_TASK])
+            for start in range(0, len(rows), _PER_TASK)
+        ]
+        yield _Batch(after, last, int(compared), futures)
+        after, size = last, min(export.batch, size * 2)
 
 
-def _changed_ids(conn: Connection, export: _Export, after: int) -> list[int]:
+def _changed_ids(conn: Connection, export: _Export, after: int, limit: int) -> list[int]:
     """The next annotations (ids in order) whose version their link does not hold."""
     joined = a.outerjoin(
         links, and_(links.c.storage_id == export.record.id, links.c.annotation_id == a.c.id)
@@ -235,7 +238,7 @@ def _changed_ids(conn: Connection, export: _Export, after: int) -> list[int]:
             or_(links.c.version.is_(None), links.c.version != a.c.version),
         )
         .order_by(a.c.id)
-        .limit(export.batch)
+        .limit(limit)
     )
     return [int(i) for i in conn.execute(query).scalars()]
 
@@ -253,8 +256,14 @@ TASK_COLUMNS = (
 def objects(
     conn: Connection, record: StorageRecord, config: LabelConfig, ids: Sequence[int]
 ) -> list[tuple[int, int, str, bytes]]:
-    """(id, version, key, object body) of each annotation of ``ids`` still there, in one
-    query: what the export writes to the target ``record`` for them."""
+    """(id, version, key, object body) of each annotation of ``ids`` still there: what the
+    export writes to the target ``record`` for them."""
+    return [object_of(record, config, row) for row in object_rows(conn, ids)]
+
+
+def object_rows(conn: Connection, ids: Sequence[int]) -> list[Any]:
+    """The annotations of ``ids`` still there, each with its task, data row and user's
+    email, in one query."""
     if not ids:
         return []
     query = (
@@ -267,11 +276,27 @@ def objects(
         .where(a.c.id.in_(ids))
         .order_by(a.c.id)
     )
-    out = []
-    for row in conn.execute(query):
-        body = shapes.target_object(row, _task(config, row), row.email)
-        key = record.object_key(str(row.id))
-        out.append((int(row.id), int(row.version), key, orjson.dumps(body)))
+    return list(conn.execute(query))
+
+
+def object_of(record: StorageRecord, config: LabelConfig, row: Any) -> tuple[int, int, str, bytes]:
+    """(id, version, key, body) of one row of ``object_rows``."""
+    body = shapes.target_object(row, _task(config, row), row.email)
+    return int(row.id), int(row.version), record.object_key(str(row.id)), orjson.dumps(body)
+
+
+def _write_some(export: _Export, rows: list[Any]) -> list[tuple[int, int, str, Any]]:
+    """Make and write the objects of ``rows`` (in a writer thread): (id, version, key, the
+    TetherError or None) each."""
+    out: list[tuple[int, int, str, Any]] = []
+    for row in rows:
+        annotation_id, version, key, body = object_of(export.record, export.config, row)
+        try:
+            export.storage.write(key, body, content_type="application/json")
+        except TetherError as exc:
+            out.append((annotation_id, version, key, exc))
+        else:
+            out.append((annotation_id, version, key, None))
     return out
 
 
@@ -294,13 +319,12 @@ def _commit(export: _Export, conn: Connection, batch: _Batch) -> bool:
     """Wait for the batch's writes; record its links, counts and cursor in one transaction.
     False once the job was canceled (with this batch counted)."""
     done, errors = [], []
-    for (annotation_id, version, key), future in zip(batch.items, batch.futures, strict=True):
-        try:
-            future.result()
-        except TetherError as exc:
-            errors.append(_error(exc, annotation_id, key))
-        else:
-            done.append((annotation_id, version))
+    for future in batch.futures:
+        for annotation_id, version, key, failure in future.result():
+            if failure is None:
+                done.append((annotation_id, version))
+            else:
+                errors.append(_error(failure, annotation_id, key))
     if errors and not done and not export.written and not export.job.counts.get("written"):
         # The first writes all refused: the storage is wrong, not these annotations.
         raise JobFailed(f"the storage refused every write: {errors[0].message}")
@@ -311,7 +335,8 @@ def _commit(export: _Export, conn: Connection, batch: _Batch) -> bool:
     with conn.begin():
         _check_storage(conn, export.record.id)
         _upsert_links(conn, export.record.id, done, now)
-        counts = {"written": len(done), "unchanged": batch.compared - len(batch.items)}
+        handled = len(done) + len(errors)
+        counts = {"written": len(done), "unchanged": batch.compared - handled}
         job.keep_cursor(conn, {"after": batch.last})
         going_on = job.record(conn, job.done + batch.compared, counts, errors)
     export.written += len(done)
