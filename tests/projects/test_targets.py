@@ -275,6 +275,19 @@ def test_only_new_and_changed_annotations_are_written(api: Api) -> None:
     assert done.links(storage["id"]) == done.versions()
 
 
+def test_a_target_moved_elsewhere_gets_everything_again(api: Api) -> None:
+    admin = api.tenant()
+    done = labeled(admin, api.engine, 4)
+    storage = target(admin, local_body(done.project_id, api.folder()))
+    export(admin, storage["id"])
+    elsewhere = api.folder()
+    r = admin.patch(f"/storages/{storage['id']}", json={"path": str(elsewhere)})
+    assert r.status_code == 200 and r.json()["check"]["ok"], r.text
+    job = export(admin, storage["id"])
+    assert counts(job) == {"written": 4, "unchanged": 0, "deleted": 0, "failed": 0}
+    assert sorted(files(elsewhere)) == sorted(str(i) for i in done.annotations)
+
+
 @pytest.mark.parametrize("can_delete", [True, False])
 def test_deleted_annotations(api: Api, can_delete: bool) -> None:
     admin = api.tenant()

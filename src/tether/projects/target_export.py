@@ -27,7 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from types import SimpleNamespace
@@ -81,7 +81,6 @@ class _Export:
     batch: int
     pool: ThreadPoolExecutor
     written: int = 0
-    errors: list[ItemError] = field(default_factory=list)
 
 
 def run(job: JobRun, settings: Settings, batch: int = BATCH, writers: int = WRITERS) -> None:
@@ -89,14 +88,19 @@ def run(job: JobRun, settings: Settings, batch: int = BATCH, writers: int = WRIT
     if not _take_turn(job):
         return
     export = _prepare(job, settings, max(1, batch), writers)
-    with export.pool, job.engine.connect() as conn:
-        cursor = dict(job.details.get("cursor") or {})
-        if cursor.get("phase") != "delete":
-            if not _write_all(export, conn, int(cursor.get("after") or 0)):
-                return
-            cursor = {"phase": "delete", "after": 0}
-        if export.record.can_delete_objects:
-            _delete_stale(export, conn, int(cursor.get("after") or 0))
+    try:
+        with export.pool, job.engine.connect() as conn:
+            cursor = dict(job.details.get("cursor") or {})
+            if cursor.get("phase") != "delete":
+                if not _write_all(export, conn, int(cursor.get("after") or 0)):
+                    return
+                cursor = {"phase": "delete", "after": 0}
+            if export.record.can_delete_objects:
+                _delete_stale(export, conn, int(cursor.get("after") or 0))
+    finally:
+        close = getattr(export.storage, "close", None)  # Redis: its connections
+        if close is not None:
+            close()
 
 
 def _canceled_message(job: JobRun) -> str:

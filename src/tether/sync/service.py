@@ -29,7 +29,7 @@ from sqlalchemy import Connection, select
 from tether.accounts.roles import require_admin
 from tether.catalog import datasets
 from tether.config import Settings
-from tether.db.tables import storages
+from tether.db.tables import export_links, storages
 from tether.errors import Invalid
 from tether.projects import projects
 from tether.sync import fields
@@ -249,6 +249,9 @@ def apply(conn: Connection, settings: Settings, change: Change) -> dict[str, Any
     )
     if fresh.sync_every_minutes != before.sync_every_minutes:
         _schedule(conn, fresh.id, fresh.sync_every_minutes)
+    if fresh.role == "target" and fresh.config != before.config:
+        # Another bucket, prefix or folder holds none of the objects: export them all anew.
+        conn.execute(sa.delete(export_links).where(export_links.c.storage_id == fresh.id))
     return public(get_record(conn, settings, fresh.org_id, fresh.id), change.result)
 
 
