@@ -64,8 +64,9 @@ class StorageRecord:
     created_by: int | None
     created_at: datetime
     updated_at: datetime
-    can_delete_objects: bool = False  # targets: delete the objects of deleted annotations
-    auto_export: bool = True  # targets: export after each annotation save
+    # Target storages only (0007_projects).
+    can_delete_objects: bool = False
+    auto_export: bool = True
 
     @property
     def prefix(self) -> str:
