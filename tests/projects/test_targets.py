@@ -385,7 +385,7 @@ def test_two_exports_of_one_storage_stay_exact(api: Api, monkeypatch: pytest.Mon
 
     def write(self: LocalStorage, key: str, data: bytes, **kw: Any) -> None:
         started.set()
-        time.sleep(0.01)
+        time.sleep(0.03)
         slow_write(self, key, data, **kw)
 
     monkeypatch.setattr(LocalStorage, "write", write)
