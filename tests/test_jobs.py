@@ -66,6 +66,7 @@ def test_the_runtime_registers_every_kind(app: Any) -> None:
         "probe",
         "predictions",
         "add_tasks",
+        "export",
     }
     chores = {getattr(c, "func", c).__name__ for c in app.state.queue.chores}
     assert {"remove_stale_uploads", "purge_expired", "start_due_syncs"} <= chores

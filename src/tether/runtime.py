@@ -4,8 +4,9 @@ nothing below this module knows which services run jobs.
 
 Kinds registered: ``import`` (imports.runner), ``delete_dataset`` (catalog.deletion),
 ``sync`` (sync.runner), ``probe`` (resolve.probe_job; it also follows syncs and imports that
-wrote rows), ``add_tasks`` (projects.tasks), ``predictions`` (projects.predictions).
-Chores: removing stale uploads, starting scheduled syncs.
+wrote rows), ``add_tasks`` (projects.tasks), ``predictions`` (projects.predictions),
+``export`` (projects.target_export: annotations to a target storage). Chores: removing stale
+uploads, starting scheduled syncs.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from tether.config import Settings
 from tether.db.engine import refresh_statistics
 from tether.imports import runner, submit
 from tether.jobs.queue import JobQueue
-from tether.projects import predictions, tasks
+from tether.projects import predictions, target_export, tasks
 from tether.resolve import probe_job
 from tether.sync import runner as sync_runner
 from tether.sync import split
@@ -40,6 +41,7 @@ def build_queue(settings: Settings, engine: Engine) -> JobQueue:
     queue.register(probe_job.KIND, probe_job.probe_runner(settings))
     queue.register(tasks.KIND, tasks.add_tasks_runner(settings.add_tasks_chunk_rows))
     queue.register(predictions.KIND, predictions.predictions_runner())
+    queue.register(target_export.KIND, target_export.export_runner(settings))
     queue.chores.append(
         partial(sync_start.start_due_syncs, engine, queue.enqueue, parts=settings.sync_parts)
     )

@@ -228,7 +228,8 @@ class Progress(Model):
 class Counts(Model):
     """``failed`` for every kind, and the kind's own tallies: import ``created``, ``updated``;
     delete_dataset ``deleted``; sync ``listed``, ``unchanged``, ``missing`` (objects) and
-    ``created``, ``updated``, ``removed`` (data rows)."""
+    ``created``, ``updated``, ``removed`` (data rows); export ``written``, ``unchanged``,
+    ``deleted`` (objects of annotations)."""
 
     model_config = ConfigDict(extra="allow")
     failed: int
@@ -236,8 +237,8 @@ class Counts(Model):
 
 class Job(Model):
     """An asynchronous unit of work of some ``kind``: ``import`` (bulk create),
-    ``delete_dataset``, ``sync`` (a source storage into its dataset) or ``probe`` (media
-    attributes)."""
+    ``delete_dataset``, ``sync`` (a source storage into its dataset), ``probe`` (media
+    attributes) or ``export`` (a project's annotations to a target storage)."""
 
     id: str
     kind: str
@@ -428,6 +429,10 @@ class Storage(Model):
     signed_url_ttl_minutes: int
     remove_missing: bool
     sync_every_minutes: int | None
+    can_delete_objects: bool = Field(
+        False, description="target: an export deletes the objects of deleted annotations"
+    )
+    auto_export: bool = Field(True, description="target: export after each annotation save")
     next_sync_at: str | None = Field(None, description="when the schedule syncs next (UTC)")
     last_sync_job_id: str | None = None
     created_by: int | None = None

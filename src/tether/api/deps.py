@@ -16,6 +16,7 @@ from tether import accounts
 from tether.accounts import Caller, sessions
 from tether.config import Settings
 from tether.errors import Forbidden, Invalid, TetherError, Unauthorized
+from tether.jobs import service as jobs_service
 from tether.jobs.queue import JobQueue
 
 EXPECTED = (TetherError, HTTPException, RequestValidationError)
@@ -51,18 +52,25 @@ def queue(request: Request) -> JobQueue:
 
 
 def connection(request: Request) -> Iterator[Connection]:
+    """The request's transaction; jobs a service made in it (``jobs.service.
+    enqueue_after_commit``) are queued once it has committed, and forgotten if it did not."""
     with request.app.state.engine.connect() as conn:
+        jobs_service.take_after_commit(conn)  # nothing a failed request left
         try:
             with conn.begin():
                 yield conn
         except EXPECTED:
+            jobs_service.take_after_commit(conn)
             raise
         except BaseException:
+            jobs_service.take_after_commit(conn)
             # An error in the middle of reading a result leaves its cursor open; on SQLite
             # that pins the connection's snapshot even after rollback, so a pooled connection
             # would serve stale reads (a new API key refused, deleted rows still there).
             conn.invalidate()
             raise
+        for job_id in jobs_service.take_after_commit(conn):
+            request.app.state.queue.enqueue(job_id)
 
 
 def caller(

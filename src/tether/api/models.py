@@ -218,11 +218,29 @@ class FieldPatch(Body):
 
 
 class StorageOptionsIn(Body, storage_fields.Options):
-    pass
+    # A target's options (storage_fields.TargetOptions); refused on a source.
+    can_delete_objects: bool | None = Field(
+        None, description="target: an export deletes the objects of deleted annotations (false)"
+    )
+    auto_export: bool | None = Field(
+        None, description="target: export shortly after each annotation save (true)"
+    )
 
 
 class _SourceIn(StorageOptionsIn):
-    dataset_id: int = Field(ge=1, le=MAX_INT, description="the dataset the rows go into")
+    """A source storage of ``dataset_id`` (rows come in), or a target storage of
+    ``project_id`` (annotations go out): give one of them. A target takes only the options
+    ``title``, ``can_delete_objects`` and ``auto_export``."""
+
+    dataset_id: int | None = Field(
+        None, ge=1, le=MAX_INT, description="a source: the dataset the rows go into"
+    )
+    project_id: int | None = Field(
+        None, ge=1, le=MAX_INT, description="a target: the project whose annotations go out"
+    )
+    role: Literal["source", "target"] | None = Field(
+        None, description="inferred: target with project_id, source with dataset_id"
+    )
 
 
 class S3StorageIn(_SourceIn, storage_fields.S3Fields):
@@ -283,6 +301,8 @@ class StoragePatch(Body):
     signed_url_ttl_minutes: int | None = None
     remove_missing: bool | None = None
     sync_every_minutes: int | None = None
+    can_delete_objects: bool | None = None
+    auto_export: bool | None = None
 
 
 class AddTasksIn(Body):

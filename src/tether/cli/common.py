@@ -131,6 +131,8 @@ def describe(job: Job) -> str:
         return f"predictions (items; created {job.counts.to_dict().get('created', 0)})"
     if job.kind == "add_tasks":
         return f"add_tasks (rows; added {job.counts.to_dict().get('added', 0)})"
+    if job.kind == "export":
+        return f"export (annotations; written {job.counts.to_dict().get('written', 0)})"
     if job.kind == "probe":
         return f"probe (rows; probed {job.counts.to_dict().get('probed', 0)})"
     return f"{job.kind} (rows, {job.format or 'detecting'})"

@@ -1,4 +1,5 @@
 """``tether storage ...`` (connect, list, show, check, delete storages) and ``tether org show``.
+A storage is a source of a dataset (``--dataset``) or a target of a project (``--project``).
 
 Secrets stay out of shell history: each secret option also reads an environment variable
 (``TETHER_STORAGE_SECRET_ACCESS_KEY``, ...), ``--secret-stdin`` reads the type's main secret
@@ -50,7 +51,16 @@ Text = str | None
 @storage_app.command("add")
 def add(
     type_: Annotated[str, typer.Argument(metavar="TYPE", help=" | ".join(TYPES))],
-    ds: Annotated[str, typer.Option("--dataset", help="dataset id (digits) or name")],
+    ds: Annotated[
+        str | None,
+        typer.Option("--dataset", help="a source of this dataset (id or name): rows come in"),
+    ] = None,
+    proj: Annotated[
+        str | None,
+        typer.Option(
+            "--project", help="a target of this project (id or name): its annotations go out"
+        ),
+    ] = None,
     bucket: Annotated[Text, typer.Option(help="s3, gcs: the bucket")] = None,
     container: Annotated[Text, typer.Option(help="azure_blob: the container")] = None,
     prefix: Annotated[Text, typer.Option(help="s3, gcs, azure_blob: a plain key prefix")] = None,
@@ -125,11 +135,29 @@ def add(
     sync_every_minutes: Annotated[
         int | None, typer.Option(help="sync on a schedule (default: manual)")
     ] = None,
+    can_delete_objects: Annotated[
+        bool | None,
+        typer.Option(
+            "--can-delete-objects/--no-can-delete-objects",
+            help="target: an export deletes the objects of deleted annotations (default off)",
+        ),
+    ] = None,
+    auto_export: Annotated[
+        bool | None,
+        typer.Option(
+            "--auto-export/--no-auto-export",
+            help="target: export after each annotation save (default on)",
+        ),
+    ] = None,
 ) -> None:
-    """Connect a storage to a dataset (admins). It is checked first: nothing is saved when
-    tether cannot list or read it, and the error says what to fix."""
+    """Connect a storage (admins): a source of a dataset (--dataset; rows come in) or a
+    target of a project (--project; annotations go out, one JSON object each). It is
+    checked first: nothing is saved when tether cannot list and read a source or write to a
+    target, and the error says what to fix."""
     if type_ not in TYPES:
         fail(f"unknown storage type {type_!r}; expected one of {', '.join(TYPES)}")
+    if (ds is None) == (proj is None):
+        fail("give --dataset (a source storage) or --project (a target storage): one of them")
     given = {k: v for k, v in locals().items() if k not in NOT_FIELDS and v is not None}
     if service_account_json is not None:
         given["service_account_json"] = _read(service_account_json)
@@ -138,14 +166,23 @@ def add(
             fail(f"{type_} storages have no secret to read")
         given[MAIN_SECRET[type_]] = sys.stdin.read().strip("\r\n")
     with client() as sdk:
-        target = dataset(sdk, ds)
-        storage = target.add_source_storage(type_, **given)
-        console.print(f"added storage {storage.id} ({where(storage)}) to dataset {target.name}")
+        if proj is not None:
+            owner = sdk.get_project(proj)
+            storage = owner.add_target_storage(type_, **given)
+            console.print(
+                f"added target storage {storage.id} ({where(storage)}) to project {owner.name}"
+            )
+        else:
+            source_of = dataset(sdk, ds or "")
+            storage = source_of.add_source_storage(type_, **given)
+            console.print(
+                f"added storage {storage.id} ({where(storage)}) to dataset {source_of.name}"
+            )
         _warnings(storage.check.warnings if storage.check else [])
         print_json(storage)
 
 
-NOT_FIELDS = {"type_", "ds", "secret_stdin", "service_account_json"}
+NOT_FIELDS = {"type_", "ds", "proj", "secret_stdin", "service_account_json"}
 
 
 def _read(source: Path) -> str:
@@ -162,16 +199,27 @@ def list_storages(
     ds: Annotated[
         str | None, typer.Option("--dataset", help="only this dataset's (id or name)")
     ] = None,
+    proj: Annotated[
+        str | None, typer.Option("--project", help="only this project's targets (id or name)")
+    ] = None,
 ) -> None:
     with client() as sdk:
         chosen = dataset(sdk, ds) if ds is not None else None
-        table = Table("id", "type", "dataset", "where", "title", "schedule", "secrets set")
-        for s in sdk.storages(chosen):
+        owner = sdk.get_project(proj) if proj is not None else None
+        table = Table(
+            "id", "type", "role", "dataset", "project", "where", "title", "schedule",
+            "secrets set",
+        )  # fmt: skip
+        for s in sdk.storages(chosen, owner):
             every = f"every {s.sync_every_minutes} min" if s.sync_every_minutes else "manual"
+            if s.role == "target":
+                every = "after each save" if s.auto_export else "manual"
             table.add_row(
                 str(s.id),
                 s.type,
+                s.role,
                 str(s.dataset_id or ""),
+                str(s.project_id or ""),
                 where(s),
                 s.title,
                 every,
@@ -203,8 +251,9 @@ def delete(
 
 @storage_app.command("check")
 def check(storage_id: Annotated[int, typer.Argument(metavar="ID", help=ID_HELP)]) -> None:
-    """Check that tether can list and read the storage now. Exit 0 when it can (warnings
-    are printed), 1 with what to fix when it cannot."""
+    """Check that tether can list and read the storage now (a target: write and delete a
+    probe object). Exit 0 when it can (warnings are printed), 1 with what to fix when it
+    cannot."""
     with client() as sdk:
         storage = sdk.get_storage(storage_id)
         result = storage.validate()

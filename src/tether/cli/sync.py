@@ -1,4 +1,5 @@
-"""``tether storage sync ID``: sync a source storage into its dataset, with a progress bar,
+"""``tether storage sync ID``: sync a source storage into its dataset (or export a project's
+annotations to a target storage), with a progress bar,
 a summary and the first errors; the exit codes of every data command (0 completed, 2 with
 per-item errors, 1 failed or could not start).
 
@@ -14,6 +15,7 @@ import typer
 from tether.cli.common import EXIT_CODES_HELP, client, console, follow
 
 COUNTS = ("listed", "created", "updated", "unchanged", "missing", "removed", "failed")
+EXPORT_COUNTS = ("written", "unchanged", "deleted", "failed")
 
 
 def register(storage_app: typer.Typer) -> None:
@@ -29,7 +31,9 @@ def storage_sync(
     ] = False,
 ) -> None:
     """Sync a source storage: new objects become data rows, changed ones update theirs,
-    gone ones are counted missing (and removed with remove_missing).
+    gone ones are counted missing (and removed with remove_missing). On a target storage:
+    export the project's new and changed annotations (one object each) and, with
+    can_delete_objects, delete the objects of deleted ones.
 
     A storage syncs once at a time: while its sync runs, this follows that one. If the
     connection breaks, the sync goes on on the server; `tether jobs wait ID` follows it.
@@ -38,4 +42,4 @@ def storage_sync(
         job = sdk.sync_storage(storage_id)
         fresh = job.status == "queued" and job.started_at is None
         console.print(f"job {job.id} {'started' if fresh else 'was already ' + job.status}")
-        follow(job, no_wait, COUNTS)
+        follow(job, no_wait, EXPORT_COUNTS if job.kind == "export" else COUNTS)

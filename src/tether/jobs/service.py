@@ -79,6 +79,23 @@ def _storable(text: str | None) -> str | None:
     return None if text is None else text.replace("\x00", "\\x00")
 
 
+AFTER_COMMIT = "tether.enqueue_after_commit"
+
+
+def enqueue_after_commit(conn: Connection, job_ids: list[str]) -> None:
+    """Jobs a service created in ``conn``'s transaction, for the caller to queue once it
+    commits (the API's connection does: ``api.deps.connection``)."""
+    if job_ids:
+        conn.info.setdefault(AFTER_COMMIT, []).extend(job_ids)
+
+
+def take_after_commit(conn: Connection) -> list[str]:
+    """The job ids ``enqueue_after_commit`` noted, forgotten here (call it in every case:
+    the info outlives a checkout of the pooled connection)."""
+    found: list[str] = conn.info.pop(AFTER_COMMIT, [])
+    return found
+
+
 def fingerprint(*parts: Any) -> str:
     """A digest of what a request asked for (body digest, target, options)."""
     return hashlib.sha256(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)).hexdigest()

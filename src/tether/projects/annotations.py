@@ -26,7 +26,8 @@ from tether.catalog.datasets import MAX_ID
 from tether.db.tables import annotations as annotation_rows
 from tether.db.tables import tasks
 from tether.errors import Conflict, Invalid, NotFound
-from tether.projects import labels, projects, shapes
+from tether.jobs import service as jobs
+from tether.projects import labels, projects, shapes, targets
 from tether.projects.label_config import LabelConfig
 
 MAX_PAGE = 1000
@@ -193,7 +194,10 @@ def remove(conn: Connection, org_id: int, annotation_id: int) -> None:
 
 def changed(conn: Connection, org_id: int, row: Any, deleted: bool = False) -> None:
     """Called by every annotation write, in its transaction, with the annotation as it is
-    now (or was, ``deleted``). The project's auto-export to target storages hooks in here."""
+    now (or was, ``deleted``): an export to each ``auto_export`` target storage of the
+    project is queued (one cheap insert, none when one is queued already), to run once the
+    transaction commits."""
+    jobs.enqueue_after_commit(conn, targets.queue_auto_exports(conn, org_id, row.project_id))
 
 
 def _stale(annotation_id: int, current: int, given: int | None) -> Conflict:

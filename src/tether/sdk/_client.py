@@ -337,7 +337,11 @@ class Client:
         """Start a sync of a source storage into its dataset; returns its job at once (the
         storage's queued or running sync, if it has one: a storage syncs once at a time).
         ``job.wait_till_done()`` follows it; its ``counts`` hold ``listed``, ``created``,
-        ``updated``, ``unchanged``, ``missing``, ``removed`` and ``failed``."""
+        ``updated``, ``unchanged``, ``missing``, ``removed`` and ``failed``.
+
+        On a target storage it starts an export of the project's annotations (kind
+        ``export``; the queued one if there is one): ``counts`` hold ``written``,
+        ``unchanged``, ``deleted`` and ``failed``."""
         path = f"/storages/{_segment(storage_id)}/sync"
         return Job._of(self, self._json("POST", path, once=True))
 
@@ -347,9 +351,16 @@ class Client:
         """The caller's organization, with the ``external_id`` IAM-role trust policies name."""
         return self._model(schemas.Organization, "GET", "/organization")
 
-    def storages(self, dataset: Dataset | int | None = None) -> list[Storage]:
-        """The organization's storages (of one dataset, when given)."""
-        params = {} if dataset is None else {"dataset_id": _dataset_id(dataset)}
+    def storages(
+        self, dataset: Dataset | int | None = None, project: Project | int | None = None
+    ) -> list[Storage]:
+        """The organization's storages (of one dataset, or one project's targets, when
+        given)."""
+        params: dict[str, int] = {}
+        if dataset is not None:
+            params["dataset_id"] = _dataset_id(dataset)
+        if project is not None:
+            params["project_id"] = project if isinstance(project, int) else int(project.id)
         items = self._json("GET", "/storages", params=params)["items"]
         return [Storage._of(self, item) for item in items]
 

@@ -16,10 +16,7 @@ from tether.sdk._bound import _Bound
 from tether.sdk._errors import NotFoundError
 
 if TYPE_CHECKING:
-    from tether.sdk._client import Dataset, Job
-
-if TYPE_CHECKING:
-    from tether.sdk._client import Job
+    from tether.sdk._client import Dataset, Job, Storage
 
 
 class Project(schemas.Project, _Bound):
@@ -301,6 +298,25 @@ class Project(schemas.Project, _Bound):
             if exc.code == "no_task":
                 return None
             raise
+
+    # --- target storages ----------------------------------------------------------------
+
+    def add_target_storage(self, type: str, **config: Any) -> Storage:
+        """Connect a bucket, container, folder or Redis db that this project's annotations
+        are exported to (admins): ``type`` is s3, gcs, azure_blob, redis or local;
+        ``config`` its fields (``bucket=``, ``prefix=``, ``access_key_id=``, ...) and the
+        options ``title``, ``can_delete_objects`` (False) and ``auto_export`` (True). The
+        server checks it first (writes and deletes a probe object): ``InvalidError`` naming
+        what to fix. ``storage.sync()`` exports now."""
+        from tether.sdk._client import Storage
+
+        body = {**config, "type": type, "project_id": self.id}
+        answer = self.client._json("POST", "/storages", json=body, once=True)
+        return Storage._of(self.client, answer)
+
+    def storages(self) -> list[Storage]:
+        """The project's target storages."""
+        return self.client.storages(project=self)
 
 
 class Annotation(schemas.Annotation, _Bound):

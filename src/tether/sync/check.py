@@ -1,7 +1,11 @@
-"""The check of a storage connection: can tether list it and read from it?
+"""The check of a storage connection: can tether list it and read from it (a source), or
+write to it (a target)?
 
-It opens the backend, lists one page under the prefix and, when there is an object, stats it
-and reads its first byte. A failure comes back as an error naming what to fix -- bad
+For a source it opens the backend, lists one page under the prefix and, when there is an
+object, stats it and reads its first byte. For a target it writes a small probe object under
+the prefix (``.tether-check-<random>``) and deletes it again: a target needs only write
+access, and delete access when ``can_delete_objects`` is on (without it, a refused delete
+leaves the probe behind with a warning). A failure comes back as an error naming what to fix -- bad
 credentials, no such bucket, the List or the Get permission missing, an endpoint that cannot
 be reached, a config that cannot work; a source prefix with no object under it is a warning
 (the storage may be filled later). Creating or changing a storage saves it only when the
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +53,28 @@ GET_PERMISSION = {
     "redis": "the GET command",
     "local": "read on the files",
 }
+WRITE_PERMISSION = {
+    "s3": "s3:PutObject",
+    "gcs": "storage.objects.create",
+    "azure_blob": "Write blob (Storage Blob Data Contributor)",
+    "redis": "the SET command",
+    "local": "write and execute on the folder",
+}
+DELETE_PERMISSION = {
+    "s3": "s3:DeleteObject",
+    "gcs": "storage.objects.delete",
+    "azure_blob": "Delete blob (Storage Blob Data Contributor)",
+    "redis": "the DEL command",
+    "local": "write on the folder",
+}
+PERMISSIONS = {
+    "list": (LIST_PERMISSION, "list objects"),
+    "open": (LIST_PERMISSION, "list objects"),
+    "get": (GET_PERMISSION, "read {key!r}"),
+    "write": (WRITE_PERMISSION, "write {key!r}"),
+    "delete": (DELETE_PERMISSION, "delete {key!r}"),
+}
+PROBE_BODY = b'{"tether": "storage check"}'
 CREDENTIALS = {
     "s3": "access_key_id / secret_access_key (or role_arn)",
     "gcs": "service_account_json",
@@ -132,6 +159,8 @@ def _check(settings: Settings, record: StorageRecord) -> CheckResult:
     except TetherError as exc:
         result.errors.append(_explain(record, exc, "open"))
         return result
+    if record.role == "target":
+        return _check_target(record, storage, result)
     try:
         page = next(iter(storage.list(record.prefix, recursive=record.recursive)), [])
     except TetherError as exc:
@@ -172,6 +201,26 @@ def _check(settings: Settings, record: StorageRecord) -> CheckResult:
                 "regex_filter",
             )
         )
+    return result
+
+
+def _check_target(record: StorageRecord, storage: Any, result: CheckResult) -> CheckResult:
+    """Write a probe object and delete it: an error names the permission that is missing."""
+    key = record.object_key(f".tether-check-{uuid.uuid4().hex[:12]}")
+    try:
+        storage.write(key, PROBE_BODY, content_type="application/json")
+    except TetherError as exc:
+        result.errors.append(_explain(record, exc, "write", key))
+        return result
+    try:
+        storage.delete(key)
+    except TetherError as exc:
+        finding = _explain(record, exc, "delete", key)
+        if record.can_delete_objects:
+            result.errors.append(finding)
+        else:
+            finding.message = f"the probe object {key!r} stays in the storage: {finding.message}"
+            result.warnings.append(finding)
     return result
 
 
@@ -222,14 +271,14 @@ def _explain(record: StorageRecord, exc: TetherError, step: str, key: str | None
                 f"the credentials were refused: check {CREDENTIALS[kind]} ({exc.message})",
                 _credential_field(kind),
             )
-        permission = LIST_PERMISSION[kind] if step != "get" else GET_PERMISSION[kind]
-        what = "list objects" if step != "get" else f"read {key!r}"
+        permissions, what = PERMISSIONS[step]
+        permission, what = permissions[kind], what.format(key=key)
         return Finding(
             "permission_denied",
             f"the credentials may not {what}: grant {permission} ({exc.message})",
             None,
         )
-    if isinstance(exc, ObjectNotFound) and step == "list" and kind in WHERE:
+    if isinstance(exc, ObjectNotFound) and step in ("list", "write") and kind in WHERE:
         name = record.config.get(WHERE[kind])
         return Finding(
             f"{WHERE[kind]}_not_found",

@@ -76,6 +76,14 @@ class StorageRecord:
             return ""
         return str(self.config.get("prefix") or "")
 
+    def object_key(self, name: str) -> str:
+        """The key of object ``name`` in a target, as Label Studio writes it: under the
+        prefix (``<prefix>/<name>``; Redis: its ``path``; a local folder: in the folder), a
+        prefix ending in ``/`` not doubled."""
+        base = self.config.get("path") if self.type == "redis" else self.prefix
+        base = str(base or "").rstrip("/")
+        return f"{base}/{name}" if base else name
+
 
 def split_fields(type_: str, fields: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(plain, secret) parts of a type's connection fields."""
@@ -116,6 +124,8 @@ def insert_storage(
     signed_url_ttl_minutes: int = 15,
     remove_missing: bool = False,
     sync_every_minutes: int | None = None,
+    can_delete_objects: bool = False,
+    auto_export: bool = True,
     created_by: int | None = None,
 ) -> int:
     """Store a connection as given (no check, no remote call): the one insert of
@@ -143,6 +153,8 @@ def insert_storage(
                 signed_url_ttl_minutes=signed_url_ttl_minutes,
                 remove_missing=remove_missing,
                 sync_every_minutes=sync_every_minutes,
+                can_delete_objects=can_delete_objects,
+                auto_export=auto_export,
                 created_by=created_by,
                 created_at=now,
                 updated_at=now,

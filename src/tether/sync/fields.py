@@ -2,7 +2,8 @@
 has. The API, the SDK and the CLI use the same names (``--endpoint-url`` is ``endpoint_url``).
 
 Config fields say where the data is and how to get in; the secret ones among them
-(``connections.SECRET_FIELDS``) are write-only. Options say what a sync makes of it.
+(``connections.SECRET_FIELDS``) are write-only. Options say what a sync makes of it (a
+source's ``Options``) or what an export does (a target's ``TargetOptions``).
 """
 
 from __future__ import annotations
@@ -134,6 +135,23 @@ class Options(Fields):
 
 
 OPTION_NAMES = tuple(Options.model_fields)
+
+
+class TargetOptions(Fields):
+    """The options of a target storage (annotations go out; nothing is listed or synced in)."""
+
+    title: str = Field("", max_length=200)
+    can_delete_objects: bool = Field(
+        False, description="an export deletes the object of a deleted annotation"
+    )
+    auto_export: bool = Field(True, description="export shortly after each annotation save")
+
+
+TARGET_OPTION_NAMES = tuple(TargetOptions.model_fields)
+# What each role takes (``title`` is both's); the other role's options are refused.
+ROLE_OPTIONS: dict[str, tuple[str, ...]] = {"source": OPTION_NAMES, "target": TARGET_OPTION_NAMES}
+ROLE_MODELS: dict[str, type[Fields]] = {"source": Options, "target": TargetOptions}
+ALL_OPTION_NAMES = tuple(dict.fromkeys(OPTION_NAMES + TARGET_OPTION_NAMES))
 
 
 def config_names(type_: str) -> tuple[str, ...]:

@@ -22,6 +22,7 @@ from tether.catalog.store import begin_writing
 from tether.db.tables import datasets, jobs, storages
 from tether.errors import Invalid, NotFound
 from tether.jobs import service
+from tether.projects import targets
 from tether.sync.runner import COUNTS, KIND
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,8 @@ def start_sync(
 ) -> tuple[dict[str, Any], bool]:
     """A new queued sync job of the organization's source storage ``storage_id``, created
     in the caller's transaction (the caller queues it once that commits); or the storage's
-    queued or running sync, if it has one. Flag: created. ``parts`` > 1: the sync splits
+    queued or running sync, if it has one. Flag: created. For a target storage: its export
+    (``projects.targets.start_export``). ``parts`` > 1: the sync splits
     into that many parts by first-level folder, for several workers (``sync.split``)."""
     begin_writing(conn)  # SQLite: hold the write lock from the look on (no lost race)
     found = conn.execute(
@@ -59,8 +61,8 @@ def start_sync(
     ).first()
     if found is None:
         raise NotFound(f"no storage {storage_id}")
-    if found.role != "source":
-        raise Invalid(f"storage {storage_id} is a target storage: only source storages sync")
+    if found.role == "target":  # a target's sync is an export of its project's annotations
+        return targets.start_export(conn, org_id, storage_id, user_id)
     if found.dataset_id is None or found.deleted_at is not None:
         raise Invalid(f"storage {storage_id} belongs to no dataset to sync into")
     running = active_sync(conn, storage_id)

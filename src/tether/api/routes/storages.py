@@ -40,9 +40,12 @@ def create_storage(
     settings: SettingsDep,
     once: OnceDep,
 ) -> dict[str, Any]:
-    """Add a source storage to a dataset (admins only). It is checked first (list one page,
-    read one byte) and saved only when the check finds no error; a prefix with no object is a
-    warning in `check.warnings`. Secret fields are write-only."""
+    """Add a source storage to a dataset (`dataset_id`), or a target storage to a project
+    (`project_id`; annotations are exported to it), admins only. It is checked first (a
+    source: list one page, read one byte; a target: write a probe object under the prefix
+    and delete it) and saved only when the check finds no error; a source prefix with no
+    object is a warning in `check.warnings`. Options of the other role are refused
+    (`option_of_other_role`). Secret fields are write-only."""
     values = body.model_dump(exclude_unset=True)
     return once.prepared(
         conn,
@@ -61,8 +64,12 @@ def list_storages(
     dataset_id: Annotated[
         int | None, Query(ge=1, le=MAX_INT, description="only this dataset's storages")
     ] = None,
+    project_id: Annotated[
+        int | None, Query(ge=1, le=MAX_INT, description="only this project's target storages")
+    ] = None,
 ) -> dict[str, Any]:
-    return {"items": service.list_storages(conn, settings, caller.org_id, dataset_id)}
+    found = service.list_storages(conn, settings, caller.org_id, dataset_id, project_id)
+    return {"items": found}
 
 
 @router.get("/{storage_id}", response_model=Storage, responses=documented(404))
@@ -120,5 +127,6 @@ def validate_storage(
     storage_id: int, caller: CallerDep, conn: ConnDep, settings: SettingsDep
 ) -> dict[str, Any]:
     """Run the check again (any member): `ok` false with `errors` naming what to fix, or
-    `ok` true (maybe with `warnings`, e.g. no object under the prefix)."""
+    `ok` true (maybe with `warnings`, e.g. no object under a source's prefix). A target's
+    check writes and deletes a probe object."""
     return service.validate(conn, settings, caller.org_id, _id(storage_id))

@@ -1,5 +1,5 @@
 """``POST /storages/{storage_id}/sync``: start a sync of a source storage (or get the one
-that is queued or running)."""
+that is queued or running), or an export to a target storage (or get the queued one)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ StorageId = Annotated[int, Path(ge=1, le=MAX_INT, description="the storage's id"
     responses={
         200: {
             "model": Job,
-            "description": "The storage's sync was queued or running already: that job.",
+            "description": "The storage's sync was queued or running already (a target: "
+            "its export was queued already): that job.",
         },
         202: {"description": "A new sync job, queued."},
         **documented(404),
@@ -40,7 +41,13 @@ def sync_storage(
 ) -> dict[str, Any]:
     """Start a sync of a source storage into its dataset: a job of kind ``sync`` (poll
     ``/jobs/{id}``). A storage syncs once at a time: while its sync is queued or running,
-    this answers 200 with that job instead of starting another."""
+    this answers 200 with that job instead of starting another.
+
+    On a target storage: an export of its project's annotations, a job of kind ``export``
+    (counts ``written``, ``unchanged``, ``deleted``, ``failed``) that writes the new and
+    changed annotations (and, with ``can_delete_objects``, deletes the objects of deleted
+    ones). While one is queued this answers 200 with it; one that runs is followed by the
+    new one."""
     job, created = start_sync(
         conn, caller.org_id, storage_id, caller.user_id, parts=settings.sync_parts
     )

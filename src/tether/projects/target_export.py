@@ -1,0 +1,467 @@
+"""Running an ``export`` job: a project's annotations out to one target storage, as Label
+Studio writes them (``shared/LABELING.md``): one object per annotation at
+``<prefix>/<annotation id>`` holding ``shapes.target_object`` (skips too).
+
+What was written is in ``export_links`` (storage, annotation) -> version. An export writes
+only annotations whose version differs from their link (new or changed); with
+``can_delete_objects`` it then deletes the objects of links whose annotation is gone.
+Annotations are read in id order a batch at a time (ids first, from an anti-join with the
+links; then those rows with their tasks, data rows and users), written by a thread pool
+while the next batch is read, and their links are committed with the job's counts and
+cursor once the batch's writes are done. So a job killed at any moment resumes after its
+last committed batch: nothing is missing, and at most the batches in flight (two) are
+written again.
+
+Counts: ``written``, ``unchanged``, ``deleted`` (objects), ``failed`` (an annotation whose
+object could not be written or deleted: a per-item error naming it; its link stays as it
+was, so the next export tries again). ``progress.done``: annotations compared, then stale
+links handled.
+
+Two exports of one storage never write at once: a job waits while an older export of the
+storage runs (with a live lease), and a job resumed after a newer one has started ends at
+once (the newer one writes everything it would).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, and_, delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from tether.config import Settings
+from tether.db.tables import annotations as annotation_rows
+from tether.db.tables import data_rows, export_links, jobs, storages, tasks, users
+from tether.errors import TetherError
+from tether.jobs import worker
+from tether.jobs.service import RUNNING, ItemError
+from tether.jobs.worker import JobFailed, JobRun, Runner
+from tether.projects import projects, shapes
+from tether.projects.label_config import LabelConfig
+from tether.projects.targets import KIND
+from tether.storages.base import Storage
+from tether.sync.connections import StorageRecord, get_record, open_backend
+
+BATCH = 250  # annotations a batch writes (and a killed export may write again, twice)
+WRITERS = 16  # objects written at once (obstore's clients are thread-safe)
+_FIRST_BATCH = 32
+_PER_TASK = 8  # objects one writer task makes and writes
+WAIT_POLL = 0.25  # seconds between looks at an older export this one waits for
+_DIRECT_LEASE = timedelta(minutes=5)
+a, links, t = annotation_rows, export_links, tasks
+
+
+def export_runner(settings: Settings, batch: int = BATCH, writers: int = WRITERS) -> Runner:
+    """The runner of ``export`` jobs, for ``runtime.py`` to register."""
+    return partial(run, settings=settings, batch=batch, writers=writers)
+
+
+def run_export(engine: Any, settings: Settings, job_id: str, batch: int = BATCH) -> None:
+    """Claim and run one export job here and now (scripts, benchmarks and tests)."""
+    runners = {KIND: export_runner(settings, batch)}
+    worker.execute(engine, job_id, runners, f"direct:{job_id}", _DIRECT_LEASE)
+
+
+@dataclass
+class _Export:
+    job: JobRun
+    record: StorageRecord
+    storage: Storage
+    config: LabelConfig
+    project_id: int
+    last_id: int  # the newest annotation when the job first started: later ones go next time
+    batch: int
+    pool: ThreadPoolExecutor
+    written: int = 0
+
+
+def run(job: JobRun, settings: Settings, batch: int = BATCH, writers: int = WRITERS) -> None:
+    job.cancel_message = _canceled_message
+    if not _take_turn(job):
+        return
+    export = _prepare(job, settings, max(1, batch), writers)
+    try:
+        with export.pool, job.engine.connect() as conn:
+            cursor = dict(job.details.get("cursor") or {})
+            if cursor.get("phase") != "delete":
+                if not _write_all(export, conn, int(cursor.get("after") or 0)):
+                    return
+                cursor = {"phase": "delete", "after": 0}
+            if export.record.can_delete_objects:
+                _delete_stale(export, conn, int(cursor.get("after") or 0))
+    finally:
+        close = getattr(export.storage, "close", None)  # Redis: its connections
+        if close is not None:
+            close()
+
+
+def _canceled_message(job: JobRun) -> str:
+    c = job.counts
+    return (
+        f"canceled after {job.done} annotations: the {c.get('written', 0)} objects written "
+        f"and {c.get('deleted', 0)} deleted stay so; the next export goes on from there"
+    )
+
+
+# --- one export of a storage at a time -------------------------------------------------
+
+
+def _take_turn(job: JobRun) -> bool:
+    """Wait while an older export of the storage runs; False (the job is then finished) if
+    a newer one runs already: it writes everything this one would. The older ones waited
+    for are in ``details.waited_for``."""
+    waited: list[str] = []
+    while True:
+        job.check_stop()
+        with job.engine.connect() as conn:
+            others = conn.execute(
+                select(jobs.c.id, jobs.c.created_at).where(
+                    jobs.c.storage_id == job.row.storage_id,
+                    jobs.c.kind == KIND,
+                    jobs.c.status == RUNNING,
+                    jobs.c.id != job.id,
+                    jobs.c.lease_until > datetime.now(UTC),
+                )
+            ).all()
+        mine = (job.row.created_at, job.id)
+        if any((o.created_at, o.id) > mine for o in others):
+            newer = max(others, key=lambda o: (o.created_at, o.id)).id
+            job.finish(f"nothing to do: the newer export {newer} of this storage writes it all")
+            return False
+        if not others:
+            return True
+        fresh = [o.id for o in others if o.id not in waited]
+        if fresh:
+            waited += fresh
+            job.describe(waited_for=waited)
+        time.sleep(WAIT_POLL)
+
+
+def _prepare(job: JobRun, settings: Settings, batch: int, writers: int) -> _Export:
+    org_id, storage_id = job.row.org_id, job.row.storage_id
+    if storage_id is None:
+        raise JobFailed("the job names no storage")
+    with job.engine.connect() as conn:
+        try:
+            record = get_record(conn, settings, org_id, storage_id)
+        except TetherError:
+            raise JobFailed(f"storage {storage_id} is gone") from None
+        if record.role != "target" or record.project_id is None:
+            raise JobFailed(f"storage {storage_id} is not a target storage of a project")
+        try:
+            config = projects.config_of(conn, org_id, record.project_id)
+        except TetherError:
+            raise JobFailed(f"the project of storage {storage_id} is gone") from None
+        last_id = job.details.get("last_id")
+        if last_id is None:
+            last_id = conn.execute(
+                select(func.coalesce(func.max(a.c.id), 0)).where(
+                    a.c.project_id == record.project_id
+                )
+            ).scalar_one()
+            total = conn.execute(
+                select(func.count()).where(a.c.project_id == record.project_id, a.c.id <= last_id)
+            ).scalar_one()
+            job.describe(total=int(total), last_id=int(last_id))
+    try:
+        storage = open_backend(settings, record)
+    except TetherError as exc:
+        raise JobFailed(f"the storage cannot be opened: {exc}") from exc
+    pool = ThreadPoolExecutor(max(1, writers), thread_name_prefix="export-write")
+    return _Export(job, record, storage, config, record.project_id, int(last_id), batch, pool)
+
+
+# --- writing new and changed annotations ------------------------------------------------
+
+
+@dataclass
+class _Batch:
+    after: int  # the id the batch's range starts after
+    last: int  # ... and ends at (the cursor once it is committed)
+    compared: int  # annotations in the range
+    futures: list[Future[list[tuple[int, int, str, Any]]]]  # each a few objects' outcomes
+
+
+def _write_all(export: _Export, conn: Connection, after: int) -> bool:
+    """Write every new or changed annotation after ``after``; False once canceled."""
+    pending: _Batch | None = None
+    for batch in _batches(export, conn, after):
+        if pending is not None and not _commit(export, conn, pending):
+            return False
+        pending = batch
+    return pending is None or _commit(export, conn, pending)
+
+
+def _batches(export: _Export, conn: Connection, after: int) -> Iterator[_Batch]:
+    """Each batch read and its writes started (the next is read while they run). The first
+    batches are small (32, 64, ... up to ``batch``): writes start after a short scan."""
+    size = min(export.batch, _FIRST_BATCH)
+    while True:
+        export.job.check_stop()
+        ids = _changed_ids(conn, export, after, size)
+        last = ids[-1] if len(ids) == size else export.last_id
+        if last <= after:
+            return
+        compared = conn.execute(
+            select(func.count()).where(
+                a.c.project_id == export.project_id, a.c.id > after, a.c.id <= last
+            )
+        ).scalar_one()
+        rows = object_rows(conn, ids)
+        conn.rollback()  # end the read transaction: the writer's commits are its own
+        # The writers make the bodies too: writes start at once, the next batch is read
+        # meanwhile, and a future stands for a few objects, not one.
+        futures = [
+            export.pool.submit(_write_some, export, rows[start : start + _PER_TASK])
+            for start in range(0, len(rows), _PER_TASK)
+        ]
+        yield _Batch(after, last, int(compared), futures)
+        after, size = last, min(export.batch, size * 2)
+
+
+def _changed_ids(conn: Connection, export: _Export, after: int, limit: int) -> list[int]:
+    """The next annotations (ids in order) whose version their link does not hold (an
+    anti-join: on SQLite about a third faster than the outer join's filter)."""
+    exported = (
+        select(links.c.annotation_id)
+        .where(
+            links.c.storage_id == export.record.id,
+            links.c.annotation_id == a.c.id,
+            links.c.version == a.c.version,
+        )
+        .exists()
+    )
+    query = (
+        select(a.c.id)
+        .where(
+            a.c.project_id == export.project_id,
+            a.c.id > after,
+            a.c.id <= export.last_id,
+            ~exported,
+        )
+        .order_by(a.c.id)
+        .limit(limit)
+    )
+    return [int(i) for i in conn.execute(query).scalars()]
+
+
+TASK_COLUMNS = (
+    t.c.created_at.label("task_created_at"),
+    t.c.updated_at.label("task_updated_at"),
+    t.c.status.label("task_status"),
+    t.c.total_annotations,
+    t.c.cancelled_annotations,
+    t.c.total_predictions,
+)
+
+
+def objects(
+    conn: Connection, record: StorageRecord, config: LabelConfig, ids: Sequence[int]
+) -> list[tuple[int, int, str, bytes]]:
+    """(id, version, key, object body) of each annotation of ``ids`` still there: what the
+    export writes to the target ``record`` for them."""
+    return [object_of(record, config, row) for row in object_rows(conn, ids)]
+
+
+def object_rows(conn: Connection, ids: Sequence[int]) -> list[Any]:
+    """The annotations of ``ids`` still there, each with its task, data row and user's
+    email, in one query."""
+    if not ids:
+        return []
+    query = (
+        select(a, *TASK_COLUMNS, data_rows.c.row_data, users.c.email)
+        .select_from(
+            a.join(t, and_(t.c.project_id == a.c.project_id, t.c.data_row_id == a.c.data_row_id))
+            .join(data_rows, data_rows.c.id == a.c.data_row_id)
+            .outerjoin(users, users.c.id == a.c.completed_by)
+        )
+        .where(a.c.id.in_(ids))
+        .order_by(a.c.id)
+    )
+    return list(conn.execute(query))
+
+
+def object_of(record: StorageRecord, config: LabelConfig, row: Any) -> tuple[int, int, str, bytes]:
+    """(id, version, key, body) of one row of ``object_rows``."""
+    body = shapes.target_object(row, _task(config, row), row.email)
+    return int(row.id), int(row.version), record.object_key(str(row.id)), orjson.dumps(body)
+
+
+def _write_some(export: _Export, rows: list[Any]) -> list[tuple[int, int, str, Any]]:
+    """Make and write the objects of ``rows`` (in a writer thread): (id, version, key, the
+    TetherError or None) each."""
+    out: list[tuple[int, int, str, Any]] = []
+    for row in rows:
+        annotation_id, version, key, body = object_of(export.record, export.config, row)
+        try:
+            export.storage.write(key, body, content_type="application/json")
+        except TetherError as exc:
+            out.append((annotation_id, version, key, exc))
+        else:
+            out.append((annotation_id, version, key, None))
+    return out
+
+
+def _task(config: LabelConfig, row: Any) -> dict[str, Any]:
+    row_data = orjson.loads(row.row_data)
+    data, _missing = config.task_data(row_data)
+    task_row = SimpleNamespace(
+        data_row_id=row.data_row_id,
+        created_at=row.task_created_at,
+        updated_at=row.task_updated_at,
+        status=row.task_status,
+        total_annotations=row.total_annotations,
+        cancelled_annotations=row.cancelled_annotations,
+        total_predictions=row.total_predictions,
+    )
+    return shapes.task(task_row, data if data is not None else row_data, row.project_id)
+
+
+def _commit(export: _Export, conn: Connection, batch: _Batch) -> bool:
+    """Wait for the batch's writes; record its links, counts and cursor in one transaction.
+    False once the job was canceled (with this batch counted)."""
+    done, errors = [], []
+    for future in batch.futures:
+        for annotation_id, version, key, failure in future.result():
+            if failure is None:
+                done.append((annotation_id, version))
+            else:
+                errors.append(_error(failure, annotation_id, key))
+    if errors and not done and not export.written and not export.job.counts.get("written"):
+        # The first writes all refused: the storage is wrong, not these annotations.
+        raise JobFailed(f"the storage refused every write: {errors[0].message}")
+    now = datetime.now(UTC)
+    job = export.job
+    if conn.in_transaction():  # the reads of the next batch
+        conn.rollback()
+    with conn.begin():
+        _check_storage(conn, export.record.id)
+        _upsert_links(conn, export.record.id, done, now)
+        handled = len(done) + len(errors)
+        counts = {"written": len(done), "unchanged": batch.compared - handled}
+        job.keep_cursor(conn, {"after": batch.last})
+        going_on = job.record(conn, job.done + batch.compared, counts, errors)
+    export.written += len(done)
+    return going_on
+
+
+def _upsert_links(
+    conn: Connection, storage_id: int, done: list[tuple[int, int]], now: datetime
+) -> None:
+    if not done:
+        return
+    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
+    statement = dialect.insert(links)
+    statement = statement.on_conflict_do_update(
+        index_elements=[links.c.storage_id, links.c.annotation_id],
+        set_={"version": statement.excluded.version, "written_at": statement.excluded.written_at},
+    )
+    conn.execute(
+        statement,
+        [
+            {"storage_id": storage_id, "annotation_id": i, "version": v, "written_at": now}
+            for i, v in done
+        ],
+    )
+
+
+def _error(exc: TetherError, annotation_id: int, key: str) -> ItemError:
+    return ItemError(
+        None,
+        exc.code,
+        exc.message,
+        item_key=key,
+        details={"annotation_id": annotation_id},
+    )
+
+
+def _check_storage(conn: Connection, storage_id: int) -> None:
+    """The storage must still be there (its links go with it)."""
+    query = select(storages.c.id).where(storages.c.id == storage_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(read=True, key_share=True)
+    if conn.execute(query).first() is None:
+        raise JobFailed(f"storage {storage_id} was deleted; the export stops")
+
+
+# --- deleting the objects of deleted annotations ----------------------------------------
+
+
+def _delete_stale(export: _Export, conn: Connection, after: int) -> None:
+    """Delete the object of every link whose annotation is gone, then the link."""
+    job = export.job
+    stale = _stale_count(conn, export, after)
+    conn.rollback()
+    if stale:
+        job.describe(total=job.done + stale)
+    while True:
+        job.check_stop()
+        ids = _stale_ids(conn, export, after)
+        conn.rollback()
+        if not ids:
+            return
+        keys = [export.record.object_key(str(i)) for i in ids]
+        outcomes = list(export.pool.map(_try(export.storage.delete), keys))
+        gone = [i for i, failure in zip(ids, outcomes, strict=True) if failure is None]
+        errors = [
+            _error(failure, i, key)
+            for i, key, failure in zip(ids, keys, outcomes, strict=True)
+            if failure is not None
+        ]
+        if conn.in_transaction():
+            conn.rollback()
+        with conn.begin():
+            _check_storage(conn, export.record.id)
+            if gone:
+                conn.execute(
+                    delete(links).where(
+                        links.c.storage_id == export.record.id, links.c.annotation_id.in_(gone)
+                    )
+                )
+            job.keep_cursor(conn, {"phase": "delete", "after": ids[-1]})
+            if not job.record(conn, job.done + len(ids), {"deleted": len(gone)}, errors):
+                return
+        after = ids[-1]
+
+
+def _stale_query(export: _Export, after: int) -> Any:
+    annotation_there = (
+        select(a.c.id).where(a.c.id == links.c.annotation_id, a.c.project_id == export.project_id)
+    ).exists()
+    return select(links.c.annotation_id).where(
+        links.c.storage_id == export.record.id,
+        links.c.annotation_id > after,
+        ~annotation_there,
+    )
+
+
+def _stale_ids(conn: Connection, export: _Export, after: int) -> list[int]:
+    query = _stale_query(export, after).order_by(links.c.annotation_id).limit(export.batch)
+    return [int(i) for i in conn.execute(query).scalars()]
+
+
+def _stale_count(conn: Connection, export: _Export, after: int) -> int:
+    return int(
+        conn.execute(
+            select(func.count()).select_from(_stale_query(export, after).subquery())
+        ).scalar_one()
+    )
+
+
+def _try(call: Callable[[str], None]) -> Callable[[str], TetherError | None]:
+    def attempt(key: str) -> TetherError | None:
+        try:
+            call(key)
+        except TetherError as exc:
+            return exc
+        return None
+
+    return attempt
