@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import httpx
+import orjson
 import pytest
 
 from tests.storages.servers import MotoS3, moto_s3  # noqa: F401 - the fixture
@@ -404,6 +405,19 @@ def test_label_a_task_skip_one_and_see_the_annotations(
     page.wait_for_url("**/jobs/*")
     page.locator("[data-job-status]").filter(has_text="completed").wait_for(timeout=20_000)
     assert "added 4" in page.locator("[data-job-counts]").inner_text()
+    # A local-files target storage for the annotations.
+    out = media / f"out-{project_id}"
+    out.mkdir()
+    page.goto(f"/projects/{project_id}")
+    page.get_by_role("navigation", name="Project").get_by_role(
+        "link", name="Target storages"
+    ).click()
+    assert page.get_by_text("No target storage yet").is_visible()
+    page.get_by_label("Type").select_option("local")
+    page.locator("#local-path").fill(str(out))
+    page.get_by_label("title").fill("annotations out")
+    saved(page, 1)
+    shot(page, "target-storages")
     # Label: draw a box and submit; the next task comes; skip it.
     page.goto(f"/projects/{project_id}/label")
     page.wait_for_function(EDITOR_SHOWS_IMAGE, timeout=20_000)
@@ -420,9 +434,9 @@ def test_label_a_task_skip_one_and_see_the_annotations(
         "() => document.querySelector('[data-task-status]').textContent.startsWith('Task')"
     )
     project = client.get_project(project_id)
-    saved = list(project.annotations())
-    assert len(saved) == 2
-    box, skip = saved
+    made = list(project.annotations())
+    assert len(made) == 2
+    box, skip = made
     me = httpx.get(
         f"{server.url}/api/v1/session", headers={"Authorization": f"Bearer {server.key}"}
     )
@@ -434,3 +448,13 @@ def test_label_a_task_skip_one_and_see_the_annotations(
     assert box.lead_time is not None and box.lead_time > 0
     assert skip.was_cancelled and skip.result == []
     assert project.task_counts.labeled == 1 and project.task_counts.skipped == 1
+    # Both went out to the target as they were saved, as Label Studio writes them.
+    written = orjson.loads((out / str(box.id)).read_bytes())
+    assert written["result"][0]["value"]["rectanglelabels"] == ["Person"]
+    assert written["task"]["id"] == box.data_row_id
+    assert orjson.loads((out / str(skip.id)).read_bytes())["was_cancelled"] is True
+    # The project page lists the tasks by status.
+    page.goto(f"/projects/{project_id}?status=labeled")
+    rows = page.locator("[data-tasks] tbody tr")
+    assert rows.count() == 1 and "labeled" in rows.first.inner_text()
+    shot(page, "project")

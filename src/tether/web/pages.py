@@ -213,25 +213,46 @@ def storage_list(
     request: Request, dataset_id: int, caller: PageCaller, conn: ConnDep, settings: SettingsDep
 ) -> HTMLResponse:
     dataset = datasets.get(conn, caller.org_id, dataset_id)
-    found = storages.list_storages(conn, settings, caller.org_id, dataset["id"])
-    syncs, _cursor = jobs.page(
-        conn, caller.org_id, jobs.JobFilter(kind="sync", dataset_id=dataset["id"]), None, 100
+    return storages_page(request, conn, settings, caller, "source", dataset)
+
+
+def storages_page(
+    request: Request,
+    conn: Connection,
+    settings: Any,
+    caller: Caller,
+    role: str,
+    owner: dict[str, Any],
+) -> HTMLResponse:
+    """A dataset's source storages or a project's target storages, with their syncs (or
+    exports) and the form that connects another."""
+    source = role == "source"
+    found = storages.list_storages(
+        conn,
+        settings,
+        caller.org_id,
+        dataset_id=owner["id"] if source else None,
+        project_id=None if source else owner["id"],
     )
+    flt = (
+        jobs.JobFilter(kind="sync", dataset_id=owner["id"]) if source else jobs.JobFilter("export")
+    )
+    runs, _cursor = jobs.page(conn, caller.org_id, flt, None, 200)
     history: dict[int, list[dict[str, Any]]] = {}
-    for job in syncs:
+    for job in runs:
         history.setdefault(job.get("storage_id") or 0, []).append(job)
     return render(
         request,
         "storages.html",
         caller,
-        dataset=dataset,
+        role=role,
+        owner=owner,
+        owner_path=("/datasets/" if source else "/projects/") + str(owner["id"]),
         storages=found,
-        history={
-            sid: [j for j in js if j.get("storage_id") == sid][:10] for sid, js in history.items()
-        },
+        history={sid: jobs_of[:10] for sid, jobs_of in history.items()},
         types=storage_fields.TYPES,
         type_fields={t: _field_specs(t) for t in storage_fields.TYPES},
-        options=_option_specs(),
+        options=_option_specs(storage_fields.ROLE_MODELS[role]),
         external_id=org_external_id(conn, caller.org_id),
     )
 
@@ -253,7 +274,7 @@ def _field_specs(type_: str) -> list[dict[str, Any]]:
     ]
 
 
-def _option_specs() -> list[dict[str, Any]]:
+def _option_specs(model: Any) -> list[dict[str, Any]]:
     return [
         {
             "name": name,
@@ -261,7 +282,7 @@ def _option_specs() -> list[dict[str, Any]]:
             "default": info.default,
             "help": info.description or "",
         }
-        for name, info in storage_fields.Options.model_fields.items()
+        for name, info in model.model_fields.items()
     ]
 
 

@@ -3,14 +3,18 @@ config checked and previewed as one types), a project, and labeling."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from tether.api.deps import ConnDep
-from tether.projects import label_config, projects
-from tether.web.pages import PageCaller, render
+from tether.api.deps import ConnDep, SettingsDep
+from tether.db.tables import TASK_STATUSES
+from tether.projects import label_config, projects, tasks
+from tether.web.pages import PageCaller, render, storages_page
 
 router = APIRouter(include_in_schema=False)
+PAGE_TASKS = 50
 
 
 @router.get("/projects", response_class=HTMLResponse)
@@ -26,10 +30,40 @@ def project_list(request: Request, caller: PageCaller, conn: ConnDep) -> HTMLRes
 
 @router.get("/projects/{project_id}", response_class=HTMLResponse)
 def project_page(
-    request: Request, project_id: int, caller: PageCaller, conn: ConnDep
+    request: Request,
+    project_id: int,
+    caller: PageCaller,
+    conn: ConnDep,
+    status: str = "",
+    after: int | None = None,
+) -> HTMLResponse:
+    """A project: its counts, its tasks (by status, a keyset page at a time), exports."""
+    project = projects.get(conn, caller.org_id, project_id)
+    chosen = status if status in TASK_STATUSES else None
+    items, cursor = tasks.page(
+        conn, caller.org_id, project["id"], tasks.TaskFilter(chosen), after, PAGE_TASKS
+    )
+    keep = [("status", chosen)] if chosen else []
+    return render(
+        request,
+        "project.html",
+        caller,
+        project=project,
+        tasks=items,
+        status=chosen or "",
+        statuses=TASK_STATUSES,
+        next_url=f"?{urlencode([*keep, ('after', cursor)])}" if cursor else None,
+        first_url=f"?{urlencode(keep)}" if after else None,
+        formats=("json", "ndjson", "coco", "yolo", "voc"),
+    )
+
+
+@router.get("/projects/{project_id}/storages", response_class=HTMLResponse)
+def project_storages(
+    request: Request, project_id: int, caller: PageCaller, conn: ConnDep, settings: SettingsDep
 ) -> HTMLResponse:
     project = projects.get(conn, caller.org_id, project_id)
-    return render(request, "project.html", caller, project=project)
+    return storages_page(request, conn, settings, caller, "target", project)
 
 
 @router.get("/projects/{project_id}/label", response_class=HTMLResponse)

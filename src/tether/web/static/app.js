@@ -382,7 +382,7 @@ on("[data-type-select]", "change", (e, select) => {
 on("[data-storage-form]", "submit", async (e, form) => {
   e.preventDefault();
   clearError(form);
-  const body = { ...fields(form), dataset_id: Number(form.dataset.dataset) };
+  const body = { ...fields(form), [form.dataset.owner]: Number(form.dataset.ownerId) };
   try {
     await api("POST", "/storages", body);
     window.location.reload();
