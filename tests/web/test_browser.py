@@ -82,6 +82,7 @@ def chromium() -> Iterator[Any]:
 @pytest.fixture
 def page(chromium: Any, server: Server) -> Iterator[Any]:
     context = chromium.new_context(viewport={"width": 1280, "height": 800}, base_url=server.url)
+    context.set_default_timeout(60_000)  # the suite runs beside the browser on 2 cores
     outside: list[str] = []
     problems: list[str] = []
 
@@ -134,7 +135,7 @@ def thumbnails_loaded(page: Any, count: int) -> None:
             const imgs = [...document.querySelectorAll('ul.grid img')];
             return imgs.length === {count} && imgs.every(i => i.complete && i.naturalWidth > 0);
         }}""",
-        timeout=20_000,
+        timeout=60_000,
     )
 
 
@@ -158,7 +159,7 @@ def test_sign_in_create_import_and_see_the_errors(
     page.get_by_role("navigation", name="Dataset").get_by_role("link", name="Import").click()
     page.get_by_label("Files").set_input_files(str(manifest))
     page.get_by_role("button", name="Import").click()
-    page.wait_for_selector("[data-job-errors]:not([hidden])", timeout=20_000)
+    page.wait_for_selector("[data-job-errors]:not([hidden])", timeout=60_000)
     assert "completed_with_errors" in page.locator("[data-job-status]").inner_text()
     assert "created 2" in page.locator("[data-job-counts]").inner_text()
     errors = page.locator("[data-job-errors] tbody tr")
@@ -173,7 +174,7 @@ def test_sign_in_create_import_and_see_the_errors(
     again.write_text("row_data,global_key\r\na first note,d\r\na second note,e\r\n")
     page.get_by_label("Files").set_input_files(str(again))
     page.get_by_role("button", name="Import").click()
-    page.locator("[data-job-status]").filter(has_text="completed").wait_for(timeout=20_000)
+    page.locator("[data-job-status]").filter(has_text="completed").wait_for(timeout=60_000)
     assert "created 2" in page.locator("[data-job-counts]").inner_text()
     page.locator("[data-catalog-link]").click()
     page.wait_for_url("**/datasets/*")
@@ -222,7 +223,7 @@ def test_connect_check_sync_and_see_thumbnails(
         article.get_by_role("button", name="Check connection").click()
         article.locator(".result.ok").wait_for()
         article.get_by_role("button", name="Sync").click()
-        article.locator("[data-job-status]").filter(has_text="completed").wait_for(timeout=30_000)
+        article.locator("[data-job-status]").filter(has_text="completed").wait_for(timeout=60_000)
     shot(page, "storages")
     page.goto(catalog_url)
     thumbnails_loaded(page, 7)
@@ -272,11 +273,7 @@ def test_create_a_project_from_a_template_with_a_live_preview(page: Any, server:
     page.get_by_label("Start from a template").select_option("image-boxes")
     page.locator("[data-config-status].ok").wait_for()
     # The editor renders the config on a sample image.
-    page.wait_for_function(
-        "() => { const i = document.querySelector('#preview img');"
-        " return i && i.complete && i.naturalWidth > 0; }",
-        timeout=20_000,
-    )
+    page.wait_for_function(EDITOR_SHOWS_IMAGE.replace("#editor", "#preview"), timeout=60_000)
     assert page.locator("#preview").get_by_text("Person").first.is_visible()
     shot(page, "project-preview")
     config = page.get_by_label("Label config (Label Studio XML)")
@@ -308,7 +305,7 @@ def test_media_files_upload_into_the_datasets_storage(
     page.get_by_role("navigation", name="Dataset").get_by_role("link", name="Import").click()
     page.get_by_label("Files").set_input_files(files)
     page.get_by_role("button", name="Import").click()
-    page.locator("[data-job-status]").filter(has_text="completed").wait_for(timeout=30_000)
+    page.locator("[data-job-status]").filter(has_text="completed").wait_for(timeout=60_000)
     assert "created 2" in page.locator("[data-job-counts]").inner_text()
     page.goto(catalog_url)
     thumbnails_loaded(page, 2)
@@ -390,6 +387,8 @@ def test_label_a_task_skip_one_and_see_the_annotations(
     sign_in(page, server)
     # A project from a template, then the dataset's rows sent to it from the catalog.
     page.get_by_role("link", name="Projects").click()
+    page.wait_for_url("**/projects")
+    shot(page, "projects")
     page.get_by_label("Name", exact=True).fill("label me")
     page.get_by_label("Start from a template").select_option("image-boxes")
     page.locator("[data-config-status].ok").wait_for()
@@ -403,7 +402,7 @@ def test_label_a_task_skip_one_and_see_the_annotations(
     page.get_by_label("Project").select_option(str(project_id))
     page.get_by_role("button", name="Send to project").click()
     page.wait_for_url("**/jobs/*")
-    page.locator("[data-job-status]").filter(has_text="completed").wait_for(timeout=20_000)
+    page.locator("[data-job-status]").filter(has_text="completed").wait_for(timeout=60_000)
     assert "added 4" in page.locator("[data-job-counts]").inner_text()
     # A local-files target storage for the annotations.
     out = media / f"out-{project_id}"
@@ -420,15 +419,15 @@ def test_label_a_task_skip_one_and_see_the_annotations(
     shot(page, "target-storages")
     # Label: draw a box and submit; the next task comes; skip it.
     page.goto(f"/projects/{project_id}/label")
-    page.wait_for_function(EDITOR_SHOWS_IMAGE, timeout=20_000)
+    page.wait_for_function(EDITOR_SHOWS_IMAGE, timeout=60_000)
     first = page.locator("[data-task-status]").inner_text()
     draw_box(page, "Person")
     shot(page, "labeling")
     page.get_by_role("button", name="submit").first.click()
     page.locator("[data-task-status]").filter(has_text="Task").filter(
         has_not_text=first.split(" · ")[0]
-    ).wait_for(timeout=20_000)
-    page.wait_for_function(EDITOR_SHOWS_IMAGE, timeout=20_000)
+    ).wait_for(timeout=60_000)
+    page.wait_for_function(EDITOR_SHOWS_IMAGE, timeout=60_000)
     page.get_by_role("button", name="skip").first.click()
     page.wait_for_function(
         "() => document.querySelector('[data-task-status]').textContent.startsWith('Task')"

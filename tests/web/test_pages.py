@@ -140,3 +140,23 @@ def test_a_member_sees_no_admin_controls(engine: Engine, app: Any, browser: Brow
     assert f'data-delete="/datasets/{ds["id"]}"' not in page
     assert "Admins connect storages" in member.page(f"/datasets/{ds['id']}/storages").text
     assert "data-role-of" not in member.page("/settings/members").text
+
+
+def test_the_projects_pages_render_with_projects_and_tasks(browser: Browser) -> None:
+    ds = _dataset(browser)
+    made = browser.api("POST", "/projects", json={"name": "boxes", "template": "image-boxes"})
+    project = made.json()
+    rows = browser.api("GET", "/data-rows", params={"dataset_id": ds["id"]}).json()["items"]
+    job = browser.api(
+        "POST", f"/projects/{project['id']}/tasks", json={"data_row_ids": [r["id"] for r in rows]}
+    ).json()
+    assert browser.api("GET", f"/jobs/{job['id']}").json()["counts"]["added"] == 5
+    listed = browser.page("/projects")
+    assert listed.status_code == 200 and 'href="/projects/' in listed.text
+    assert ">5<" in listed.text  # the task count
+    page = browser.page(f"/projects/{project['id']}")
+    assert page.status_code == 200 and page.text.count("unlabeled</td>") == 5
+    assert "No labeled task" in browser.page(f"/projects/{project['id']}?status=labeled").text
+    assert browser.page(f"/projects/{project['id']}/label").status_code == 200
+    assert "No target storage yet" in browser.page(f"/projects/{project['id']}/storages").text
+    assert browser.api("GET", "/projects").json()["items"][0]["task_count"] == 5

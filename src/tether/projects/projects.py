@@ -74,24 +74,40 @@ def create(
 
 
 def list_all(conn: Connection, org_id: int) -> list[dict[str, Any]]:
+    """The organization's projects by name, each with its task counts."""
     rows = conn.execute(
         select(*COLUMNS).where(projects.c.org_id == org_id).order_by(projects.c.name)
     ).mappings()
-    return [_public(r) for r in rows]
+    found = [_public(r) for r in rows]
+    counts = _task_counts(conn, [p["id"] for p in found])
+    return [_with_counts(p, counts.get(p["id"], {})) for p in found]
 
 
 def get(conn: Connection, org_id: int, id_or_name: int | str) -> dict[str, Any]:
     """By id when given digits (as datasets are), else by name; with its task counts."""
     out = _public(_row(conn, org_id, id_or_name))
-    counts = conn.execute(
-        select(tasks.c.status, func.count())
-        .where(tasks.c.project_id == out["id"])
-        .group_by(tasks.c.status)
-    ).all()
-    by_status = {status: int(n) for status, n in counts}
-    out["task_count"] = sum(by_status.values())
-    out["task_counts"] = {s: by_status.get(s, 0) for s in ("unlabeled", "labeled", "skipped")}
-    return out
+    return _with_counts(out, _task_counts(conn, [out["id"]]).get(out["id"], {}))
+
+
+def _task_counts(conn: Connection, project_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Tasks by status of each project (one grouped read of the status index)."""
+    found: dict[int, dict[str, int]] = {}
+    if not project_ids:
+        return found
+    rows = conn.execute(
+        select(tasks.c.project_id, tasks.c.status, func.count())
+        .where(tasks.c.project_id.in_(project_ids))
+        .group_by(tasks.c.project_id, tasks.c.status)
+    )
+    for project_id, status, n in rows:
+        found.setdefault(int(project_id), {})[status] = int(n)
+    return found
+
+
+def _with_counts(project: dict[str, Any], by_status: dict[str, int]) -> dict[str, Any]:
+    project["task_count"] = sum(by_status.values())
+    project["task_counts"] = {s: by_status.get(s, 0) for s in ("unlabeled", "labeled", "skipped")}
+    return project
 
 
 def get_id(conn: Connection, org_id: int, id_or_name: int | str) -> int:

@@ -479,6 +479,10 @@ async function checkConfig(form) {
   }
   status.className = "ok";
   status.textContent = `OK — tasks need: ${result.required_keys.join(", ")}`;
+  if (!window.tetherEditor && document.readyState !== "complete") {  // still loading it
+    await new Promise((ready) => window.addEventListener("load", ready, { once: true }));
+  }
+  if (mine !== configChecks.asked) return;
   if (window.tetherEditor) window.tetherEditor.previewConfig("preview", area.value, result.objects);
 }
 
