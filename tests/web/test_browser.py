@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -447,7 +448,11 @@ def test_label_a_task_skip_one_and_see_the_annotations(
     assert box.lead_time is not None and box.lead_time > 0
     assert skip.was_cancelled and skip.result == []
     assert project.task_counts.labeled == 1 and project.task_counts.skipped == 1
-    # Both went out to the target as they were saved, as Label Studio writes them.
+    # Both went out to the target as they were saved (an export job each, run by the server's
+    # worker shortly after), as Label Studio writes them.
+    deadline = time.monotonic() + 60
+    while not all((out / str(a.id)).exists() for a in made) and time.monotonic() < deadline:
+        time.sleep(0.2)
     written = orjson.loads((out / str(box.id)).read_bytes())
     assert written["result"][0]["value"]["rectanglelabels"] == ["Person"]
     assert written["task"]["id"] == box.data_row_id
