@@ -26,11 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from _common import server, user_and_key
+from _common import cli, server
 
 from tether.sdk import Client
 
 IMAGES = 240
+EMAIL = "bench-admin@example.com"
 CHROMIUM = "/usr/bin/chromium"
 EDITOR_SHOWS_IMAGE = (
     "() => [...document.querySelectorAll('#editor img')]"
@@ -89,9 +90,13 @@ def main() -> None:
         "TETHER_DATA_DIR": str(work / "data"),
         "TETHER_LOCAL_FILES_SERVING_ENABLED": "true",
         "TETHER_LOCAL_FILES_DOCUMENT_ROOT": str(media),
+        "TETHER_PROBE_AFTER_WRITES": "false",  # a million probes would hold the worker
     }
-    key = user_and_key(config)
     with server(work, config) as (_proc, url):
+        # An admin (it connects the storage), once the server has made its database.
+        cli(config, "users", "create", EMAIL, "--org", "bench", "--admin", "--password-stdin",
+            stdin="pw\n")  # fmt: skip
+        key = cli(config, "keys", "create", EMAIL).strip()
         client = Client(url, api_key=key, timeout=600)
         dataset = client.create_dataset("big")
         dataset.add_source_storage("local", path=str(media))
@@ -157,8 +162,12 @@ def main() -> None:
 
 
 def loaded(page: Any) -> None:
+    if "/sign-in" in page.url:
+        raise SystemExit(f"not signed in: {page.url}")
     page.wait_for_function(
-        """() => { const imgs = [...document.querySelectorAll('ul.grid img')];
+        # The thumbnails in view (the rest load lazily, as the user scrolls).
+        """() => { const imgs = [...document.querySelectorAll('ul.grid img')]
+                     .filter(i => i.getBoundingClientRect().top < window.innerHeight);
             return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0); }""",
         timeout=30_000,
     )
@@ -169,7 +178,7 @@ def signed_in_cookies(browser: Any, url: str) -> list[dict[str, Any]]:
     page = context.new_page()
     response = page.request.post(
         f"{url}/api/v1/session",
-        data=orjson.dumps({"email": "bench@example.com", "password": "pw"}).decode(),
+        data=orjson.dumps({"email": EMAIL, "password": "pw"}).decode(),
         headers={"Content-Type": "application/json"},
     )
     assert response.ok, response.text()
