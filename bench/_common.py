@@ -192,6 +192,30 @@ def end_profile(spy: subprocess.Popen[Any] | None) -> None:
 # --- PostgreSQL ------------------------------------------------------------------------------
 
 
+def raw_floor_engine(sa_url: str, made: list[Any]) -> Any:
+    """An engine on a database for a raw floor: ``made`` (tables of tether's schema) created,
+    with organization 1 and dataset 1 that the raw rows belong to."""
+    from datetime import UTC, datetime
+
+    from tether.db import tables
+
+    engine = create_engine(sa_url)
+    tables.metadata.create_all(engine, tables=made)
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO organizations (id, name, created_at) VALUES (1, 'o', :t)"), {"t": now}
+        )
+        conn.execute(
+            text(
+                "INSERT INTO datasets (id, org_id, name, description, created_at, updated_at) "
+                "VALUES (1, 1, 'd', '', :t, :t)"
+            ),
+            {"t": now},
+        )
+    return engine
+
+
 def psycopg_url(url: str) -> str:
     return "postgresql+psycopg://" + url.split("://", 1)[1]
 

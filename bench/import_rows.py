@@ -44,9 +44,9 @@ from _common import (
     pg_database,
     profile,
     psycopg_url,
+    raw_floor_engine,
     server,
 )
-from sqlalchemy import create_engine, text
 
 from tether.sdk import Client
 
@@ -90,21 +90,9 @@ def baseline(db: str, url: str | None, work: Path, n: int, shaped: bool = False)
     base = work / ("baseline-shaped" if shaped else "baseline")
     base.mkdir()
     sa_url = f"sqlite:///{base / 'raw.db'}" if db == "sqlite" else psycopg_url(str(url))
-    engine = create_engine(sa_url)
     made = [tables.organizations, tables.datasets, tables.data_rows, tables.data_row_metadata]
-    tables.metadata.create_all(engine, tables=made)
+    engine = raw_floor_engine(sa_url, made)
     now = datetime.now(UTC)
-    with engine.begin() as conn:
-        conn.execute(
-            text("INSERT INTO organizations (id, name, created_at) VALUES (1, 'o', :t)"), {"t": now}
-        )
-        conn.execute(
-            text(
-                "INSERT INTO datasets (id, org_id, name, description, created_at, updated_at) "
-                "VALUES (1, 1, 'd', '', :t, :t)"
-            ),
-            {"t": now},
-        )
     engine.dispose()
     columns = [c.name for c in tables.data_rows.columns]
     marks = "?" if db == "sqlite" else "%s"

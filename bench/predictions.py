@@ -35,7 +35,15 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from _common import PeakRss, line, pg_database, psycopg_url, server, user_and_key
+from _common import (
+    PeakRss,
+    line,
+    pg_database,
+    psycopg_url,
+    raw_floor_engine,
+    server,
+    user_and_key,
+)
 from sqlalchemy import create_engine, insert, text
 
 from tether.config import Settings
@@ -77,30 +85,19 @@ def baseline(db: str, url: str | None, work: Path, n: int) -> float:
 
     base = work / "baseline"
     base.mkdir()
-    engine = create_engine(
-        f"sqlite:///{base / 'raw.db'}" if db == "sqlite" else psycopg_url(str(url))
+    engine = raw_floor_engine(
+        f"sqlite:///{base / 'raw.db'}" if db == "sqlite" else psycopg_url(str(url)),
+        [
+            tables.organizations,
+            tables.datasets,
+            tables.data_rows,
+            tables.projects,
+            tables.tasks,
+            tables.predictions,
+        ],
     )
-    made = [
-        tables.organizations,
-        tables.datasets,
-        tables.data_rows,
-        tables.projects,
-        tables.tasks,
-        tables.predictions,
-    ]
-    tables.metadata.create_all(engine, tables=made)
     now = datetime.now(UTC)
     with engine.begin() as conn:
-        conn.execute(
-            text("INSERT INTO organizations (id, name, created_at) VALUES (1, 'o', :t)"), {"t": now}
-        )
-        conn.execute(
-            text(
-                "INSERT INTO datasets (id, org_id, name, description, created_at, updated_at) "
-                "VALUES (1, 1, 'd', '', :t, :t)"
-            ),
-            {"t": now},
-        )
         conn.execute(
             insert(tables.projects).values(
                 id=1,

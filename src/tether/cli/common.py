@@ -123,18 +123,22 @@ def wait(job: Job) -> Job:
             raise JobLost(job.id, exc) from exc
 
 
+# What each kind's progress bar counts, and the tally shown beside it.
+COUNTED = {
+    "sync": ("objects", "created"),
+    "sync_part": ("objects", "created"),
+    "predictions": ("items", "created"),
+    "add_tasks": ("rows", "added"),
+    "export": ("annotations", "written"),
+    "probe": ("rows", "probed"),
+}
+
+
 def describe(job: Job) -> str:
     """What a job's progress bar counts: an import its rows, a sync the objects it compared."""
-    if job.kind in ("sync", "sync_part"):
-        return f"{job.kind} (objects; created {job.counts.to_dict().get('created', 0)})"
-    if job.kind == "predictions":
-        return f"predictions (items; created {job.counts.to_dict().get('created', 0)})"
-    if job.kind == "add_tasks":
-        return f"add_tasks (rows; added {job.counts.to_dict().get('added', 0)})"
-    if job.kind == "export":
-        return f"export (annotations; written {job.counts.to_dict().get('written', 0)})"
-    if job.kind == "probe":
-        return f"probe (rows; probed {job.counts.to_dict().get('probed', 0)})"
+    if job.kind in COUNTED:
+        unit, tally = COUNTED[job.kind]
+        return f"{job.kind} ({unit}; {tally} {job.counts.to_dict().get(tally, 0)})"
     return f"{job.kind} (rows, {job.format or 'detecting'})"
 
 
