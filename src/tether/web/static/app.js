@@ -470,7 +470,15 @@ async function checkConfig(form) {
   const status = form.querySelector("[data-config-status]");
   const mine = ++configChecks.asked;
   if (!area.value.trim()) { status.textContent = "Pick a template or paste a config."; return; }
-  const result = await api("POST", "/projects/check-label-config", { label_config: area.value });
+  let result;
+  try {
+    result = await api("POST", "/projects/check-label-config", { label_config: area.value });
+  } catch (error) {
+    if (mine !== configChecks.asked) return;
+    status.className = "error";
+    status.textContent = `Could not check the config: ${error.message}`;
+    return;
+  }
   if (mine !== configChecks.asked) return;  // typed on since
   if (!result.ok) {
     status.className = "error";
@@ -491,12 +499,24 @@ on("[data-project-form] [data-config]", "input", (e, area) => {
   configChecks.timer = setTimeout(() => checkConfig(area.form), 400);
 });
 
-on("[data-project-form] [data-template]", "change", (e, select) => {
+function useTemplate(select) {
   if (!select.value) return;
   const templates = JSON.parse(document.getElementById("templates").textContent);
   select.form.querySelector("[data-config]").value = templates[select.value];
   checkConfig(select.form);
-});
+}
+
+on("[data-project-form] [data-template]", "change", (e, select) => useTemplate(select));
+
+// A template picked, or a config typed or restored by the browser, before this script ran.
+function setUpProjectForm() {
+  const form = document.querySelector("[data-project-form]");
+  if (!form) return;
+  const area = form.querySelector("[data-config]");
+  const select = form.querySelector("[data-template]");
+  if (!area.value.trim() && select && select.value) useTemplate(select);
+  else if (area.value.trim()) checkConfig(form);
+}
 
 on("[data-project-form]", "submit", async (e, form) => {
   e.preventDefault();
@@ -511,6 +531,7 @@ document.addEventListener("DOMContentLoaded", () => {
   const facets = document.querySelector("[data-facets]");
   if (facets) loadFacets(facets);
   setUpSelection();
+  setUpProjectForm();
   const job = document.querySelector("[data-job]");
   if (job) follow(job, job.dataset.job);
   const jobs = document.querySelector("[data-live-jobs]");
