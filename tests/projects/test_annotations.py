@@ -349,6 +349,41 @@ def test_a_repeated_idempotency_key_creates_once(engine: Engine, tenant: Tenant)
     assert other.status_code == 422 and other.json()["error"]["code"] == "idempotency_key_reused"
 
 
+def test_an_annotation_names_the_prediction_it_started_from(
+    engine: Engine, tenant: Tenant, sdk: Client
+) -> None:
+    project, ids = make_tasks(engine, tenant, 2)
+    with engine.begin() as conn:
+        mine, other_task = labels.insert_predictions(
+            conn,
+            [
+                {
+                    "org_id": tenant.org_id,
+                    "project_id": project["id"],
+                    "data_row_id": i,
+                    "result": [box()],
+                    "model_version": "m1",
+                }
+                for i in ids
+            ],
+        )
+    r = annotate(tenant, project["id"], ids[0], parent_prediction=mine)
+    assert r.status_code == 201, r.text
+    assert r.json()["parent_prediction"] == mine
+    assert sdk.get_annotation(r.json()["id"]).parent_prediction == mine
+    # Another task's prediction, or none at all, is refused and nothing is stored.
+    for wrong in (other_task, other_task + 1000):
+        r = annotate(tenant, project["id"], ids[0], parent_prediction=wrong)
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["details"] == {"parent_prediction": wrong}
+    stored = tenant.get(f"/projects/{project['id']}/tasks/{ids[0]}/annotations").json()["items"]
+    assert [a["parent_prediction"] for a in stored] == [mine]
+    a = sdk.get_project(project["id"]).create_annotation(
+        ids[1], [box()], parent_prediction=other_task
+    )
+    assert a.parent_prediction == other_task
+
+
 def test_the_sdk(engine: Engine, tenant: Tenant, sdk: Client) -> None:
     made, ids = make_tasks(engine, tenant, 2)
     project = sdk.get_project(made["id"])

@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 import httpx
 import orjson
 import pytest
+from playwright.sync_api import expect
 
 from tests.storages.servers import MotoS3, moto_s3  # noqa: F401 - the fixture
 from tests.test_e2e import Server, running_server
@@ -31,6 +32,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+expect.set_options(timeout=60_000)  # assertions wait for the page (2 cores, a suite beside)
 
 
 def _png(color: tuple[int, int, int], size: tuple[int, int] = (64, 48)) -> bytes:
@@ -147,7 +149,7 @@ def test_sign_in_create_import_and_see_the_errors(
     page.get_by_label("New dataset").fill("imported")
     page.get_by_role("button", name="Create").click()
     page.wait_for_url("**/datasets/*")
-    assert page.get_by_text("No data rows yet").is_visible()
+    expect(page.get_by_text("No data rows yet")).to_be_visible()
     shot(page, "catalog-empty")
     manifest = tmp_path / "rows.ndjson"
     manifest.write_text(
@@ -179,7 +181,7 @@ def test_sign_in_create_import_and_see_the_errors(
     assert "created 2" in page.locator("[data-job-counts]").inner_text()
     page.locator("[data-catalog-link]").click()
     page.wait_for_url("**/datasets/*")
-    assert page.get_by_role("heading", name="made while importing").is_visible()
+    expect(page.get_by_role("heading", name="made while importing")).to_be_visible()
     assert page.locator("table.list tbody tr, ul.grid li").count() == 2
 
 
@@ -195,7 +197,7 @@ def test_connect_check_sync_and_see_thumbnails(
     page.wait_for_url("**/datasets/*")
     catalog_url = page.url
     page.get_by_role("navigation", name="Dataset").get_by_role("link", name="Storages").click()
-    assert page.get_by_text("No storage yet").is_visible()
+    expect(page.get_by_text("No storage yet")).to_be_visible()
     # Local files.
     page.get_by_label("Type").select_option("local")
     page.locator("#local-path").fill(str(media / "shots"))
@@ -258,24 +260,24 @@ def test_a_data_row_with_an_overlay_layer(page: Any, server: Server, media: Path
         "[...document.querySelectorAll('.stack img')].every(i => i.complete && i.naturalWidth > 0)"
     )
     overlay = page.locator("[data-overlay='0']")
-    assert overlay.is_visible()
+    expect(overlay).to_be_visible()
     page.get_by_label("Opacity of mask").fill("20")
     assert overlay.evaluate("e => e.style.opacity") == "0.2"
     page.get_by_label("mask", exact=True).uncheck()
-    assert overlay.is_hidden()
+    expect(overlay).to_be_hidden()
     shot(page, "data-row")
 
 
 def test_create_a_project_from_a_template_with_a_live_preview(page: Any, server: Server) -> None:
     sign_in(page, server)
     page.get_by_role("link", name="Projects").click()
-    assert page.get_by_text("No project yet").is_visible()
+    expect(page.get_by_text("No project yet")).to_be_visible()
     page.get_by_label("Name", exact=True).fill("boxes")
     page.get_by_label("Start from a template").select_option("image-boxes")
     page.locator("[data-config-status].ok").wait_for()
     # The editor renders the config on a sample image.
     page.wait_for_function(EDITOR_SHOWS_IMAGE.replace("#editor", "#preview"), timeout=60_000)
-    assert page.locator("#preview").get_by_text("Person").first.is_visible()
+    expect(page.locator("#preview").get_by_text("Person").first).to_be_visible()
     shot(page, "project-preview")
     config = page.get_by_label("Label config (Label Studio XML)")
     good = config.input_value()
@@ -287,7 +289,7 @@ def test_create_a_project_from_a_template_with_a_live_preview(page: Any, server:
     page.locator("[data-config-status].ok").wait_for()
     page.get_by_role("button", name="Create project").click()
     page.wait_for_url("**/projects/*")
-    assert page.get_by_role("heading", name="boxes").is_visible()
+    expect(page.get_by_role("heading", name="boxes")).to_be_visible()
 
 
 def test_media_files_upload_into_the_datasets_storage(
@@ -412,7 +414,7 @@ def test_label_a_task_skip_one_and_see_the_annotations(
     page.get_by_role("navigation", name="Project").get_by_role(
         "link", name="Target storages"
     ).click()
-    assert page.get_by_text("No target storage yet").is_visible()
+    expect(page.get_by_text("No target storage yet")).to_be_visible()
     page.get_by_label("Type").select_option("local")
     page.locator("#local-path").fill(str(out))
     page.get_by_label("title").fill("annotations out")
@@ -463,3 +465,103 @@ def test_label_a_task_skip_one_and_see_the_annotations(
     rows = page.locator("[data-tasks] tbody tr")
     assert rows.count() == 1 and "labeled" in rows.first.inner_text()
     shot(page, "project")
+
+
+# The overlay has loaded and lies on the editor's image, box for box (within a pixel).
+LAYER_ON_IMAGE = """() => {
+  const layer = document.querySelector('#editor [data-layer-over="0"]');
+  const image = [...document.querySelectorAll('#editor img:not(.layer-over)')]
+    .sort((a, b) => b.clientWidth * b.clientHeight - a.clientWidth * a.clientHeight)[0];
+  if (!layer || !image || !layer.complete || layer.naturalWidth === 0) return false;
+  const l = layer.getBoundingClientRect(), i = image.getBoundingClientRect();
+  return i.width > 100 && ['left', 'top', 'width', 'height'].every(k => Math.abs(l[k] - i[k]) <= 1);
+}"""
+
+
+def test_label_with_predictions_attachments_and_the_keyboard(
+    page: Any, server: Server, media: Path
+) -> None:
+    """The labeler starts from the model's prediction, sees the row's attachments beside the
+    editor (an overlay toggled over the image), and submits and skips with the editor's
+    keyboard shortcuts (Ctrl+Enter, Ctrl+Space)."""
+    client = server.client()
+    ds = client.create_dataset("to review")
+    ds.add_source_storage("local", path=str(media))
+    rows = [
+        {
+            "row_data": f"/data/local-files/?d=shots/shot-{i}.png",
+            "global_key": f"review-{i}",
+            "attachments": [
+                {
+                    "type": "IMAGE_OVERLAY",
+                    "value": "/data/local-files/?d=masks/mask-0.png",
+                    "name": "mask",
+                },
+                {"type": "TEXT", "value": f"note about shot {i}"},
+            ],
+        }
+        for i in range(2)
+    ]
+    ds.create_data_rows(rows).wait_till_done(timeout=30)
+    project = client.create_project("review me", template="image-boxes")
+    project.add_data_rows(ds, timeout=30)
+    predicted = {
+        "id": "p1",
+        "from_name": "label",
+        "to_name": "image",
+        "type": "rectanglelabels",
+        "original_width": 64,
+        "original_height": 48,
+        "value": {
+            "x": 10.0,
+            "y": 20.0,
+            "width": 30.0,
+            "height": 40.0,
+            "rotation": 0,
+            "rectanglelabels": ["Object"],
+        },
+    }
+    job = project.upload_predictions(
+        [
+            {
+                "global_key": f"review-{i}",
+                "result": [predicted],
+                "model_version": "m1",
+                "score": 0.9,
+            }
+            for i in range(2)
+        ],
+        timeout=30,
+    )
+    assert job.counts["created"] == 2
+    sign_in(page, server)
+    page.goto(f"/projects/{project.id}/label")
+    page.wait_for_function(EDITOR_SHOWS_IMAGE, timeout=60_000)
+    # The attachments panel: the text, and the overlay as a layer over the editor's image.
+    panel = page.get_by_role("complementary", name="Attachments")
+    expect(panel.get_by_text("note about shot")).to_be_visible()
+    panel.get_by_label("Overlay: mask").check()
+    page.wait_for_function(LAYER_ON_IMAGE, timeout=60_000)
+    shot(page, "labeling-review")
+    # Submitted untouched (below), the annotation holds the prediction's box.
+    first = page.locator("[data-task-status]").inner_text()
+    heading = page.get_by_role("heading", name="Label review me")
+    heading.click()  # out of the overlay's checkbox: shortcuts are not for form fields
+    page.keyboard.press("Control+Enter")
+    page.locator("[data-task-status]").filter(has_text="Task").filter(
+        has_not_text=first.split(" · ")[0]
+    ).wait_for(timeout=60_000)
+    page.wait_for_function(EDITOR_SHOWS_IMAGE, timeout=60_000)
+    heading.click()
+    page.keyboard.press("Control+Space")
+    page.get_by_text("All done", exact=True).first.wait_for(timeout=60_000)
+    made = sorted(project.annotations(), key=lambda a: a.id)
+    assert len(made) == 2
+    accepted, skipped = made
+    (region,) = accepted.result
+    assert region.value["rectanglelabels"] == ["Object"]
+    box = [region.value[k] for k in ("x", "y", "width", "height")]
+    assert box == pytest.approx([10, 20, 30, 40], abs=1e-6)  # the editor's float round trip
+    assert not accepted.was_cancelled
+    assert accepted.parent_prediction == project.predictions(accepted.data_row_id)[0].id
+    assert skipped.was_cancelled and skipped.result == []

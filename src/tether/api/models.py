@@ -126,6 +126,12 @@ class AnnotationIn(Body):
     lead_time: float | None = Field(None, ge=0, allow_inf_nan=False, description="seconds spent")
     was_cancelled: bool = Field(False, description="a skip (its result is usually empty)")
     ground_truth: bool = False
+    parent_prediction: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_INT,
+        description="the task's prediction it started from (Label Studio's field)",
+    )
 
 
 class AnnotationPatch(Body):

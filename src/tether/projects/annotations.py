@@ -24,6 +24,7 @@ from sqlalchemy import Connection, select
 
 from tether.catalog.datasets import MAX_ID
 from tether.db.tables import annotations as annotation_rows
+from tether.db.tables import predictions as prediction_rows
 from tether.db.tables import tasks
 from tether.errors import Conflict, Invalid, NotFound
 from tether.jobs import service as jobs
@@ -59,15 +60,19 @@ def create(
     lead_time: float | None = None,
     was_cancelled: bool = False,
     ground_truth: bool = False,
+    parent_prediction: int | None = None,
 ) -> dict[str, Any]:
-    """A new annotation of the task by ``user_id``. ``NotFound`` when the project is not the
-    organization's or the row is no task of it; ``Invalid`` (``region_mismatch``) when a
-    region does not fit the config. A skip is ``was_cancelled`` (its result is usually
-    empty)."""
+    """A new annotation of the task by ``user_id``, started from the task's prediction
+    ``parent_prediction`` if given. ``NotFound`` when the project is not the organization's
+    or the row is no task of it; ``Invalid`` when ``parent_prediction`` is no prediction of
+    the task, and (``region_mismatch``) when a region does not fit the config. A skip is
+    ``was_cancelled`` (its result is usually empty)."""
     project_id = projects.get_id(conn, org_id, project)
     config = projects.config_of(conn, org_id, project_id)
     _require_task(conn, project_id, data_row_id)
     _check(config, result, lead_time)
+    if parent_prediction is not None:
+        _require_prediction(conn, project_id, data_row_id, parent_prediction)
     (new_id,) = labels.insert_annotations(
         conn,
         [
@@ -81,6 +86,7 @@ def create(
                 "ground_truth": bool(ground_truth),
                 "completed_by": user_id,
                 "updated_by": user_id,
+                "parent_prediction": parent_prediction,
             }
         ],
     )
@@ -217,6 +223,23 @@ def _row(conn: Connection, org_id: int, annotation_id: int) -> Any:
     if row is None:
         raise NotFound(f"no annotation with id {annotation_id}")
     return row
+
+
+def _require_prediction(
+    conn: Connection, project_id: int, data_row_id: int, prediction_id: int
+) -> None:
+    found = conn.execute(
+        select(prediction_rows.c.id).where(
+            prediction_rows.c.id == prediction_id,
+            prediction_rows.c.project_id == project_id,
+            prediction_rows.c.data_row_id == data_row_id,
+        )
+    ).first()
+    if found is None:
+        raise Invalid(
+            f"prediction {prediction_id} is no prediction of task {data_row_id}",
+            {"parent_prediction": prediction_id},
+        )
 
 
 def _require_task(conn: Connection, project_id: int, data_row_id: int) -> None:

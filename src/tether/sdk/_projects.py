@@ -61,16 +61,19 @@ class Project(schemas.Project, _Bound):
         lead_time: float | None = None,
         was_cancelled: bool = False,
         ground_truth: bool = False,
+        parent_prediction: int | None = None,
     ) -> Annotation:
         """A new annotation of the task (the data row ``data_row_id``) by the caller:
         ``result`` is Label Studio's list of regions, each fitting the label config
         (``InvalidError`` with code ``region_mismatch`` naming the region otherwise). A skip
-        is ``was_cancelled=True`` with ``result=[]``."""
+        is ``was_cancelled=True`` with ``result=[]``. ``parent_prediction``: the id of the
+        task's prediction it started from."""
         body = {
             "result": result,
             "lead_time": lead_time,
             "was_cancelled": was_cancelled,
             "ground_truth": ground_truth,
+            "parent_prediction": parent_prediction,
         }
         path = f"{self._path}/tasks/{int(data_row_id)}/annotations"
         return Annotation._of(self.client, self.client._json("POST", path, json=body, once=True))

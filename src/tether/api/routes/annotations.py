@@ -63,6 +63,7 @@ def create_annotation(
             body.lead_time,
             body.was_cancelled,
             body.ground_truth,
+            body.parent_prediction,
         ),
     )
 

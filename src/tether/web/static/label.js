@@ -39,7 +39,7 @@
         return;
       }
       const box = document.createElement("details");
-      box.open = i === 0;
+      box.open = !list.childElementCount;  // the first one open
       const summary = document.createElement("summary");
       summary.textContent = `${a.type}${a.name ? " · " + a.name : ""}`;
       box.appendChild(summary);
@@ -60,30 +60,44 @@
     });
   }
 
-  // An overlay layer over the editor's image, matching its size and place.
+  // An overlay layer over the editor's image: a clip the size of the image's frame, with
+  // the layer kept on the image's box each frame (the editor zooms and pans the image).
   function toggleOverlay(index, url, on) {
     const existing = document.querySelector(`[data-layer-over="${index}"]`);
-    if (!on) { if (existing) existing.remove(); return; }
-    const image = editorImage();
-    if (!image) return;
+    if (existing) existing.parentElement.remove();
+    if (!on) return;
+    const editor = document.getElementById("editor");
+    const clip = document.createElement("div");
+    clip.className = "layer-clip";
     const layer = document.createElement("img");
     layer.src = url;
     layer.alt = "overlay";
     layer.className = "layer-over";
     layer.dataset.layerOver = String(index);
-    layer.style.left = `${image.offsetLeft}px`;
-    layer.style.top = `${image.offsetTop}px`;
-    layer.style.width = `${image.clientWidth}px`;
-    layer.style.height = `${image.clientHeight}px`;
-    layer.style.transform = image.style.transform;
-    layer.style.transformOrigin = image.style.transformOrigin;
-    image.parentElement.style.position = "relative";
-    image.parentElement.appendChild(layer);
+    clip.appendChild(layer);
+    editor.appendChild(clip);
+    const place = (el, box, within) => {
+      el.style.left = `${box.left - within.left}px`;
+      el.style.top = `${box.top - within.top}px`;
+      el.style.width = `${box.width}px`;
+      el.style.height = `${box.height}px`;
+    };
+    const follow = () => {
+      if (!clip.isConnected) return;  // turned off, or the next task's editor replaced it
+      const image = editorImage();
+      if (image) {
+        const frame = image.parentElement.getBoundingClientRect();
+        place(clip, frame, editor.getBoundingClientRect());
+        place(layer, image.getBoundingClientRect(), frame);
+      }
+      requestAnimationFrame(follow);
+    };
+    follow();
   }
 
   // The asset the editor shows: its largest image (the toolbar has small ones).
   function editorImage() {
-    const images = [...document.querySelectorAll("#editor img")];
+    const images = [...document.querySelectorAll("#editor img:not(.layer-over)")];
     images.sort((a, b) => b.clientWidth * b.clientHeight - a.clientWidth * a.clientHeight);
     return images[0] || null;
   }
@@ -134,13 +148,18 @@
         "predictions:menu"],
       user: { id: setup.user.id, firstName: setup.user.email, lastName: "" },
       task: { id: task.data_row_id, data: taskData(resolved), annotations: [], predictions },
-      onLabelStudioLoad(LS) {
-        const a = LS.annotationStore.addAnnotation({ userGenerate: true });
-        LS.annotationStore.selectAnnotation(a.id);
+      onStorageInitialized(LS) {  // after the editor took in the task's predictions
+        // With a model's prediction the labeler starts from it, to review and correct.
+        const store = LS.annotationStore;
+        const a = store.predictions.length
+          ? store.addAnnotationFromPrediction(store.predictions[0])
+          : store.addAnnotation({ userGenerate: true });
+        store.selectAnnotation(a.id);
       },
       async onSubmitAnnotation(LS, annotation) {
         try {
-          const saved = await save(annotation);
+          const from = annotation.parent_prediction;
+          const saved = await save(annotation, from ? { parent_prediction: from } : {});
           annotation.updatePersonalKey(String(saved.id));
           status().textContent = `Saved annotation ${saved.id}.`;
           await nextSoon();
