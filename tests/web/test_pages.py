@@ -156,7 +156,47 @@ def test_the_projects_pages_render_with_projects_and_tasks(browser: Browser) -> 
     assert ">5<" in listed.text  # the task count
     page = browser.page(f"/projects/{project['id']}")
     assert page.status_code == 200 and page.text.count("unlabeled</td>") == 5
-    assert "No labeled task" in browser.page(f"/projects/{project['id']}?status=labeled").text
+    labeled = browser.page(f"/projects/{project['id']}?status=labeled").text
+    assert "No task matches these filters" in labeled
+
+
+def test_the_tasks_table_filters_as_the_catalog_does(browser: Browser) -> None:
+    ds = _dataset(browser)
+    project = browser.api("POST", "/projects", json={"name": "f", "template": "image-boxes"}).json()
+    rows = browser.api("GET", "/data-rows", params={"dataset_id": ds["id"]}).json()["items"]
+    by_key = {r["global_key"]: r["id"] for r in rows}
+    browser.api(
+        "POST", f"/projects/{project['id']}/tasks", json={"data_row_ids": list(by_key.values())}
+    )
+    region = {
+        "from_name": "label",
+        "to_name": "image",
+        "type": "rectanglelabels",
+        "value": {"x": 1, "y": 1, "width": 5, "height": 5, "rectanglelabels": ["Person"]},
+    }
+    made = browser.api(
+        "POST",
+        f"/projects/{project['id']}/tasks/{by_key['img-2']}/annotations",
+        json={"result": [region]},
+    )
+    assert made.status_code == 201, made.text
+    base = f"/projects/{project['id']}"
+
+    def shown(query: str) -> set[str]:
+        page = browser.page(f"{base}?{query}")
+        assert page.status_code == 200
+        return {k for k, i in by_key.items() if f'href="/data-rows/{i}"' in page.text}
+
+    assert shown("") == set(by_key)
+    assert shown("metadata=split:eq:train") == {"img-0", "img-2", "img-4"}
+    assert shown("metadata=split:eq:train&status=unlabeled") == {"img-0", "img-4"}
+    assert shown("status=labeled") == {"img-2"}
+    assert shown("q=img-3") == {"img-3"}
+    assert shown("media_type=IMAGE&q=img-") == set(by_key)
+    assert shown("media_type=VIDEO") == set()
+    # A filter that does not parse is said so, not a 500.
+    bad = browser.page(f"{base}?metadata=nosuchfield:eq:x")
+    assert bad.status_code == 200 and 'role="alert"' in bad.text
     assert browser.page(f"/projects/{project['id']}/label").status_code == 200
     assert "No target storage yet" in browser.page(f"/projects/{project['id']}/storages").text
     assert browser.api("GET", "/projects").json()["items"][0]["task_count"] == 5

@@ -9,6 +9,7 @@ session is sent to the sign-in page and comes back after.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -117,21 +118,15 @@ def catalog(
     items: list[dict[str, Any]] = []
     cursor = None
     try:
-        flt = RowFilter(
-            dataset_id=dataset["id"],
-            media_type=media_type or None,
-            global_key_prefix=q or None,
-            metadata=parse_metadata_filters([m for m in metadata if m], None),
+        items, cursor = searched(
+            lambda flt: queries.page(conn, caller.org_id, flt, after, PAGE_ROWS),
+            row_filter(q, media_type, metadata, dataset["id"]),
+            q,
         )
-        items, cursor = queries.page(conn, caller.org_id, flt, after, PAGE_ROWS)
-        if not items and q:  # not a global key prefix: perhaps an external id
-            flt.global_key_prefix, flt.external_id = None, q
-            items, cursor = queries.page(conn, caller.org_id, flt, after, PAGE_ROWS)
         with_resolved(conn, settings, caller.org_id, items)
     except Invalid as exc:
         error = exc.message
-    keep = {"q": q, "media_type": media_type, "view": view}
-    base = [(k, v) for k, v in keep.items() if v] + [("metadata", m) for m in metadata if m]
+    base = kept({"q": q, "media_type": media_type, "view": view}, metadata)
     return render(
         request,
         "catalog.html",
@@ -162,6 +157,34 @@ def row_label(row: dict[str, Any]) -> str:
 
 
 templates.env.globals["row_label"] = row_label
+
+
+def row_filter(
+    q: str, media_type: str, metadata: list[str], dataset_id: int | None = None
+) -> RowFilter:
+    """The data row filters of a page's form (``Invalid`` for a metadata filter that does
+    not parse): ``q`` is tried as a global key prefix first (see ``searched``)."""
+    return RowFilter(
+        dataset_id=dataset_id,
+        media_type=media_type or None,
+        global_key_prefix=q or None,
+        metadata=parse_metadata_filters([m for m in metadata if m], None),
+    )
+
+
+def searched(fetch: Callable[[RowFilter], tuple[Any, Any]], flt: RowFilter, q: str) -> Any:
+    """``fetch(flt)``; when a search ``q`` finds no global key with that prefix, the rows
+    whose external ID it is."""
+    found = fetch(flt)
+    if not found[0] and q:
+        flt.global_key_prefix, flt.external_id = None, q
+        found = fetch(flt)
+    return found
+
+
+def kept(fields: dict[str, str], metadata: list[str]) -> list[tuple[str, str]]:
+    """A page's filters as query parameters, for its paging links."""
+    return [(k, v) for k, v in fields.items() if v] + [("metadata", m) for m in metadata if m]
 
 
 def _thumbnail(row: dict[str, Any]) -> str | None:

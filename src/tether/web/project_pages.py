@@ -3,15 +3,18 @@ config checked and previewed as one types), a project, and labeling."""
 
 from __future__ import annotations
 
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from tether.api.deps import ConnDep, SettingsDep
+from tether.catalog.media import MEDIA_TYPES
 from tether.db.tables import TASK_STATUSES
+from tether.errors import Invalid
 from tether.projects import label_config, projects, tasks
-from tether.web.pages import PageCaller, render, storages_page
+from tether.web.pages import PageCaller, kept, render, row_filter, searched, storages_page
 
 router = APIRouter(include_in_schema=False)
 PAGE_TASKS = 50
@@ -35,15 +38,29 @@ def project_page(
     caller: PageCaller,
     conn: ConnDep,
     status: str = "",
+    q: str = "",
+    media_type: str = "",
+    metadata: Annotated[list[str], Query()] = [],  # noqa: B006
     after: int | None = None,
 ) -> HTMLResponse:
-    """A project: its counts, its tasks (by status, a keyset page at a time), exports."""
+    """A project: its counts, its tasks (filtered by status, global key or external ID,
+    media type and metadata as the catalog is; a keyset page at a time), exports."""
     project = projects.get(conn, caller.org_id, project_id)
     chosen = status if status in TASK_STATUSES else None
-    items, cursor = tasks.page(
-        conn, caller.org_id, project["id"], tasks.TaskFilter(chosen), after, PAGE_TASKS
-    )
-    keep = [("status", chosen)] if chosen else []
+    error = None
+    items: list[dict[str, Any]] = []
+    cursor = None
+    try:
+        items, cursor = searched(
+            lambda flt: tasks.page(
+                conn, caller.org_id, project["id"], tasks.TaskFilter(chosen, flt), after, PAGE_TASKS
+            ),
+            row_filter(q, media_type, metadata),
+            q,
+        )
+    except Invalid as exc:
+        error = exc.message
+    keep = kept({"status": chosen or "", "q": q, "media_type": media_type}, metadata)
     return render(
         request,
         "project.html",
@@ -52,6 +69,12 @@ def project_page(
         tasks=items,
         status=chosen or "",
         statuses=TASK_STATUSES,
+        q=q,
+        media_type=media_type,
+        media_types=MEDIA_TYPES,
+        filters=[m for m in metadata if m],
+        filtered=bool(chosen or q or media_type or any(metadata)),
+        error=error,
         next_url=f"?{urlencode([*keep, ('after', cursor)])}" if cursor else None,
         first_url=f"?{urlencode(keep)}" if after else None,
         formats=("json", "ndjson", "coco", "yolo", "voc"),
