@@ -565,3 +565,31 @@ def test_label_with_predictions_attachments_and_the_keyboard(
     assert not accepted.was_cancelled
     assert accepted.parent_prediction == project.predictions(accepted.data_row_id)[0].id
     assert skipped.was_cancelled and skipped.result == []
+
+
+def test_label_a_text_file_of_a_storage(page: Any, server: Server, media: Path) -> None:
+    """A text row that is a file in a storage shows the file's text in the editor (read
+    through its resolved URL), and its choice is saved."""
+    docs = media / "docs"
+    docs.mkdir()
+    (docs / "review.txt").write_text("Great product, fast delivery — ünïcode kept.", "utf-8")
+    client = server.client()
+    ds = client.create_dataset("texts")
+    ds.add_source_storage("local", path=str(media))
+    row = {"row_data": "/data/local-files/?d=docs/review.txt", "global_key": "review-txt"}
+    ds.create_data_rows([row]).wait_till_done(timeout=30)
+    assert next(iter(ds.data_rows())).media_type == "TEXT"
+    project = client.create_project("sentiment", template="text-classification")
+    project.add_data_rows(ds, timeout=30)
+    sign_in(page, server)
+    page.goto(f"/projects/{project.id}/label")
+    editor = page.locator("#editor")
+    expect(editor.get_by_text("Great product, fast delivery — ünïcode kept.").first).to_be_visible()
+    expect(editor.get_by_text("/data/local-files/")).to_have_count(0)
+    shot(page, "labeling-text")
+    editor.get_by_text("Positive").first.click()
+    page.get_by_role("button", name="submit").first.click()
+    page.get_by_text("All done", exact=True).first.wait_for()
+    (made,) = project.annotations()
+    (region,) = made.result
+    assert region.type == "choices" and region.value == {"choices": ["Positive"]}

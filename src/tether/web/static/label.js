@@ -10,8 +10,35 @@
   let current = null;
 
   function taskData(resolvedData) {
-    if (resolvedData && typeof resolvedData === "object") return resolvedData;
+    if (resolvedData && typeof resolvedData === "object") return { ...resolvedData };
     return { [setup.required_keys[0]]: resolvedData };
+  }
+
+  // The data keys of the config's Text and HyperText tags that take the text itself (no
+  // valueType="url", with which the editor fetches a URL on its own).
+  const INLINE_TEXT = (() => {
+    const doc = new DOMParser().parseFromString(setup.label_config, "application/xml");
+    const keys = new Set();
+    for (const el of doc.getElementsByTagName("*")) {
+      if (!["text", "hypertext"].includes(el.tagName.toLowerCase())) continue;
+      if ((el.getAttribute("valueType") || "").toLowerCase() === "url") continue;
+      const found = /^\$([\w.-]+)$/.exec((el.getAttribute("value") || "").trim());
+      if (found) keys.add(found[1]);
+    }
+    return keys;
+  })();
+
+  // A row whose text is a file in a storage (a URI the row resolved to a URL) shows the
+  // file's text, read through that URL, not the URL.
+  async function withTexts(data, stored) {
+    for (const key of INLINE_TEXT) {
+      const url = data[key];
+      if (typeof url !== "string" || url === stored[key]) continue;  // the text, or unresolved
+      const answer = await fetch(url, { credentials: "same-origin" });
+      if (!answer.ok) throw new Error(`Could not read the text of ${stored[key]}: ${answer.status} ${answer.statusText}`);
+      data[key] = await answer.text();
+    }
+    return data;
   }
 
   function leadTime() {
@@ -138,6 +165,13 @@
     const row = task.data_row;
     const resolved = row.resolved ? row.resolved.row_data : row.row_data;
     const predictions = await predictionsOf(task.data_row_id);
+    let data;
+    try {
+      data = await withTexts(taskData(resolved), taskData(row.row_data));
+    } catch (error) {
+      showError(document.querySelector("main"), error);
+      return;
+    }
     status().textContent = `Task ${task.data_row_id}${row.global_key ? " · " + row.global_key : ""}`;
     showAttachments(row);
     loadedAt = Date.now();
@@ -147,7 +181,7 @@
         "annotations:menu", "annotations:add-new", "annotations:delete", "annotations:current",
         "predictions:menu"],
       user: { id: setup.user.id, firstName: setup.user.email, lastName: "" },
-      task: { id: task.data_row_id, data: taskData(resolved), annotations: [], predictions },
+      task: { id: task.data_row_id, data, annotations: [], predictions },
       onStorageInitialized(LS) {  // after the editor took in the task's predictions
         // With a model's prediction the labeler starts from it, to review and correct.
         const store = LS.annotationStore;
