@@ -6,7 +6,11 @@ must need nothing from the internet. Screenshots of each page go to
 Covered: sign in; create a dataset; import a manifest and see its errors; connect a
 local-files storage and an S3 storage (moto), check, sync, and see the thumbnails load
 (natural width > 0); a failed connection check shows its message; open a data row and
-toggle and fade an overlay layer.
+toggle and fade an overlay layer; create a project with a live preview; upload media files;
+API keys, members and the schema; and labeling in Label Studio's editor — a box drawn and
+submitted and a task skipped (the annotations reach a local-files target), a prediction
+reviewed with the row's attachments and overlay beside it and the keyboard shortcuts, a
+text file's text, an audio segment, and a video of a bucket streamed through the proxy.
 """
 
 from __future__ import annotations
@@ -593,3 +597,105 @@ def test_label_a_text_file_of_a_storage(page: Any, server: Server, media: Path) 
     (made,) = project.annotations()
     (region,) = made.result
     assert region.type == "choices" and region.value == {"choices": ["Positive"]}
+
+
+def test_label_a_segment_of_audio(page: Any, server: Server, media: Path) -> None:
+    """A WAV of a storage plays in the editor (streamed with Range by the local-files
+    route) and a segment drawn on its waveform is saved with its times."""
+    from tests.probe.media import wav
+
+    (media / "audio").mkdir()
+    (media / "audio" / "call.wav").write_bytes(wav(4.0, noise=True))
+    client = server.client()
+    ds = client.create_dataset("calls")
+    ds.add_source_storage("local", path=str(media))
+    row = {"row_data": "/data/local-files/?d=audio/call.wav", "global_key": "call"}
+    ds.create_data_rows([row]).wait_till_done(timeout=30)
+    project = client.create_project("segments", template="audio-segments")
+    project.add_data_rows(ds, timeout=30)
+    sign_in(page, server)
+    page.goto(f"/projects/{project.id}/label")
+    editor = page.locator("#editor")
+    expect(editor.get_by_role("button", name="Play")).to_be_visible()  # decoded
+    shot(page, "labeling-audio")
+    editor.get_by_text("Speech", exact=True).first.click()
+    area = editor.locator("canvas").first.bounding_box()
+    y = area["y"] + area["height"] / 2
+    page.mouse.move(area["x"] + area["width"] * 0.25, y)
+    page.mouse.down()
+    page.mouse.move(area["x"] + area["width"] * 0.5, y, steps=10)
+    page.mouse.up()
+    page.get_by_role("button", name="submit").first.click()
+    page.get_by_text("All done", exact=True).first.wait_for()
+    (made,) = project.annotations()
+    (region,) = made.result
+    assert region.type == "labels" and region.value["labels"] == ["Speech"]
+    # A quarter to a half of the 4 s waveform (the canvas may carry a margin).
+    assert 0.7 < region.value["start"] < 1.3 and 1.7 < region.value["end"] < 2.3, region.value
+
+
+def _webm(seconds: float, fps: int = 25) -> bytes:
+    """A VP8 WebM (Chromium plays it) made by PyAV's encoder."""
+    import av
+    from PIL import Image
+
+    out = io.BytesIO()
+    with av.open(out, "w", format="webm") as container:
+        stream = container.add_stream("libvpx", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(int(seconds * fps)):
+            frame = av.VideoFrame.from_image(Image.new("RGB", (64, 48), (i * 5 % 256, 80, 0)))
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return out.getvalue()
+
+
+# The editor's video (which it keeps outside its own element, drawing frames on a canvas)
+# has its data, lasts as long as the file, and comes through the proxy.
+VIDEO_READY = """() => {
+  const v = document.querySelector('video');
+  return v && v.readyState >= 2 && Math.abs(v.duration - 2) < 0.2
+    && v.currentSrc.includes('/proxy?');
+}"""
+
+
+def test_a_video_of_a_bucket_streams_into_the_editor_and_seeks(
+    page: Any,
+    server: Server,
+    moto_s3: MotoS3,  # noqa: F811
+) -> None:
+    bucket = moto_s3.new_bucket()
+    moto_s3.client().put_object(Bucket=bucket, Key="clips/a.webm", Body=_webm(2.0))
+    client = server.client()
+    ds = client.create_dataset("clips")
+    storage = ds.add_source_storage(
+        "s3",
+        bucket=bucket,
+        endpoint_url=moto_s3.url,
+        access_key_id=moto_s3.access_key_id,
+        secret_access_key=moto_s3.secret_access_key,
+        use_signed_urls=False,
+    )
+    storage.sync().wait_till_done(timeout=30)
+    project = client.create_project("clips", template="video-frames")
+    project.add_data_rows(ds, timeout=30)
+    sign_in(page, server)
+    page.goto(f"/projects/{project.id}/label")
+    page.wait_for_function(VIDEO_READY, timeout=60_000)
+    # The browser reads media with Range requests, which the proxy answers; a seek lands.
+    seeked = page.evaluate(
+        """() => new Promise((done) => {
+          const v = document.querySelector('video');
+          v.addEventListener('seeked', () => done(v.currentTime), { once: true });
+          v.currentTime = 1.5;
+        })"""
+    )
+    assert abs(seeked - 1.5) < 0.1
+    shot(page, "labeling-video")
+    page.get_by_role("heading", name="Label clips").click()
+    page.keyboard.press("Control+Space")
+    page.get_by_text("All done", exact=True).first.wait_for()
+    (skip,) = project.annotations()
+    assert skip.was_cancelled
