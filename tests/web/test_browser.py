@@ -699,3 +699,30 @@ def test_a_video_of_a_bucket_streams_into_the_editor_and_seeks(
     page.get_by_text("All done", exact=True).first.wait_for()
     (skip,) = project.annotations()
     assert skip.was_cancelled
+
+
+def test_rename_and_delete_a_dataset(page: Any, server: Server) -> None:
+    client = server.client()
+    ds = client.create_dataset("old name")
+    ds.create_data_rows(
+        [{"row_data": f"s3://b/{i}.jpg", "global_key": f"gone-{i}"} for i in range(3)]
+    ).wait_till_done(timeout=30)
+    sign_in(page, server)
+    row = page.get_by_role("row").filter(has=page.get_by_role("link", name="old name"))
+    expect(row).to_contain_text("3")
+    page.once("dialog", lambda dialog: dialog.accept("new name"))
+    row.get_by_role("button", name="Rename").click()
+    renamed = page.get_by_role("row").filter(has=page.get_by_role("link", name="new name"))
+    expect(renamed).to_be_visible()
+    assert client.get_dataset(ds.id).name == "new name"
+    asked: list[str] = []
+
+    def confirm(dialog: Any) -> None:
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", confirm)
+    renamed.get_by_role("button", name="Delete").click()
+    expect(page.get_by_role("link", name="new name")).to_have_count(0)
+    assert asked == ["Delete dataset new name and its 3 rows?"]
+    assert ds.id not in [d.id for d in client.datasets()]
