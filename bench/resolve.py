@@ -17,9 +17,19 @@ last byte of a 1 MiB range at the object's end (a video seek: read with a ranged
 the whole object) and the server's peak RSS while it streams (bounded memory: flat in the
 object's size). Target: proxy MB/s >= 0.8 x the direct read's.
 
-For reference, the HTTP floor: the same client reading the same local file from a bare
-uvicorn app (``_http_floor.py``: no framework, no store, no thread hop), so the proxy can be
-compared with the most Python HTTP streaming gives on this machine, min(direct, floor).
+Two clients read every HTTP answer: httpx (``iter_raw`` in 1 MiB blocks, as the SDK
+would) and a lean one (one socket, the head parsed, then ``recv_into`` one reused 1 MiB
+buffer: about what a browser's C network stack costs). httpx is itself a limit here: it
+reads 64 KiB a ``recv`` and parses each with h11, so it tops out near 0.6 GB/s on this
+machine while a server sends faster; the lean client shows what the server can do.
+
+For reference, measured in the same run with both clients: the HTTP floor (the same local
+file from a bare uvicorn app, ``_http_floor.py``: no framework, no store, no thread hop), and
+loopback TCP (the file's bytes ``sendfile``d by a bare socket, no HTTP server at all: what
+loopback carries). A direct read of a local file is a copy out of the page cache (GB/s
+beyond what loopback TCP carries), so no HTTP server reaches 0.8 of it; the ratio is
+printed as the issue asks, beside the ratio to min(direct, HTTP floor) with the same
+client, which is the limit a Python HTTP server can be held to.
 """
 
 from __future__ import annotations
@@ -28,14 +38,17 @@ import argparse
 import hashlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import resolve_urls
@@ -71,7 +84,8 @@ class ProxyRun:
     store: str
     size: int
     direct: float  # best seconds of Storage.read
-    proxied: float  # best seconds through the proxy
+    proxied: float  # best seconds through the proxy, httpx client
+    lean: float  # best seconds through the proxy, lean client
     seek: float  # best seconds of a 1 MiB range at the end, through the proxy
     peak_rss: int  # the server's, while it streams
     idle_rss: int
@@ -98,6 +112,38 @@ def _fetch(client: httpx.Client, url: str, headers: dict[str, str] | None = None
         if response.status_code not in (200, 206):
             sys.exit(f"the proxy answered {response.status_code}: {response.read()[:300]!r}")
         return sum(len(block) for block in response.iter_raw(BLOCK))
+
+
+def _fetch_lean(base: str, path: str, headers: dict[str, str] | None = None) -> int:
+    """GET ``path`` on one bare socket: the head read and checked, then the body taken with
+    ``recv_into`` one reused buffer (no HTTP library); the body's length."""
+    where = urlsplit(base)
+    host, port = where.hostname or "127.0.0.1", where.port or 80
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+    request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n"
+    with socket.create_connection((host, port)) as sock:
+        sock.sendall(request.encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            got = sock.recv(65536)
+            if not got:
+                sys.exit(f"the server closed before its head: {head[:300]!r}")
+            head += got
+        head, body = head.split(b"\r\n\r\n", 1)
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split()[1])
+        if status not in (200, 206):
+            sys.exit(f"the server answered {status}: {head[:300]!r}")
+        fields = dict(line.split(b":", 1) for line in lines[1:])
+        length = int({k.strip().lower(): v for k, v in fields.items()}[b"content-length"])
+        view = memoryview(bytearray(BLOCK))
+        got_bytes = len(body)
+        while got_bytes < length:
+            n = sock.recv_into(view)
+            if not n:
+                break
+            got_bytes += n
+        return got_bytes
 
 
 def _sha256_through(client: httpx.Client, url: str) -> str:
@@ -158,9 +204,10 @@ def _measure(
             cpu = cpu_seconds(pid)
             proxied = _best(rounds, lambda: _fetch(client, path), size, "the proxy")
             cpu = cpu_seconds(pid) - cpu
+            lean = _best(rounds, lambda: _fetch_lean(url, path), size, "the proxy (lean)")
         tail = {"Range": f"bytes={size - MB}-"}
         seek = _best(rounds, lambda: _fetch(client, path, tail), MB, "a ranged read")
-    return ProxyRun(name, size, direct, proxied, seek, rss.peak, idle, cpu)
+    return ProxyRun(name, size, direct, proxied, lean, seek, rss.peak, idle, cpu)
 
 
 def proxy_section(local_mb: int = 200, s3_mb: int = 50, rounds: int = 3) -> list[ProxyRun]:
@@ -197,13 +244,24 @@ def proxy_section(local_mb: int = 200, s3_mb: int = 50, rounds: int = 3) -> list
         stores = [("local", {"path": str(root / "store")}, local_mb), ("s3", s3_fields, s3_mb)]
         for name, fields, mb in stores:
             runs.append(_measure(name, settings, fields, mb * MB, url, proc.pid, rounds))
-        floor = _http_floor(work, root / "store" / KEY, local_mb * MB, rounds)
-    _report(runs, rounds, local_mb / floor)
+        path = root / "store" / KEY
+        floor = _http_floor(work, path, local_mb * MB, rounds)
+        tcp = _tcp_floor(path, local_mb * MB, rounds)
+    _report(runs, rounds, Floors(local_mb / floor[0], local_mb / floor[1], local_mb / tcp))
     return runs
 
 
-def _http_floor(work: Path, path: Path, size: int, rounds: int) -> float:
-    """Best seconds the same client takes to read ``path`` from the bare uvicorn app."""
+@dataclass
+class Floors:
+    """MB/s of the references: the bare uvicorn app (httpx, lean) and loopback TCP (lean)."""
+
+    http: float
+    http_lean: float
+    tcp: float
+
+
+def _http_floor(work: Path, path: Path, size: int, rounds: int) -> tuple[float, float]:
+    """Best seconds each client (httpx, lean) takes to read ``path`` from the bare app."""
     port = free_port()
     log = work / "floor.log"
     with log.open("wb") as out:
@@ -211,33 +269,71 @@ def _http_floor(work: Path, path: Path, size: int, rounds: int) -> float:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_listening(proc, port, "the HTTP floor", log)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600) as client:
-            return _best(rounds, lambda: _fetch(client, "/"), size, "the HTTP floor")
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, timeout=600) as client:
+            floor = _best(rounds, lambda: _fetch(client, "/"), size, "the HTTP floor")
+        lean = _best(rounds, lambda: _fetch_lean(base, "/"), size, "the HTTP floor (lean)")
+        return floor, lean
     finally:
         stop(proc)
 
 
-def _report(runs: list[ProxyRun], rounds: int, floor: float) -> None:
+def _tcp_floor(path: Path, size: int, rounds: int) -> float:
+    """Best seconds the lean client takes to read ``path`` from a bare socket that writes an
+    HTTP head and then ``sendfile``s the file (a thread of this process; the kernel copies)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        for _ in range(rounds):
+            conn, _addr = listener.accept()
+            with conn, path.open("rb") as file:
+                conn.recv(65536)
+                conn.sendall(f"HTTP/1.1 200 OK\r\ncontent-length: {size}\r\n\r\n".encode())
+                conn.sendfile(file)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        return _best(rounds, lambda: _fetch_lean(base, "/"), size, "loopback TCP")
+    finally:
+        thread.join(timeout=60)
+        listener.close()
+
+
+def _report(runs: list[ProxyRun], rounds: int, floors: Floors) -> None:
     print("\ntether proxy: GET /api/v1/storages/{id}/proxy through `tether serve` (SQLite)")
     print(f"  best of {rounds}; direct: Storage.read of the same backend, in this process")
-    line("HTTP floor", f"{floor:,.0f} MB/s", "bare uvicorn app, same client, local file", width=20)
+    print("  clients: httpx (iter_raw, 1 MiB blocks); lean (one socket, recv_into 1 MiB)")
+    bare = "bare uvicorn app, local file"
+    line("HTTP floor, httpx", f"{floors.http:,.0f} MB/s", bare, width=24)
+    line("HTTP floor, lean", f"{floors.http_lean:,.0f} MB/s", bare, width=24)
+    line("loopback TCP, lean", f"{floors.tcp:,.0f} MB/s", "sendfile, no HTTP server", width=24)
     for run in runs:
         size_mb = run.size / MB
-        direct, proxied = size_mb / run.direct, size_mb / run.proxied
-        ratio = proxied / direct
-        ok = "PASS" if ratio >= TARGET_PROXY_RATIO else "FAIL"
+        direct = size_mb / run.direct
         store = "local files" if run.store == "local" else "moto S3"
         print(f"  {store}, one object of {size_mb:,.0f} MB")
-        line("direct read", f"{direct:,.0f} MB/s", f"{run.direct:.2f} s", width=20)
-        line("proxy", f"{proxied:,.0f} MB/s", f"{run.proxied:.2f} s, httpx client", width=20)
-        line("  / direct read", f"{ratio:.2f}", "", f">= {TARGET_PROXY_RATIO}  {ok}", width=20)
-        bound = min(direct, floor)
-        line("  / min(direct, floor)", f"{proxied / bound:.2f}", f"of {bound:,.0f} MB/s", width=20)
+        line("direct read", f"{direct:,.0f} MB/s", f"{run.direct:.2f} s", width=24)
+        for client, seconds, floor in (
+            ("httpx", run.proxied, floors.http),
+            ("lean", run.lean, floors.http_lean),
+        ):
+            proxied = size_mb / seconds
+            ratio = proxied / direct
+            ok = "PASS" if ratio >= TARGET_PROXY_RATIO else "FAIL"
+            line(f"proxy, {client}", f"{proxied:,.0f} MB/s", f"{seconds:.2f} s", width=24)
+            target = f">= {TARGET_PROXY_RATIO}  {ok}"
+            line("  / direct read", f"{ratio:.2f}", "", target, width=24)
+            bound = min(direct, floor)
+            of = f"of {bound:,.0f} MB/s, the same client"
+            line("  / min(direct, floor)", f"{proxied / bound:.2f}", of, width=24)
         per_mb = run.cpu / (size_mb * rounds) * 1000
-        line("  server CPU", f"{per_mb:.2f} ms/MB", "tether serve's, over the rounds", width=20)
-        line("seek: last 1 MiB", f"{run.seek * 1000:.1f} ms", "Range: bytes=-1MiB", width=20)
+        line("server CPU", f"{per_mb:.2f} ms/MB", "tether serve's, httpx rounds", width=24)
+        line("seek: last 1 MiB", f"{run.seek * 1000:.1f} ms", "Range: bytes=-1MiB", width=24)
         rss = f"idle {run.idle_rss / MB:.0f} MB"
-        line("server peak RSS", f"{run.peak_rss / MB:.0f} MB", rss, width=20)
+        line("server peak RSS", f"{run.peak_rss / MB:.0f} MB", rss, width=24)
 
 
 SECTIONS: dict[str, Callable[[argparse.Namespace], object]] = {
