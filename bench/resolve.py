@@ -11,11 +11,12 @@ proxy: the throughput of ``GET /api/v1/storages/{id}/proxy`` (an object streamed
 real ``tether serve``, fresh data dir, SQLite) for one large object on local files and on a
 moto S3 server, beside a direct read of the same object from the same store, in this process,
 with the same backend (``Storage.read`` of ``open_backend(record)`` from the same stored
-record), best of ``--rounds`` each. The client reads the proxy's body with httpx in blocks
-of 1 MiB and checks its length (and, once, untimed, its SHA-256). Also: the time to the
-last byte of a 1 MiB range at the object's end (a video seek: read with a ranged read, never
-the whole object) and the server's peak RSS while it streams (bounded memory: flat in the
-object's size). Target: proxy MB/s >= 0.8 x the direct read's.
+record), best of ``--rounds`` each, every read taken in turn in each round (the direct read,
+the proxy and the HTTP floor with each client), so a changing load falls on all of them
+alike. The client checks each body's length (and once, untimed, its SHA-256). Also: the
+time to the last byte of a 1 MiB range at the object's end (a video seek: read with a
+ranged read, never the whole object) and the server's peak RSS while it streams (bounded
+memory: flat in the object's size). Target: proxy MB/s >= 0.8 x the direct read's.
 
 Two clients read every HTTP answer: httpx (``iter_raw`` in 1 MiB blocks, as the SDK
 would) and a lean one (one socket, the head parsed, then ``recv_into`` one reused 1 MiB
@@ -49,7 +50,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -185,7 +186,8 @@ def _measure(
     pid: int,
     rounds: int,
 ) -> ProxyRun:
-    """One store: its storage stored (as the API would), the object written, both reads."""
+    """One store: its storage stored (as the API would), the object written, every read."""
+    fields_json = json.dumps(fields)
     engine = make_engine(settings.sqlalchemy_url)
     try:
         with engine.begin() as conn:
@@ -201,23 +203,42 @@ def _measure(
     key = KEY
     want = _fill(backend, key, size)
     path = urls.proxy_url(settings, org_id, storage_id, key, ttl_seconds=3600)
-    with httpx.Client(base_url=url, timeout=600) as client:
+    source = [str(Path(fields["path"]) / key)] if name == "local" else ["s3", fields_json, key]
+    with (
+        _floor_server(settings.data_dir.parent, source) as floor_url,
+        httpx.Client(base_url=url, timeout=600) as client,
+        httpx.Client(base_url=floor_url, timeout=600) as floor_client,
+    ):
         if _sha256_through(client, path) != want:
             sys.exit(f"{name}: the proxy's bytes differ from the object's")
-        direct = _best(rounds, lambda: _direct(backend, key), size, "Storage.read")
+        reads: dict[str, Callable[[], int]] = {
+            "direct": lambda: _direct(backend, key),
+            "proxied": lambda: _fetch(client, path),
+            "floor": lambda: _fetch(floor_client, "/"),
+            "lean": lambda: _fetch_lean(url, path),
+            "floor_lean": lambda: _fetch_lean(floor_url, "/"),
+        }
         idle = PeakRss(pid, tree=True)._sample()
         with PeakRss(pid, tree=True, every=0.01) as rss:
             cpu = cpu_seconds(pid)
-            proxied = _best(rounds, lambda: _fetch(client, path), size, "the proxy")
+            best = _interleaved(rounds, reads, size)
             cpu = cpu_seconds(pid) - cpu
-            lean = _best(rounds, lambda: _fetch_lean(url, path), size, "the proxy (lean)")
         tail = {"Range": f"bytes={size - MB}-"}
         seek = _best(rounds, lambda: _fetch(client, path, tail), MB, "a ranged read")
-    source = (
-        [str(Path(fields["path"]) / key)] if name == "local" else ["s3", json.dumps(fields), key]
-    )
-    floor, floor_lean = _http_floor(settings.data_dir.parent, source, size, rounds)
-    return ProxyRun(name, size, direct, proxied, lean, seek, floor, floor_lean, rss.peak, idle, cpu)
+    return ProxyRun(
+        name, size, best["direct"], best["proxied"], best["lean"], seek, best["floor"],
+        best["floor_lean"], rss.peak, idle, cpu,
+    )  # fmt: skip
+
+
+def _interleaved(rounds: int, reads: dict[str, Callable[[], int]], size: int) -> dict[str, float]:
+    """Best seconds of each read, taken in turn round after round, so a machine's changing
+    load falls on all of them alike and their ratios are of the same moments."""
+    best = dict.fromkeys(reads, float("inf"))
+    for _ in range(rounds):
+        for what, run in reads.items():
+            best[what] = min(best[what], _best(1, run, size, what))
+    return best
 
 
 def proxy_section(local_mb: int = 200, s3_mb: int = 50, rounds: int = 3) -> list[ProxyRun]:
@@ -259,9 +280,10 @@ def proxy_section(local_mb: int = 200, s3_mb: int = 50, rounds: int = 3) -> list
     return runs
 
 
-def _http_floor(work: Path, source: list[str], size: int, rounds: int) -> tuple[float, float]:
-    """Best seconds each client (httpx, lean) takes to read the object from the bare app
-    (``_http_floor.py`` with ``source``: a file's path, or ``s3 FIELDS KEY``)."""
+@contextmanager
+def _floor_server(work: Path, source: list[str]) -> Iterator[str]:
+    """The bare app (``_http_floor.py`` with ``source``: a file's path, or ``s3 FIELDS KEY``)
+    on a free port, until the block ends; its base URL."""
     port = free_port()
     log = work / "floor.log"
     with log.open("wb") as out:
@@ -269,11 +291,7 @@ def _http_floor(work: Path, source: list[str], size: int, rounds: int) -> tuple[
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_listening(proc, port, "the HTTP floor", log)
-        base = f"http://127.0.0.1:{port}"
-        with httpx.Client(base_url=base, timeout=600) as client:
-            floor = _best(rounds, lambda: _fetch(client, "/"), size, "the HTTP floor")
-        lean = _best(rounds, lambda: _fetch_lean(base, "/"), size, "the HTTP floor (lean)")
-        return floor, lean
+        yield f"http://127.0.0.1:{port}"
     finally:
         stop(proc)
 
@@ -304,7 +322,8 @@ def _tcp_floor(path: Path, size: int, rounds: int) -> float:
 
 def _report(runs: list[ProxyRun], rounds: int, tcp: float) -> None:
     print("\ntether proxy: GET /api/v1/storages/{id}/proxy through `tether serve` (SQLite)")
-    print(f"  best of {rounds}; direct: Storage.read of the same backend, in this process")
+    print(f"  best of {rounds}, the reads taken in turn; direct: Storage.read of the same")
+    print("  backend, in this process")
     print("  clients: httpx (iter_raw, 1 MiB blocks); lean (one socket, recv_into 1 MiB)")
     print("  HTTP floor: a bare uvicorn app serving the same object from the same store")
     line("loopback TCP, lean", f"{tcp:,.0f} MB/s", "a file sendfile'd, no HTTP server", width=24)
@@ -328,8 +347,8 @@ def _report(runs: list[ProxyRun], rounds: int, tcp: float) -> None:
             bound = min(direct, floor)
             of = f"of {bound:,.0f} MB/s, the same client"
             line("  / min(direct, floor)", f"{proxied / bound:.2f}", of, width=24)
-        per_mb = run.cpu / (size_mb * rounds) * 1000
-        line("server CPU", f"{per_mb:.2f} ms/MB", "tether serve's, httpx rounds", width=24)
+        per_mb = run.cpu / (size_mb * rounds * 2) * 1000
+        line("server CPU", f"{per_mb:.2f} ms/MB", "tether serve's, proxied rounds", width=24)
         line("seek: last 1 MiB", f"{run.seek * 1000:.1f} ms", "Range: bytes=-1MiB", width=24)
         rss = f"idle {run.idle_rss / MB:.0f} MB"
         line("server peak RSS", f"{run.peak_rss / MB:.0f} MB", rss, width=24)
