@@ -617,3 +617,78 @@ def test_every_operation_documenting_csrf_really_refuses_without_the_token(
             assert r.json()["error"]["code"] == "csrf_failed", (method, path)
             checked += 1
     assert checked >= 20
+
+
+def _reached(dependant: Any, skip: tuple[Any, ...] = ()) -> set[Any]:
+    """Every dependency callable under ``dependant``, not descending into ``skip``."""
+    found: set[Any] = set()
+    for sub in dependant.dependencies:
+        if sub.call in skip:
+            continue
+        found.add(sub.call)
+        found |= _reached(sub, skip)
+    return found
+
+
+def _api_routes(routes: Any) -> Iterator[Any]:
+    from fastapi.routing import APIRoute
+
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif hasattr(route, "original_router"):  # an included router
+            yield from _api_routes(route.original_router.routes)
+
+
+def test_a_route_opens_no_connection_only_to_authenticate(app: Any) -> None:
+    """``CallerDep`` authenticates on the request's connection: a route that holds none
+    (a body streamed in or out) must take ``CallerAloneDep``, or it would hold a
+    transaction open for as long as it streams."""
+    from tether.api import deps
+
+    routes = list(_api_routes(app.router.routes))
+    assert len(routes) > 50
+    wrong = []
+    for route in routes:
+        calls = _reached(route.dependant)
+        if {deps.caller, deps.optional_caller} & calls:
+            own = _reached(route.dependant, skip=(deps.caller, deps.optional_caller))
+            if deps.connection not in own:
+                wrong.append(f"{sorted(route.methods)} {route.path}")
+    assert wrong == []
+    alone = [r.path for r in routes if deps.caller_alone in _reached(r.dependant)]
+    assert "/datasets/{dataset}/data-rows" in alone
+
+
+def test_a_request_checks_out_one_connection(app: Any, tenant: Tenant) -> None:
+    from sqlalchemy import event
+
+    checkouts: list[object] = []
+    engine: Engine = app.state.engine
+
+    def counted(*_args: object) -> None:
+        checkouts.append(None)
+
+    event.listen(engine, "checkout", counted)
+    try:
+        assert tenant.get("/datasets").status_code == 200
+    finally:
+        event.remove(engine, "checkout", counted)
+    assert len(checkouts) == 1
+
+
+def test_a_refused_request_still_records_the_key_use(engine: Engine, tenant: Tenant) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            update(tables.api_keys)
+            .where(tables.api_keys.c.key_hash == hash_key(tenant.key))
+            .values(last_used_at=None)
+        )
+    assert tenant.get("/data-rows/999999999").status_code == 404
+    with engine.connect() as conn:
+        used = conn.execute(
+            select(tables.api_keys.c.last_used_at).where(
+                tables.api_keys.c.key_hash == hash_key(tenant.key)
+            )
+        ).scalar_one()
+    assert used is not None

@@ -5,6 +5,7 @@ If-None-Match, and every wrong token refused. Then ``/data/local-files/`` with a
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -366,31 +367,65 @@ def _watched(blocks: list[bytes], closed: list[bool], fail: bool = False) -> Ite
         closed.append(True)
 
 
+def _until(done: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 5
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+async def _take(ahead: proxy.ReadAhead, n: int | None = None) -> list[bytes]:
+    taken = []
+    async for block in ahead:
+        taken.append(block)
+        if n is not None and len(taken) == n:
+            break
+    return taken
+
+
 def test_read_ahead_gives_every_block_in_order_and_closes_its_source() -> None:
     blocks = [bytes([i]) * 1000 for i in range(20)]
     closed: list[bool] = []
-    assert list(proxy.ReadAhead(_watched(blocks, closed), depth=2)) == blocks
-    deadline = time.monotonic() + 5
-    while not closed and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert asyncio.run(_take(proxy.ReadAhead(_watched(blocks, closed), depth=2))) == blocks
+    _until(lambda: bool(closed))
     assert closed == [True]
 
 
 def test_read_ahead_stops_when_closed_and_raises_the_stores_error() -> None:
     closed: list[bool] = []
-    ahead = proxy.ReadAhead(_watched([b"a"] * 100, closed), depth=2)
-    assert next(ahead) == b"a"
-    ahead.close()  # the client went away: the reader stops, bounded by depth
-    deadline = time.monotonic() + 5
-    while not closed and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert closed == [True]
-    broken = proxy.ReadAhead(_watched([b"x"], [], fail=True))
-    assert next(broken) == b"x"
-    with pytest.raises(OSError, match="mid-stream"):
-        next(broken)
-    with pytest.raises(StopIteration):
-        next(broken)
+    read: list[int] = []
+
+    def counted() -> Iterator[bytes]:
+        try:
+            for i in range(100):
+                read.append(i)
+                yield b"a"
+        finally:
+            closed.append(True)
+
+    async def one_then_close() -> list[bytes]:
+        ahead = proxy.ReadAhead(counted(), depth=2)
+        taken = await _take(ahead, 1)
+        ahead.close()  # the client went away: the reader stops, bounded by depth
+        source = _watched([b"b", b"c"], closed)
+        next(source)  # started, as the backend's read is when the answer begins
+        idle = proxy.ReadAhead(source)
+        idle.close()  # never iterated: its source is closed at once, by close itself
+        return taken
+
+    assert asyncio.run(one_then_close()) == [b"a"]
+    _until(lambda: len(closed) == 2)
+    assert closed == [True, True]
+    assert len(read) <= 4  # one taken, at most depth (2) ahead, one in flight
+
+    async def broken() -> None:
+        ahead = proxy.ReadAhead(_watched([b"x"], [], fail=True))
+        assert await ahead.__anext__() == b"x"
+        with pytest.raises(OSError, match="mid-stream"):
+            await ahead.__anext__()
+        with pytest.raises(StopAsyncIteration):
+            await ahead.__anext__()
+
+    asyncio.run(broken())
 
 
 class _Recording:
@@ -426,3 +461,83 @@ def test_a_range_reads_only_its_slice_from_the_store(
     assert place.get(place.url("clip.mp4")).content == bytes(size)
     assert len(opened) == 1  # opened once, then reused
     assert opened[0].reads == [(size - 1000, size), (2_000_000, 2_000_010), (0, size)]
+
+
+class _Closing(_Recording):
+    """A real backend whose reads record the bytes they give and when they are closed."""
+
+    def __init__(self, backend: Any) -> None:
+        super().__init__(backend)
+        self.given = 0
+        self.closed: list[bool] = []
+
+    def read(self, key: str, *, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        try:
+            for block in super().read(key, start=start, end=end):
+                self.given += len(block)
+                yield block
+        finally:
+            self.closed.append(True)
+
+
+@pytest.mark.parametrize("place", ["local", "s3"], indirect=True)  # redis: one block a value
+def test_a_client_that_goes_away_stops_the_read_and_closes_the_stores_stream(
+    place: Proxied, app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client goes away after the first block, as uvicorn tells an app (``receive``
+    gives ``http.disconnect``; ``send`` then does nothing): the store's stream is closed at
+    once and read no further than the read-ahead, not to its end."""
+    opened: list[_Closing] = []
+    real = proxy.open_backend
+
+    def closing(settings: Settings, record: Any) -> Any:
+        opened.append(_Closing(real(settings, record)))
+        return opened[-1]
+
+    monkeypatch.setattr(proxy, "open_backend", closing)  # a new storage: opened afresh
+    size = 32 * 1024 * 1024  # many blocks of every backend
+    place.put("long.mp4", bytes(size))
+    path, _, query = place.url("long.mp4").partition("?")
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},  # uvicorn's
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    sent: list[bytes] = []
+
+    async def call() -> None:
+        gone = asyncio.Event()
+        requested = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal requested
+            if not requested:
+                requested = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body" and not gone.is_set():
+                sent.append(message["body"])
+                gone.set()  # the client leaves after the first block
+
+        await asyncio.wait_for(app(scope, receive, send), timeout=30)
+        deadline = time.monotonic() + 5  # the loop lives on, as a server's does
+        while not (opened and opened[0].closed) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
+    asyncio.run(call())
+    assert len(sent) == 1 and 0 < len(sent[0]) < size
+    assert len(opened) == 1
+    assert opened[0].closed == [True]
+    assert opened[0].given < size // 2

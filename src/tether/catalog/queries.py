@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Select, exists, func, select, text
+from sqlalchemy import Connection, Select, bindparam, exists, func, select, text
 from sqlalchemy.exc import OperationalError
 
 from tether.catalog import datasets
@@ -86,13 +86,17 @@ def field_names(conn: Connection, org_id: int) -> dict[str, str]:
     return {f.id: f.name for f in load_schema(conn, org_id).fields}
 
 
+# Built once: composing it costs more than the lookup by primary key itself.
+_ONE_ROW = select(data_rows).where(
+    data_rows.c.org_id == bindparam("org_id"), data_rows.c.id == bindparam("row_id")
+)
+
+
 def get(conn: Connection, org_id: int, row_id: int) -> dict[str, Any]:
-    row = conn.execute(
-        select(data_rows).where(data_rows.c.org_id == org_id, data_rows.c.id == row_id)
-    ).first()
+    row = conn.execute(_ONE_ROW, {"org_id": org_id, "row_id": row_id}).first()
     if row is None:
         raise NotFound(f"no data row {row_id}")
-    return to_public(row, field_names(conn, org_id))
+    return to_public(row, field_names(conn, org_id) if row.metadata else None)
 
 
 def ids_for_global_keys(conn: Connection, org_id: int, keys: list[str]) -> list[dict[str, Any]]:

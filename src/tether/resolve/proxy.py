@@ -15,12 +15,12 @@ HTML or SVG opened from tether's origin runs no script there.
 
 from __future__ import annotations
 
+import asyncio
 import mimetypes
-import queue
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import chain
 from typing import cast
@@ -77,7 +77,7 @@ class Asset:
 class Served:
     status: int  # 200, 206 or 304
     headers: dict[str, str]
-    body: Iterator[bytes] | None  # None for 304
+    body: ReadAhead | None  # None for 304 and HEAD
 
 
 def find(
@@ -195,86 +195,115 @@ def _unsatisfiable(header: str, size: int) -> RangeNotSatisfiable:
     )
 
 
-def _body(backend: Storage, key: str, start: int, end: int) -> Iterator[bytes]:
+def _body(backend: Storage, key: str, start: int, end: int) -> ReadAhead:
     """The object's bytes ``[start, end)`` in the backend's blocks, never more than the
     Content-Length said. The first block is read now, so a store that fails (the object gone
     since ``stat``) fails before the answer starts rather than in the middle of it."""
     if end <= start:
-        return iter(())
+        return ReadAhead(iter(()))
     blocks = backend.read(key, start=start, end=end)
     first = next(blocks, None)
     if first is None:
-        return iter(())
-    return ReadAhead(_bounded(chain((first,), blocks), end - start, blocks))
+        _close(blocks)
+        return ReadAhead(iter(()))
+    return ReadAhead(_bounded(chain((first,), blocks), end - start), closing=blocks)
 
 
-def _bounded(blocks: Iterator[bytes], length: int, source: Iterator[bytes]) -> Iterator[bytes]:
-    try:
-        for block in blocks:
-            if len(block) >= length:
-                yield block[:length]
-                return
-            length -= len(block)
-            yield block
-    finally:
-        close = getattr(source, "close", None)
-        if close is not None:
-            close()  # a local file's handle, an obstore stream
+def _bounded(blocks: Iterator[bytes], length: int) -> Iterator[bytes]:
+    for block in blocks:
+        if len(block) >= length:
+            yield block[:length]
+            return
+        length -= len(block)
+        yield block
 
 
 _END = object()
 
 
 class ReadAhead:
-    """The blocks of ``source``, read by a thread of its own up to ``depth`` blocks ahead of
-    the consumer: the store's next block arrives while the last one goes to the client, so
-    a stream costs about the slower of the two rather than their sum; memory stays bounded
-    by ``depth`` blocks. ``close`` stops it (the client went away); the source is closed in
-    the thread that reads it (a generator cannot be closed from another thread mid-read)."""
+    """The blocks of ``source`` as an async iterator, read by a thread of its own up to
+    ``depth`` blocks ahead of the consumer: the store's next block arrives while the last one
+    goes to the client, so a stream costs about the slower of the two rather than their sum;
+    memory stays bounded by ``depth`` blocks. The thread hands each block to the event loop
+    (``call_soon_threadsafe``), so the loop never waits on the store and no block costs a
+    thread-pool hop. The thread starts at the first ``__anext__`` (it needs the running
+    loop). ``close`` stops it (the client went away); the source is closed in the thread that
+    reads it (a generator cannot be closed from another thread mid-read)."""
 
-    def __init__(self, source: Iterator[bytes], depth: int = READ_AHEAD) -> None:
+    def __init__(
+        self, source: Iterator[bytes], depth: int = READ_AHEAD, *, closing: object = None
+    ) -> None:
         self._source = source
-        self._queue: queue.Queue[object] = queue.Queue(depth)
+        self._closing = (source,) if closing is None else (source, closing)  # closed at the end
+        self._ready: asyncio.Queue[object] | None = None
+        self._credits = threading.Semaphore(depth)  # blocks the thread may read ahead
         self._stop = threading.Event()
         self._done = False
-        threading.Thread(target=self._run, name="tether-read-ahead", daemon=True).start()
 
-    def _run(self) -> None:
-        try:
-            for block in self._source:
-                if not self._offer(block):
-                    return
-            self._offer(_END)
-        except BaseException as exc:  # handed to the consumer, who raises it
-            self._offer(exc)
-        finally:
-            close = getattr(self._source, "close", None)
-            if close is not None:
-                close()
+    def _start(self) -> asyncio.Queue[object]:
+        ready: asyncio.Queue[object] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        self._ready = ready
 
-    def _offer(self, item: object) -> bool:
-        while not self._stop.is_set():
+        def hand(item: object) -> bool:
             try:
-                self._queue.put(item, timeout=0.1)
+                loop.call_soon_threadsafe(ready.put_nowait, item)
                 return True
-            except queue.Full:
-                continue
-        return False
+            except RuntimeError:  # the loop has closed: nobody is reading
+                return False
 
-    def __iter__(self) -> ReadAhead:
+        threading.Thread(
+            target=self._run, args=(hand,), name="tether-read-ahead", daemon=True
+        ).start()
+        return ready
+
+    def _run(self, hand: Callable[[object], bool]) -> None:
+        try:
+            blocks = iter(self._source)
+            while True:
+                self._credits.acquire()
+                if self._stop.is_set():
+                    return
+                block = next(blocks, _END)
+                if not hand(block) or block is _END:
+                    return
+        except BaseException as exc:  # handed to the consumer, who raises it
+            hand(exc)
+        finally:
+            for each in self._closing:
+                _close(each)
+
+    def __aiter__(self) -> ReadAhead:
         return self
 
-    def __next__(self) -> bytes:
-        if self._done:
-            raise StopIteration
-        item = self._queue.get()
+    async def __anext__(self) -> bytes:
+        if self._done or self._stop.is_set():
+            raise StopAsyncIteration
+        ready = self._ready if self._ready is not None else self._start()
+        item = await ready.get()
+        self._credits.release()
         if item is _END:
             self._done = True
-            raise StopIteration
+            raise StopAsyncIteration
         if isinstance(item, BaseException):
             self._done = True
             raise item
         return cast(bytes, item)
 
     def close(self) -> None:
+        """Stop reading (never blocks: callable on the event loop)."""
+        if self._stop.is_set():
+            return
         self._stop.set()
+        if self._ready is None:  # never started: no thread reads the source
+            for each in self._closing:
+                _close(each)
+        else:
+            self._credits.release()  # wake a thread waiting for a credit, to see the stop
+
+
+def _close(source: object) -> None:
+    close = getattr(source, "close", None)
+    if close is not None:
+        close()  # a local file's handle, an obstore stream

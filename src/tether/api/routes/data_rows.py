@@ -65,7 +65,7 @@ def parse_metadata_filters(specs: list[str], tag_contains: str | None) -> list[M
 RowIdPath = Annotated[int, Path(ge=1, le=MAX_BIGINT, description="a data row id")]
 
 
-def row_filter(
+async def row_filter(
     dataset_id: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
     media_type: Annotated[str | None, params.MEDIA_TYPE_QUERY] = None,
     external_id: str | None = None,
@@ -85,7 +85,8 @@ def row_filter(
     ] = [],  # noqa: B006
     tag_contains: Annotated[str | None, Query(description="tag holds this text")] = None,
 ) -> RowFilter:
-    """The filters data row listing and counting share."""
+    """The filters data row listing and counting share (``async``: it only parses, so it
+    runs on the event loop rather than costing a thread hop)."""
     return RowFilter(
         dataset_id,
         params.media_type(media_type),

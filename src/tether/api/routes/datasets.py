@@ -6,7 +6,7 @@ from fastapi import APIRouter, BackgroundTasks, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from tether.api import params
-from tether.api.deps import CallerDep, ConnDep, EngineDep, QueueDep, SettingsDep
+from tether.api.deps import CallerAloneDep, CallerDep, ConnDep, EngineDep, QueueDep, SettingsDep
 from tether.api.errors import documented
 from tether.api.idempotency import OnceDep
 from tether.api.models import (
@@ -101,7 +101,7 @@ def delete_dataset(
 async def create_data_rows(
     dataset: str,
     request: Request,
-    caller: CallerDep,
+    caller: CallerAloneDep,
     engine: EngineDep,
     settings: SettingsDep,
     queue: QueueDep,
@@ -162,7 +162,7 @@ async def create_data_rows(
         **documented(404),
     },
 )
-def export_dataset(dataset: str, caller: CallerDep, engine: EngineDep) -> StreamingResponse:
+def export_dataset(dataset: str, caller: CallerAloneDep, engine: EngineDep) -> StreamingResponse:
     """Every row of the dataset, every field, one JSON object a line (imports again as is).
 
     A consistent snapshot: rows written or deleted while it streams do not change it. The

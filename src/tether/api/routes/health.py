@@ -8,6 +8,6 @@ router = APIRouter(tags=["health"], responses=documented(422))
 
 
 @router.get("/health", response_model=Health)
-def health() -> dict[str, str]:
+async def health() -> dict[str, str]:
     """Liveness; open to all."""
     return {"status": "ok", "version": __version__}

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from tether.api import params
-from tether.api.deps import CallerDep, ConnDep, EngineDep, QueueDep, SettingsDep
+from tether.api.deps import CallerAloneDep, CallerDep, ConnDep, EngineDep, QueueDep, SettingsDep
 from tether.api.errors import documented
 from tether.api.models import MAX_BIGINT, MAX_INT, Job, PredictionList
 from tether.api.uploads import stage_body
@@ -29,7 +29,7 @@ TaskPath = Annotated[int, Path(ge=1, le=MAX_BIGINT, description="the task's data
 async def import_predictions(
     project: str,
     request: Request,
-    caller: CallerDep,
+    caller: CallerAloneDep,
     engine: EngineDep,
     settings: SettingsDep,
     queue: QueueDep,

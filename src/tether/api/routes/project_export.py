@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from tether.api.deps import CallerDep, EngineDep
+from tether.api.deps import CallerAloneDep, EngineDep
 from tether.api.errors import documented
 from tether.api.streaming import ClosingStream
 from tether.db.tables import TASK_STATUSES
@@ -64,7 +64,7 @@ CONVERT_422 = (
 )
 def export_project(
     project: str,
-    caller: CallerDep,
+    caller: CallerAloneDep,
     engine: EngineDep,
     format: Annotated[Format, Query(description="what to write")] = "json",
     status: Annotated[

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from tether.api.deps import CallerDep, ConnDep
+from tether.api.deps import CallerAloneDep, CallerDep, ConnDep
 from tether.api.errors import documented
 from tether.api.idempotency import OnceDep
 from tether.api.models import (
@@ -54,7 +54,7 @@ def list_projects(caller: CallerDep, conn: ConnDep) -> dict[str, Any]:
 
 
 @router.get("/templates", response_model=LabelConfigTemplates)
-def list_templates(caller: CallerDep) -> dict[str, Any]:
+def list_templates(caller: CallerAloneDep) -> dict[str, Any]:
     """The label configs tether ships for common tasks (`template` on create)."""
     return {
         "items": [
@@ -65,7 +65,7 @@ def list_templates(caller: CallerDep) -> dict[str, Any]:
 
 
 @router.post("/check-label-config", response_model=LabelConfigCheck, responses=documented(413))
-def check_label_config(body: LabelConfigIn, caller: CallerDep) -> dict[str, Any]:
+def check_label_config(body: LabelConfigIn, caller: CallerAloneDep) -> dict[str, Any]:
     """Check a label config without saving anything (as a config editor does while one
     types): `ok`, or `message` and `line` of the first thing wrong; the data keys tasks need
     and the controls with the region types they make."""

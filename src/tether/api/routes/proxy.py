@@ -4,12 +4,10 @@ The rules live in ``resolve.proxy``; this module parses, streams and closes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
 from tether.api.deps import ConnDep, SettingsDep
@@ -81,11 +79,12 @@ def proxy_object(
 
 
 class _Streamed(StreamingResponse):
-    """Streams the backend's blocks (each read in a worker thread, so the event loop never
-    waits on a store) and closes the read however the response ends (done, or the client
-    gone), so a file handle or a store's stream never waits for the garbage collector."""
+    """Streams the backend's blocks as the read-ahead thread hands them to the event loop
+    (``proxy.ReadAhead``: no thread hop a block), and stops the read however the response
+    ends (done, or the client gone), so a file handle or a store's stream never waits for
+    the garbage collector."""
 
-    def __init__(self, body: Iterator[bytes], status: int, headers: dict[str, str]) -> None:
+    def __init__(self, body: proxy.ReadAhead, status: int, headers: dict[str, str]) -> None:
         media_type = headers.pop("content-type")
         super().__init__(body, status_code=status, headers=headers, media_type=media_type)
         self._source = body
@@ -94,6 +93,4 @@ class _Streamed(StreamingResponse):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            close = getattr(self._source, "close", None)
-            if close is not None:
-                await run_in_threadpool(close)
+            self._source.close()

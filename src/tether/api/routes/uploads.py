@@ -11,7 +11,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Path, Query, Request, Response
 from starlette.requests import ClientDisconnect
 
-from tether.api.deps import CallerDep, ConnDep, EngineDep, SettingsDep
+from tether.api.deps import CallerAloneDep, CallerDep, ConnDep, EngineDep, SettingsDep
 from tether.api.errors import documented
 from tether.api.models import MAX_INT, StoredObject, UploadDestination, UploadDestinationIn
 from tether.errors import Invalid
@@ -89,7 +89,7 @@ async def put_object(
     key: KeyQuery,
     request: Request,
     response: Response,
-    caller: CallerDep,
+    caller: CallerAloneDep,
     engine: EngineDep,
     settings: SettingsDep,
     overwrite: Annotated[
