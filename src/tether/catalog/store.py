@@ -253,7 +253,7 @@ def _index_order(value: tuple[Any, ...]) -> tuple[str, str, float]:
 def _in_index_order(values: list[tuple[Any, ...]]) -> None:
     """Sort metadata value tuples by ``_index_order``, in place. A field's values are all
     texts, all numbers or neither (embeddings), so each field's are sorted on their one
-    value column (comparing strings or floats, not tuples: about a third of the time);
+    value column (comparing strings or floats, not tuples: half the time or less);
     a field whose values are not all of one kind falls back to the tuples."""
     by_field: dict[Any, list[tuple[Any, ...]]] = {}
     for value in values:
