@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import psutil
 import pytest
 
 from tests.conftest import Tenant
@@ -75,6 +76,20 @@ def test_closing_early_stops_the_child(tmp_path: Path) -> None:
     chunks = pipeline.chunks(source, SCHEMA, None, 2, _validate, in_child=True)
     assert next(chunks).done == 2
     chunks.close()  # the child is killed and reaped; nothing hangs
+
+
+def test_the_child_starts_with_the_chunks_and_stops_when_they_close_unread(
+    tmp_path: Path,
+) -> None:
+    """The child starts when the chunks are asked for, before the first one (so it gets ready
+    while the job counts the items); closing them before any was read ends it too."""
+    source = pipeline.Source(_file(tmp_path, _rows(50)), "ndjson", None, NAMES)
+    before = {p.pid for p in psutil.Process().children()}
+    chunks = pipeline.chunks(source, SCHEMA, None, 2, _validate, in_child=True)
+    started = {p.pid for p in psutil.Process().children()} - before
+    assert len(started) == 1
+    chunks.close()
+    assert not started & {p.pid for p in psutil.Process().children()}
 
 
 def test_a_large_import_through_the_child_on_each_database(

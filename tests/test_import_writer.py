@@ -590,3 +590,25 @@ def _stored_exactly(engine: Engine, first: int, count: int) -> tuple[list[Any], 
         [{k: v for k, v in r._mapping.items() if k != "id"} for r in rows],
         [(v.data_row_id - first, *tuple(v)[1:]) for v in values],
     )
+
+
+def test_metadata_values_go_to_postgresql_in_the_order_of_the_indexes() -> None:
+    """The per-field sort gives exactly the order (ties kept as they came) of sorting whole
+    tuples by (field, text, number): texts, numbers, embeddings (neither) and a field seen
+    once; a field mixing kinds falls back to the tuples."""
+    values = [
+        (row, key, 1, 1, text, number)
+        for row in range(1, 40)
+        for key, text, number in (
+            (2, ("train", "valid", "test")[row % 3], None),
+            (1, f"tag-{row % 5}", None),
+            (3, None, float(1_700_000_000 + (row * 7919) % 13)),
+            (4, None, None),
+        )
+    ]
+    values += [(99, 7, 1, 1, "only", None), (98, 5, 1, 1, "b", None), (97, 5, 1, 1, None, 2.0)]
+    expected = sorted(values, key=store._index_order)
+    ordered = list(values)
+    store._in_index_order(ordered)
+    assert ordered == expected
+    assert ordered != values  # (the input was not in that order already)

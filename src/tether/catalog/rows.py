@@ -110,21 +110,22 @@ def has_nul(value: Any) -> bool:
 
 def normalize(item: dict[str, Any], schema: Schema, media_type: str | None = None) -> NormalRow:
     """Validate one row. ``media_type`` overrides the row's own (an import-wide choice)."""
-    row_data = item.get("row_data")
-    kind = _media_type(media_type or item.get("media_type"), row_data)
-    global_key = _key(item.get("global_key"), "global_key", MAX_GLOBAL_KEY)
-    external_id = _key(item.get("external_id"), "external_id", MAX_EXTERNAL_ID)
-    meta_json, meta_values = _metadata(item.get("metadata_fields"), schema)
-    extra = item.get("extra")
+    get = item.get
+    row_data = get("row_data")
+    kind = _media_type(media_type or get("media_type"), row_data)
+    global_key = _key(get("global_key"), "global_key", MAX_GLOBAL_KEY)
+    external_id = _key(get("external_id"), "external_id", MAX_EXTERNAL_ID)
+    meta_json, meta_values = _metadata(get("metadata_fields"), schema)
+    extra = get("extra")
     return NormalRow(
         global_key,
         external_id,
         kind,
         _dumps(row_data, "row_data"),
-        _media_attributes(item.get("media_attributes")),
+        _media_attributes(get("media_attributes")),
         meta_json,
         meta_values,
-        _attachments(item.get("attachments")),
+        _attachments(get("attachments")),
         _dumps(extra, "the row's other keys") if extra else None,
     )
 
@@ -311,6 +312,8 @@ def _is_num(value: Any) -> bool:
 
 
 def _key(value: Any, name: str, limit: int) -> str | None:
+    if type(value) is str and value and len(value) <= limit and "\x00" not in value:
+        return value  # (the usual key: what the checks below let through as it is)
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
@@ -334,17 +337,21 @@ def _metadata(fields: Any, schema: Schema) -> tuple[str | None, list[Any]]:
         raise RowError(
             "invalid_metadata", "metadata_fields must be a list of {name or schema_id, value}"
         )
-    stored, values, seen = [], [], set()
+    stored: list[str] = []
+    values: list[tuple[int, str | None, float | None]] = []
+    seen: set[int] = set()
+    check = schema.check
     for entry in fields:
         if not isinstance(entry, dict) or "value" not in entry:
             raise RowError(
                 "invalid_metadata",
                 f"metadata entry {entry!r} needs a name or schema_id and a value",
             )
-        name = entry.get("name") or entry.get("schema_name")
-        schema_id = entry.get("schema_id") or entry.get("schemaId")
+        get = entry.get
+        name = get("name") or get("schema_name")
+        schema_id = get("schema_id") or get("schemaId")
         try:
-            checked = schema.check(schema_id, name, entry["value"])
+            checked = check(schema_id, name, entry["value"])
         except ValueError as exc:
             f = schema.resolve(schema_id, name)
             label = f.name if f is not None else name or schema_id
@@ -352,11 +359,12 @@ def _metadata(fields: Any, schema: Schema) -> tuple[str | None, list[Any]]:
         if checked is None:
             raise RowError("invalid_metadata", f"unknown metadata field {name or schema_id!r}")
         f, entry_json, text, number = checked
-        if f.key in seen:
+        key = f.key
+        if key in seen:
             raise RowError("invalid_metadata", f"metadata field {f.name!r} is given twice")
-        seen.add(f.key)
+        seen.add(key)
         stored.append(entry_json)
-        values.append((f.key, text, number))
+        values.append((key, text, number))
     return "[" + ",".join(stored) + "]", values
 
 
@@ -371,21 +379,26 @@ def _attachments(value: Any) -> str | None:
     for i, att in enumerate(value):
         if not isinstance(att, dict):
             raise RowError("invalid_attachment", f"attachment {i} must be an object")
-        kind = att.get("type")
-        if not isinstance(kind, str) or kind.strip().upper() not in ATTACHMENT_TYPES:
+        get = att.get
+        kind = get("type")
+        upper = kind if kind in ATTACHMENT_TYPES else None  # (as written, the usual case)
+        if upper is None and isinstance(kind, str):
+            upper = kind.strip().upper()
+        if upper not in ATTACHMENT_TYPES:
             raise RowError(
                 "invalid_attachment",
                 f"attachment {i} has unknown type {kind!r}; "
                 "expected one of " + ", ".join(ATTACHMENT_TYPES),
             )
-        content = att.get("value")
+        content = get("value")
         if not isinstance(content, str) or not content:
             raise RowError("invalid_attachment", f"attachment {i} needs a non-empty string value")
-        clean = {"type": kind.strip().upper(), "value": content}
-        if att.get("name") is not None:
-            if not isinstance(att["name"], str):
+        clean = {"type": upper, "value": content}
+        name = get("name")
+        if name is not None:
+            if not isinstance(name, str):
                 raise RowError("invalid_attachment", f"attachment {i} name must be a string")
-            clean["name"] = att["name"]
+            clean["name"] = name
         out.append(clean)
     return _dumps(out, "attachments")
 

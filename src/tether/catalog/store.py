@@ -25,7 +25,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from operator import attrgetter
+from functools import partial
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import orjson
@@ -249,6 +250,29 @@ def _index_order(value: tuple[Any, ...]) -> tuple[str, str, float]:
     return value[1], value[4] or "", value[5] or 0.0
 
 
+def _in_index_order(values: list[tuple[Any, ...]]) -> None:
+    """Sort metadata value tuples by ``_index_order``, in place. A field's values are all
+    texts, all numbers or neither (embeddings), so each field's are sorted on their one
+    value column (comparing strings or floats, not tuples: half the time or less);
+    a field whose values are not all of one kind falls back to the tuples."""
+    by_field: dict[Any, list[tuple[Any, ...]]] = {}
+    for value in values:
+        same = by_field.get(value[1])
+        if same is None:
+            by_field[value[1]] = [value]
+        else:
+            same.append(value)
+    ordered: list[tuple[Any, ...]] = []
+    for key in sorted(by_field):
+        same = by_field[key]
+        column = 4 if same[0][4] is not None else 5
+        try:
+            ordered += sorted(same, key=itemgetter(column))
+        except TypeError:  # a None among them (only None for an embedding)
+            ordered += sorted(same, key=_index_order)
+    values[:] = ordered
+
+
 def _key_order(record: tuple[Any, ...]) -> str:
     return record[3] or ""
 
@@ -273,16 +297,16 @@ def _insert_new(
             result.created += len(fresh)
             return []
     records, values = _records(conn, target, fresh, first_id, now)
-    if conn.dialect.name == "postgresql":
+    if conn.dialect.name != "sqlite":  # (SQLite tried its own bulk insert above)
         # In key order (see the module's docstring), and the values in the order of the
         # metadata indexes: PostgreSQL then fills their pages in turn (about a sixth faster
-        # than in row order). SQLite has one writer at a time and does not care.
+        # than in row order). The values are ordered while the server still works through
+        # the rows sent before the rows' COPY ends. SQLite has one writer at a time and
+        # does not care.
         records.sort(key=_key_order)
-        values.sort(key=_index_order)
-    if conn.dialect.name != "sqlite":  # (SQLite tried its own bulk insert above)
         try:
             with conn.begin_nested():
-                bulk_insert(conn, data_rows, records)
+                bulk_insert(conn, data_rows, records, partial(_in_index_order, values))
                 bulk_insert(conn, data_row_metadata, values)
         except integrity_error:
             pass
@@ -495,10 +519,10 @@ def _sqlite_insert(
     rows: list[tuple[Any, ...]] = [
         (row_id, *_content(row)) for row_id, (_index, row) in enumerate(fresh, first_id)
     ]
-    null = [name for i, name in _SQLITE_NULLABLE if all(r[i] is None for r in rows)]
+    null = [name for i, name in _SQLITE_NULLABLE if _all_none(rows, i)]
     if null:
         kept = [i for i, name in enumerate(_SQLITE_VARYING) if name not in null]
-        rows = [tuple([r[i] for i in kept]) for r in rows]
+        rows = list(map(itemgetter(*kept), rows))  # (id, media_type and row_data are kept)
     literal = {**constants, **dict.fromkeys(null)}
     _executemany(conn, data_rows, ROW_COLUMNS, literal, rows)
     org_id, dataset_id = constants["org_id"], constants["dataset_id"]
@@ -521,6 +545,11 @@ def _sqlite_insert(
     ):
         if tuples:
             _executemany(conn, data_row_metadata, VALUE_COLUMNS, {**values, **null_columns}, tuples)
+
+
+def _all_none(rows: list[tuple[Any, ...]], column: int) -> bool:
+    values = list(map(itemgetter(column), rows))
+    return values.count(None) == len(values)
 
 
 def _executemany(
@@ -564,11 +593,19 @@ def _insert_sql(conn: Connection, table: Table, tail: str = "") -> str:
     return f"INSERT INTO {quote(table.name)} ({names}) VALUES ({marks}){tail}"
 
 
-def bulk_insert(conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:
+def bulk_insert(
+    conn: Connection,
+    table: Table,
+    rows: Sequence[tuple[Any, ...]],
+    meanwhile: Callable[[], None] | None = None,
+) -> None:
     """INSERT tuples (in the column order of ``_records``) with the driver itself: a binary
     COPY on PostgreSQL (about half the client's CPU of a text COPY, and no text for the
-    server to parse), ``executemany`` elsewhere."""
+    server to parse), ``executemany`` elsewhere. ``meanwhile`` runs once the rows are sent
+    (on PostgreSQL before the COPY ends, while the server is still at them)."""
     if not rows:
+        if meanwhile is not None:
+            meanwhile()
         return
     cursor = conn.connection.cursor()
     try:
@@ -582,8 +619,12 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]])
                 write_row: Callable[[Any], None] = copy.write_row
                 for row in rows:
                     write_row(row)
+                if meanwhile is not None:
+                    meanwhile()
         else:
             cursor.executemany(_insert_sql(conn, table), rows)
+            if meanwhile is not None:
+                meanwhile()
     finally:
         cursor.close()
 

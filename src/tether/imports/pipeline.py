@@ -28,7 +28,7 @@ from contextlib import suppress
 from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from tether.catalog.metadata_schema import Schema
 from tether.catalog.rows import NormalRow
@@ -87,11 +87,16 @@ def chunks(
     in_child: bool | None = None,
 ) -> Generator[Chunk, None, None]:
     """Checked chunks in item order. ``in_child`` defaults to: the upload is large.
-    Closing the iterator early stops the child."""
+    The child process starts here, so it gets ready while the caller does other things
+    (counting the items) before asking for the first chunk. Closing the iterator stops it."""
     if in_child is None:
         in_child = source.path.stat().st_size >= CHILD_MIN_BYTES
     args = (source, schema, media_type, chunk_rows, validate)
-    return _from_child(*args) if in_child else _here(*args)
+    if not in_child:
+        return _here(*args)
+    started = _from_child(*args)
+    next(started)  # runs up to the child's start: closing the iterator now stops the child
+    return cast(Generator[Chunk, None, None], started)
 
 
 def _here(
@@ -164,10 +169,11 @@ def _chunk_from_plain(plain: tuple[Any, ...]) -> Chunk:
 
 def _from_child(
     source: Source, schema: Schema, media_type: str | None, chunk_rows: int, validate: Validate
-) -> Generator[Chunk, None, None]:
-    """The chunks, from a child process. The child takes a while to start (a Python with
-    tether's modules), so the job's thread reads the first chunks itself until the child says
-    it is ready, plus one more while the child starts on the items after it."""
+) -> Generator[Chunk | None, None, None]:
+    """None once the child process is started, then the chunks, from the child. The child
+    takes a while to start (a Python with tether's modules), so the job's thread reads the
+    first chunks itself until the child says it is ready, plus one more while the child
+    starts on the items after it."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "tether.imports.pipeline"],
         stdin=subprocess.PIPE,
@@ -208,6 +214,7 @@ def _from_child(
     receiver = threading.Thread(target=receive, name="tether-import-receiver", daemon=True)
     receiver.start()
     try:
+        yield None
         skip = yield from _head_start(source, schema, media_type, chunk_rows, validate, ready)
         if skip is None:
             return  # the job's thread read every item

@@ -82,13 +82,14 @@ def _run(job: JobRun, upload: Path, chunk_rows: int) -> None:
     params, engine = job.params, job.engine
     container, flavor = formats.parse_format(params.get("format"))
     container = container or sniff.detect(upload, params.get("filename"))
-    total = formats.count_items(upload, container, flavor)
     with engine.connect() as conn:
         schema = load_schema(conn, job.row.org_id)
     names = frozenset(f.name for f in schema.fields)
     source = pipeline.Source(upload, container, flavor, names, skip=job.done)
     media_type = params.get("media_type")
     with closing(pipeline.chunks(source, schema, media_type, chunk_rows, _validate)) as chunks:
+        # Counted while the reader process (of a large upload) starts.
+        total = formats.count_items(upload, container, flavor)
         # The format recorded on the job: the container and how its items read (the forced
         # flavor, else the first item's that tells).
         with collector_paused():
