@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import PG_DEFAULT, line, moto_bucket, moto_server, pg_database, psycopg_url
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, insert, select
 
 from tether import accounts
 from tether.accounts.orgs import get_or_create_org
@@ -178,7 +178,7 @@ def _run(
     verdict = "ok" if rate / raw_rate >= TARGET_RATIO else "BELOW TARGET"
     line("ratio", f"{rate / raw_rate:.2f}", f"export / raw ({verdict})", f">= {TARGET_RATIO}")
 
-    changed = _change(engine, project_id)
+    changed = _change(engine, org_id, project_id)
     wanted = {str(i) for i in changed}
     fresh = [(k, b) for k, b in _objects(engine, settings, org_id, storage_id, wanted)]
     raw_change = _write_raw(storage, [(_raw_key(backend, k), b) for k, b in fresh], backend, fields)
@@ -258,8 +258,8 @@ def _export(
         return seconds, service.get(conn, org_id, job["id"])
 
 
-def _change(engine: Engine, project_id: int) -> list[int]:
-    """Edit every hundredth annotation (version + 1)."""
+def _change(engine: Engine, org_id: int, project_id: int) -> list[int]:
+    """Edit every hundredth annotation as a save does (``labels.update_annotation``)."""
     a = annotation_rows
     with engine.begin() as conn:
         ids = [
@@ -268,12 +268,8 @@ def _change(engine: Engine, project_id: int) -> list[int]:
                 select(a.c.id).where(a.c.project_id == project_id).order_by(a.c.id)
             ).scalars()
         ][::100]
-        for start in range(0, len(ids), 1000):
-            conn.execute(
-                update(a)
-                .where(a.c.id.in_(ids[start : start + 1000]))
-                .values(version=a.c.version + 1, updated_at=datetime.now(UTC))
-            )
+        for annotation_id in ids:
+            labels.update_annotation(conn, org_id, annotation_id, {"lead_time": 4.5})
     return ids
 
 
