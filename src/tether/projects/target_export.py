@@ -194,8 +194,10 @@ def _prepare(job: JobRun, settings: Settings, batch: int, writers: int) -> _Expo
             high = conn.execute(
                 select(project_rows.c.annotation_seq).where(project_rows.c.id == record.project_id)
             ).scalar_one()
-            total = _count(conn, record.project_id, int(high))
-            job.describe(total=total, high=int(high))
+            start = min(record.export_seq, int(high))
+            below = _count(conn, record.project_id, start)
+            above = _count(conn, record.project_id, int(high), start)
+            job.describe(total=below + above, high=int(high), start=start, below=below)
     try:
         storage = open_backend(settings, record)
     except TetherError as exc:
@@ -206,9 +208,12 @@ def _prepare(job: JobRun, settings: Settings, batch: int, writers: int) -> _Expo
     )
 
 
-def _count(conn: Connection, project_id: int, through: int) -> int:
-    """The project's annotations saved at or below change number ``through``."""
+def _count(conn: Connection, project_id: int, through: int, after: int | None = None) -> int:
+    """The project's annotations saved at or below change number ``through`` (and above
+    ``after``)."""
     query = select(func.count()).where(a.c.project_id == project_id, a.c.seq <= through)
+    if after is not None:
+        query = query.where(a.c.seq > after)
     return int(conn.execute(query).scalar_one())
 
 
@@ -243,22 +248,17 @@ def _write_all(export: _Export, conn: Connection, cursor: dict[str, Any]) -> boo
 
 
 def _start(export: _Export, conn: Connection) -> int | None:
-    """The job's first step: the annotations at or below the storage's ``export_seq`` are
-    unchanged (counted at once); the cursor starts there. None once canceled."""
+    """The job's first step: the annotations at or below the storage's ``export_seq`` (as
+    ``_prepare`` found it) are unchanged, counted at once; the cursor starts there. None
+    once canceled."""
     job = export.job
+    start, below = int(job.details["start"]), int(job.details["below"])
     if conn.in_transaction():
         conn.rollback()
     with conn.begin():
-        after = conn.execute(
-            select(storages.c.export_seq).where(storages.c.id == export.record.id)
-        ).scalar_one_or_none()
-        if after is None:
-            raise JobFailed(f"storage {export.record.id} was deleted; the export stops")
-        after = min(int(after), export.high)
-        below = _count(conn, export.project_id, after)
-        job.keep_cursor(conn, {"seq": after})
+        job.keep_cursor(conn, {"seq": start})
         going_on = job.record(conn, job.done + below, {"unchanged": below})
-    return after if going_on else None
+    return start if going_on else None
 
 
 def _batches(export: _Export, conn: Connection, after: int) -> Iterator[_Batch]:
