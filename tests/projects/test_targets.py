@@ -27,7 +27,8 @@ from tests.projects.targets_setup import (
 )
 from tests.test_sdk_transport import AppTransport
 from tether import Client
-from tether.db.tables import jobs, tasks
+from tether.db.tables import annotations as annotation_rows
+from tether.db.tables import jobs, storages, tasks
 from tether.jobs.service import get as get_job
 from tether.projects import target_export
 from tether.projects.targets import queue_auto_exports
@@ -273,6 +274,95 @@ def test_only_new_and_changed_annotations_are_written(api: Api) -> None:
     assert rewritten == {str(i) for i in [*changed, fresh]}
     assert files(folder)[str(changed[0])]["result"][0]["id"] == "edited"
     assert done.links(storage["id"]) == done.versions()
+
+
+def _reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The ids of the annotations exports read from now on (the real reads, recorded)."""
+    read: list[int] = []
+    rows_above = target_export._rows_above
+
+    def recorded(*args: Any, **kwargs: Any) -> list[Any]:
+        rows = rows_above(*args, **kwargs)
+        read.extend(int(row.id) for row in rows)
+        return rows
+
+    monkeypatch.setattr(target_export, "_rows_above", recorded)
+    return read
+
+
+def _export_seq(api: Api, storage_id: int) -> int:
+    with api.engine.connect() as conn:
+        found = conn.execute(select(storages.c.export_seq).where(storages.c.id == storage_id))
+        return int(found.scalar_one())
+
+
+def test_a_re_export_reads_only_what_was_saved_since_the_last(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin = api.tenant()
+    done = labeled(admin, api.engine, 30)
+    folder = api.folder()
+    storage = target(admin, local_body(done.project_id, folder, can_delete_objects=True))
+    read = _reads(monkeypatch)
+    export(admin, storage["id"])
+    assert sorted(read) == sorted(done.annotations), "the first export reads them all"
+    with api.engine.connect() as conn:
+        newest = conn.execute(
+            select(annotation_rows.c.seq).where(annotation_rows.c.project_id == done.project_id)
+        ).scalars()
+        assert _export_seq(api, storage["id"]) == max(newest)
+
+    read.clear()
+    assert counts(export(admin, storage["id"]))["unchanged"] == 30
+    assert read == [], "nothing saved since: nothing read"
+
+    # saved since: edited (in an order other than their ids), added, deleted
+    edited = [done.annotations[20], done.annotations[3], done.annotations[11]]
+    done.edit(*edited)
+    fresh = done.annotate(done.rows[5])
+    gone = done.annotations[7]
+    done.remove(gone)
+    read.clear()
+    job = export(admin, storage["id"])
+    assert read == [*edited, fresh], "in the order they were saved"
+    assert counts(job) == {"written": 4, "unchanged": 26, "deleted": 1, "failed": 0}
+    assert job["progress"]["done"] == 30 + 1  # 30 annotations compared, 1 stale link
+    assert str(gone) not in files(folder)
+    assert done.links(storage["id"]) == done.versions()
+
+
+def test_a_failed_write_holds_the_export_seq_below_it(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin = api.tenant()
+    done = labeled(admin, api.engine, 6)
+    folder = api.folder()
+    storage = target(admin, local_body(done.project_id, folder))
+    export(admin, storage["id"])
+    done.edit(done.annotations[1], done.annotations[4])
+    blocked = done.annotations[4]
+    (folder / str(blocked)).unlink()
+    (folder / str(blocked)).mkdir()  # it cannot be written
+    done.edit(done.annotations[2])
+    read = _reads(monkeypatch)
+    job = export(admin, storage["id"])
+    assert counts(job) == {"written": 2, "unchanged": 3, "deleted": 0, "failed": 1}
+    with api.engine.connect() as conn:
+        seq_of = dict(
+            conn.execute(
+                select(annotation_rows.c.id, annotation_rows.c.seq).where(
+                    annotation_rows.c.id.in_(done.annotations)
+                )
+            ).all()
+        )
+    assert _export_seq(api, storage["id"]) == seq_of[blocked] - 1
+    (folder / str(blocked)).rmdir()
+    read.clear()
+    job = export(admin, storage["id"])
+    assert read == [blocked, done.annotations[2]], "from the failed one on"
+    assert counts(job) == {"written": 1, "unchanged": 5, "deleted": 0, "failed": 0}
+    assert done.links(storage["id"]) == done.versions()
+    assert _export_seq(api, storage["id"]) == max(seq_of.values())
 
 
 def test_a_target_moved_elsewhere_gets_everything_again(api: Api) -> None:
