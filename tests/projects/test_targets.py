@@ -509,3 +509,46 @@ def test_two_exports_of_one_storage_stay_exact(api: Api, monkeypatch: pytest.Mon
     assert done.links(storage["id"]) == done.versions()
     for annotation_id in edited_again:
         assert files(folder)[str(annotation_id)]["result"][0]["id"] == "edited"
+
+
+def test_a_storage_changed_during_an_export_stops_it(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its new place holds none of what the export wrote (``export_seq`` went to 0): the
+    export stops at its next commit, and the next one writes everything there."""
+    admin = api.tenant()
+    done = labeled(admin, api.engine, 20)
+    storage = target(admin, local_body(done.project_id, api.folder(), auto_export=False))
+    from tether.storages.local import LocalStorage
+
+    slow_write = LocalStorage.write
+    started = threading.Event()
+
+    def write(self: LocalStorage, key: str, data: bytes, **kw: Any) -> None:
+        started.set()
+        time.sleep(0.03)
+        slow_write(self, key, data, **kw)
+
+    monkeypatch.setattr(LocalStorage, "write", write)
+    with api.engine.begin() as conn:
+        from tether.projects.targets import start_export
+
+        first, _ = start_export(conn, admin.org_id, storage["id"])
+    runner = threading.Thread(
+        target=target_export.run_export,
+        args=(api.engine, api.app.state.settings, first["id"]),
+        kwargs={"batch": 5},
+    )
+    runner.start()
+    assert started.wait(10)
+    elsewhere = api.folder()
+    r = admin.patch(f"/storages/{storage['id']}", json={"path": str(elsewhere)})
+    assert r.status_code == 200, r.text
+    runner.join(30)
+    with api.engine.connect() as conn:
+        stopped = get_job(conn, admin.org_id, first["id"])
+    assert stopped["status"] == "failed" and "changed" in stopped["message"], stopped
+    assert counts(stopped)["written"] < 20
+    job = export(admin, storage["id"])
+    assert counts(job) == {"written": 20, "unchanged": 0, "deleted": 0, "failed": 0}
+    assert sorted(files(elsewhere)) == sorted(str(i) for i in done.annotations)
