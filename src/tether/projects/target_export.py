@@ -9,9 +9,11 @@ storage. So an export reads only the annotations saved above it, up to the proje
 number when the job first started (later saves go next time), in that order a batch at a
 time (one query: the rows with their tasks, data rows, users and links), writes those whose
 version differs from their link by a thread pool while the next batch is read, and commits
-their links with ``export_seq``, the job's counts and cursor once the batch's writes are
-done. So a job killed at any moment resumes after its last committed batch: nothing is
-missing, and at most the batches in flight (two) are written again. With
+their links with the job's counts and cursor once the batch's writes are done; once all
+are, ``export_seq`` moves up to that number. So a job killed at any moment resumes after
+its last committed batch (a new job reads again from the old ``export_seq``, and its links
+tell it what is there): nothing is missing, and at most the batches in flight (two) are
+written again. With
 ``can_delete_objects`` it then deletes the objects of links whose annotation is gone (a
 look at every link: deletes take no change number, and rows deleted with their data row or
 task never pass through ``labels``).
@@ -244,7 +246,10 @@ def _write_all(export: _Export, conn: Connection, cursor: dict[str, Any]) -> boo
         if pending is not None and not _commit(export, conn, pending):
             return False
         pending = batch
-    return pending is None or _commit(export, conn, pending)
+    if pending is not None and not _commit(export, conn, pending):
+        return False
+    _advance(export, conn, export.high)
+    return True
 
 
 def _start(export: _Export, conn: Connection) -> int | None:
@@ -385,8 +390,8 @@ def _task(config: LabelConfig, row: Any) -> dict[str, Any]:
 
 
 def _commit(export: _Export, conn: Connection, batch: _Batch) -> bool:
-    """Wait for the batch's writes; record its links, ``export_seq``, counts and cursor in
-    one transaction. False once the job was canceled (with this batch counted)."""
+    """Wait for the batch's writes; record its links, counts and cursor in one transaction.
+    False once the job was canceled (with this batch counted)."""
     done, errors = [], []
     for future in batch.futures:
         for annotation_id, version, seq, key, failure in future.result():
@@ -404,8 +409,7 @@ def _commit(export: _Export, conn: Connection, batch: _Batch) -> bool:
     if conn.in_transaction():  # the reads of the next batch
         conn.rollback()
     with conn.begin():
-        mark = batch.last if export.hold is None else export.hold
-        _advance(conn, export, mark)
+        _check_storage(conn, export.record.id, export.config_text)
         _upsert_links(conn, export.record.id, done, now)
         handled = len(done) + len(errors)
         counts = {"written": len(done), "unchanged": batch.compared - handled}
@@ -415,14 +419,20 @@ def _commit(export: _Export, conn: Connection, batch: _Batch) -> bool:
     return going_on
 
 
-def _advance(conn: Connection, export: _Export, mark: int) -> None:
-    """Set the storage's ``export_seq``, unless it was deleted or its config changed since
-    the job started (then the job stops, this batch's links unwritten)."""
-    moved = conn.execute(
-        update(storages)
-        .where(storages.c.id == export.record.id, storages.c.config == export.config_text)
-        .values(export_seq=mark)
-    ).rowcount
+def _advance(export: _Export, conn: Connection, last: int) -> None:
+    """Once every batch is committed: the storage holds the project's annotations up to
+    ``last`` (or up to ``hold``). Set only here, not by each batch: an UPDATE of the
+    storage's row per batch, beside the key-share locks its links' inserts take, cost
+    PostgreSQL more with every batch; and a lower ``export_seq`` is only more to read
+    (the links tell what is there already)."""
+    if conn.in_transaction():
+        conn.rollback()
+    with conn.begin():
+        moved = conn.execute(
+            update(storages)
+            .where(storages.c.id == export.record.id, storages.c.config == export.config_text)
+            .values(export_seq=last if export.hold is None else export.hold)
+        ).rowcount
     if not moved:
         raise JobFailed(f"storage {export.record.id} was deleted or changed; the export stops")
 
@@ -469,13 +479,17 @@ def _error(exc: TetherError, annotation_id: int, key: str) -> ItemError:
     )
 
 
-def _check_storage(conn: Connection, storage_id: int) -> None:
-    """The storage must still be there (its links go with it)."""
-    query = select(storages.c.id).where(storages.c.id == storage_id)
+def _check_storage(conn: Connection, storage_id: int, config_text: str | None = None) -> None:
+    """The storage must still be there (its links go with it), with ``config_text`` when
+    given (another place holds none of what was written)."""
+    query = select(storages.c.config).where(storages.c.id == storage_id)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(read=True, key_share=True)
-    if conn.execute(query).first() is None:
+    found = conn.execute(query).first()
+    if found is None:
         raise JobFailed(f"storage {storage_id} was deleted; the export stops")
+    if config_text is not None and found.config != config_text:
+        raise JobFailed(f"storage {storage_id} was changed; the export stops")
 
 
 # --- deleting the objects of deleted annotations ----------------------------------------
