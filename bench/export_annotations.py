@@ -11,7 +11,8 @@ Then, in this process, for each backend:
 
 1. raw writes: the N objects an export writes (the same bodies, made beforehand) put with
    the backend opened from the storage's record (``open_backend``: the same client an
-   export uses) by a pool of the export's ``WRITERS`` threads, under another prefix;
+   export uses) by a pool of the export's ``WRITERS`` threads, under another prefix (S3)
+   or in a sibling folder (local: so both write into a folder that starts empty);
 2. the export (a job of kind ``export`` run here by ``run_export``, claim and lease
    included) -> objects/s, and its ratio to the raw writes' rate;
 3. 1% of the annotations changed (scattered over the whole project), their objects written
@@ -29,12 +30,13 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from _common import PG_DEFAULT, line, moto_bucket, moto_server, pg_database, psycopg_url
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, insert, select
 
 from tether import accounts
 from tether.accounts.orgs import get_or_create_org
@@ -48,7 +50,7 @@ from tether.db.tables import data_rows
 from tether.projects import labels, projects, target_export
 from tether.projects.targets import start_export
 from tether.storages.base import Storage
-from tether.sync.connections import get_record, insert_storage, open_backend
+from tether.sync.connections import StorageRecord, get_record, insert_storage, open_backend
 
 TARGET_RATIO, TARGET_CHANGE = 0.8, 1.2
 CONFIG = """<View><Image name="image" value="$image"/>
@@ -165,10 +167,10 @@ def _run(
             project_id=project_id, role="target", title="bench",
         )  # fmt: skip
         record = get_record(conn, settings, org_id, storage_id)
-    storage = open_backend(settings, record)
+    storage = _raw_backend(settings, record, backend)
     objects = list(_objects(engine, settings, org_id, storage_id))
     raw = [(_raw_key(backend, key), body) for key, body in objects]
-    raw_seconds = _write_raw(storage, raw, backend, fields)
+    raw_seconds = _write_raw(storage, raw)
     export_seconds, job = _export(engine, settings, org_id, storage_id)
     assert job["counts"]["written"] == n and job["counts"]["failed"] == 0, job
     raw_rate, rate = n / raw_seconds, n / export_seconds
@@ -178,10 +180,10 @@ def _run(
     verdict = "ok" if rate / raw_rate >= TARGET_RATIO else "BELOW TARGET"
     line("ratio", f"{rate / raw_rate:.2f}", f"export / raw ({verdict})", f">= {TARGET_RATIO}")
 
-    changed = _change(engine, project_id)
+    changed = _change(engine, org_id, project_id)
     wanted = {str(i) for i in changed}
     fresh = [(k, b) for k, b in _objects(engine, settings, org_id, storage_id, wanted)]
-    raw_change = _write_raw(storage, [(_raw_key(backend, k), b) for k, b in fresh], backend, fields)
+    raw_change = _write_raw(storage, [(_raw_key(backend, k), b) for k, b in fresh])
     change_seconds, job = _export(engine, settings, org_id, storage_id)
     counts = job["counts"]
     assert counts["written"] == len(changed) and counts["unchanged"] == n - len(changed), counts
@@ -196,8 +198,20 @@ def _run(
         close()
 
 
+def _raw_backend(settings: Settings, record: StorageRecord, backend: str) -> Storage:
+    """The client the raw writes use: the export's (``open_backend`` of its record). For a
+    local folder, opened on a sibling folder: the export then writes into an empty folder
+    as the raw writes did (a file costs the more, the more files its folder holds), by the
+    same path (a key in the folder itself)."""
+    if backend == "local":
+        folder = Path(record.config["path"] + "-raw")
+        folder.mkdir()
+        record = replace(record, config={**record.config, "path": str(folder)})
+    return open_backend(settings, record)
+
+
 def _raw_key(backend: str, key: str) -> str:
-    return "raw-" + key if backend == "local" else "raw/" + key.rsplit("/", 1)[-1]
+    return key if backend == "local" else "raw/" + key.rsplit("/", 1)[-1]
 
 
 def _objects(
@@ -227,12 +241,8 @@ def _objects(
                 yield key, body
 
 
-def _write_raw(
-    storage: Storage, objects: list[tuple[str, bytes]], backend: str, fields: dict[str, Any]
-) -> float:
+def _write_raw(storage: Storage, objects: list[tuple[str, bytes]]) -> float:
     """Seconds to put ``objects`` with ``storage`` by WRITERS threads."""
-    if backend == "local":
-        Path(fields["path"], "raw-x").parent.mkdir(exist_ok=True)
 
     def put(item: tuple[str, bytes]) -> None:
         storage.write(item[0], item[1], content_type="application/json")
@@ -258,8 +268,8 @@ def _export(
         return seconds, service.get(conn, org_id, job["id"])
 
 
-def _change(engine: Engine, project_id: int) -> list[int]:
-    """Edit every hundredth annotation (version + 1)."""
+def _change(engine: Engine, org_id: int, project_id: int) -> list[int]:
+    """Edit every hundredth annotation as a save does (``labels.update_annotation``)."""
     a = annotation_rows
     with engine.begin() as conn:
         ids = [
@@ -268,12 +278,8 @@ def _change(engine: Engine, project_id: int) -> list[int]:
                 select(a.c.id).where(a.c.project_id == project_id).order_by(a.c.id)
             ).scalars()
         ][::100]
-        for start in range(0, len(ids), 1000):
-            conn.execute(
-                update(a)
-                .where(a.c.id.in_(ids[start : start + 1000]))
-                .values(version=a.c.version + 1, updated_at=datetime.now(UTC))
-            )
+        for annotation_id in ids:
+            labels.update_annotation(conn, org_id, annotation_id, {"lead_time": 4.5})
     return ids
 
 

@@ -2,8 +2,8 @@
 endpoints allowed), a project with annotated tasks on rows imported through the API, and
 reading what an export wrote.
 
-Annotations are made with ``labels.insert_annotations``; the tests change and delete them in
-the annotations table directly (bumping ``version``), as the annotations service will."""
+Annotations are made, changed and deleted with ``labels`` (the one write path), as the
+annotations service does."""
 
 from __future__ import annotations
 
@@ -11,13 +11,12 @@ import uuid
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, select
 
 from tests.conftest import Tenant, make_tenant
 from tests.projects.conftest import BOXES, new_project
@@ -112,22 +111,19 @@ class Labeled:
         }
 
     def edit(self, *annotation_ids: int) -> None:
-        """Change the annotations as a save does: new result, version + 1."""
-        a = annotation_rows
+        """Change the annotations as a save does (``labels``): new result, version + 1."""
+        result = [{**REGION, "id": "edited"}]
         with self.engine.begin() as conn:
-            conn.execute(
-                update(a)
-                .where(a.c.id.in_(annotation_ids))
-                .values(
-                    result=orjson.dumps([{**REGION, "id": "edited"}]).decode(),
-                    version=a.c.version + 1,
-                    updated_at=datetime.now(UTC),
+            for annotation_id in annotation_ids:
+                changed = labels.update_annotation(
+                    conn, self.tenant.org_id, annotation_id, {"result": result}
                 )
-            )
+                assert changed is not None, annotation_id
 
     def remove(self, *annotation_ids: int) -> None:
         with self.engine.begin() as conn:
-            conn.execute(delete(annotation_rows).where(annotation_rows.c.id.in_(annotation_ids)))
+            for annotation_id in annotation_ids:
+                assert labels.delete_annotation(conn, self.tenant.org_id, annotation_id)
 
     def versions(self) -> dict[int, int]:
         with self.engine.connect() as conn:

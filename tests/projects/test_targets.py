@@ -27,7 +27,8 @@ from tests.projects.targets_setup import (
 )
 from tests.test_sdk_transport import AppTransport
 from tether import Client
-from tether.db.tables import jobs, tasks
+from tether.db.tables import annotations as annotation_rows
+from tether.db.tables import jobs, storages, tasks
 from tether.jobs.service import get as get_job
 from tether.projects import target_export
 from tether.projects.targets import queue_auto_exports
@@ -275,6 +276,95 @@ def test_only_new_and_changed_annotations_are_written(api: Api) -> None:
     assert done.links(storage["id"]) == done.versions()
 
 
+def _reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The ids of the annotations exports read from now on (the real reads, recorded)."""
+    read: list[int] = []
+    rows_above = target_export._rows_above
+
+    def recorded(*args: Any, **kwargs: Any) -> list[Any]:
+        rows = rows_above(*args, **kwargs)
+        read.extend(int(row.id) for row in rows)
+        return rows
+
+    monkeypatch.setattr(target_export, "_rows_above", recorded)
+    return read
+
+
+def _export_seq(api: Api, storage_id: int) -> int:
+    with api.engine.connect() as conn:
+        found = conn.execute(select(storages.c.export_seq).where(storages.c.id == storage_id))
+        return int(found.scalar_one())
+
+
+def test_a_re_export_reads_only_what_was_saved_since_the_last(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin = api.tenant()
+    done = labeled(admin, api.engine, 30)
+    folder = api.folder()
+    storage = target(admin, local_body(done.project_id, folder, can_delete_objects=True))
+    read = _reads(monkeypatch)
+    export(admin, storage["id"])
+    assert sorted(read) == sorted(done.annotations), "the first export reads them all"
+    with api.engine.connect() as conn:
+        newest = conn.execute(
+            select(annotation_rows.c.seq).where(annotation_rows.c.project_id == done.project_id)
+        ).scalars()
+        assert _export_seq(api, storage["id"]) == max(newest)
+
+    read.clear()
+    assert counts(export(admin, storage["id"]))["unchanged"] == 30
+    assert read == [], "nothing saved since: nothing read"
+
+    # saved since: edited (in an order other than their ids), added, deleted
+    edited = [done.annotations[20], done.annotations[3], done.annotations[11]]
+    done.edit(*edited)
+    fresh = done.annotate(done.rows[5])
+    gone = done.annotations[7]
+    done.remove(gone)
+    read.clear()
+    job = export(admin, storage["id"])
+    assert read == [*edited, fresh], "in the order they were saved"
+    assert counts(job) == {"written": 4, "unchanged": 26, "deleted": 1, "failed": 0}
+    assert job["progress"]["done"] == 30 + 1  # 30 annotations compared, 1 stale link
+    assert str(gone) not in files(folder)
+    assert done.links(storage["id"]) == done.versions()
+
+
+def test_a_failed_write_holds_the_export_seq_below_it(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin = api.tenant()
+    done = labeled(admin, api.engine, 6)
+    folder = api.folder()
+    storage = target(admin, local_body(done.project_id, folder))
+    export(admin, storage["id"])
+    done.edit(done.annotations[1], done.annotations[4])
+    blocked = done.annotations[4]
+    (folder / str(blocked)).unlink()
+    (folder / str(blocked)).mkdir()  # it cannot be written
+    done.edit(done.annotations[2])
+    read = _reads(monkeypatch)
+    job = export(admin, storage["id"])
+    assert counts(job) == {"written": 2, "unchanged": 3, "deleted": 0, "failed": 1}
+    with api.engine.connect() as conn:
+        seq_of = dict(
+            conn.execute(
+                select(annotation_rows.c.id, annotation_rows.c.seq).where(
+                    annotation_rows.c.id.in_(done.annotations)
+                )
+            ).all()
+        )
+    assert _export_seq(api, storage["id"]) == seq_of[blocked] - 1
+    (folder / str(blocked)).rmdir()
+    read.clear()
+    job = export(admin, storage["id"])
+    assert read == [blocked, done.annotations[2]], "from the failed one on"
+    assert counts(job) == {"written": 1, "unchanged": 5, "deleted": 0, "failed": 0}
+    assert done.links(storage["id"]) == done.versions()
+    assert _export_seq(api, storage["id"]) == max(seq_of.values())
+
+
 def test_a_target_moved_elsewhere_gets_everything_again(api: Api) -> None:
     admin = api.tenant()
     done = labeled(admin, api.engine, 4)
@@ -410,11 +500,55 @@ def test_two_exports_of_one_storage_stay_exact(api: Api, monkeypatch: pytest.Mon
         one, two = (get_job(conn, admin.org_id, j["id"]) for j in (first, second))
     assert one["status"] == two["status"] == "completed", (one, two)
     assert two["details"]["waited_for"] == [first["id"]], two  # it wrote after the first
-    assert counts(one)["written"] == 40
+    # The last annotation was saved again before the first export read it: it is the
+    # second's (saved after the first began). The first one the first export had written
+    # already, so the second writes it again.
+    assert counts(one) == {"written": 39, "unchanged": 0, "deleted": 0, "failed": 0}
+    assert counts(two) == {"written": 2, "unchanged": 38, "deleted": 0, "failed": 0}
     edited_again = {done.annotations[0], done.annotations[-1]}
-    assert (
-        counts(two)["written"] in (1, 2) and counts(two)["written"] + counts(two)["unchanged"] == 40
-    )
     assert done.links(storage["id"]) == done.versions()
     for annotation_id in edited_again:
         assert files(folder)[str(annotation_id)]["result"][0]["id"] == "edited"
+
+
+def test_a_storage_changed_during_an_export_stops_it(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its new place holds none of what the export wrote (``export_seq`` went to 0): the
+    export stops at its next commit, and the next one writes everything there."""
+    admin = api.tenant()
+    done = labeled(admin, api.engine, 20)
+    storage = target(admin, local_body(done.project_id, api.folder(), auto_export=False))
+    from tether.storages.local import LocalStorage
+
+    slow_write = LocalStorage.write
+    started = threading.Event()
+
+    def write(self: LocalStorage, key: str, data: bytes, **kw: Any) -> None:
+        started.set()
+        time.sleep(0.03)
+        slow_write(self, key, data, **kw)
+
+    monkeypatch.setattr(LocalStorage, "write", write)
+    with api.engine.begin() as conn:
+        from tether.projects.targets import start_export
+
+        first, _ = start_export(conn, admin.org_id, storage["id"])
+    runner = threading.Thread(
+        target=target_export.run_export,
+        args=(api.engine, api.app.state.settings, first["id"]),
+        kwargs={"batch": 5},
+    )
+    runner.start()
+    assert started.wait(10)
+    elsewhere = api.folder()
+    r = admin.patch(f"/storages/{storage['id']}", json={"path": str(elsewhere)})
+    assert r.status_code == 200, r.text
+    runner.join(30)
+    with api.engine.connect() as conn:
+        stopped = get_job(conn, admin.org_id, first["id"])
+    assert stopped["status"] == "failed" and "changed" in stopped["message"], stopped
+    assert counts(stopped)["written"] < 20
+    job = export(admin, storage["id"])
+    assert counts(job) == {"written": 20, "unchanged": 0, "deleted": 0, "failed": 0}
+    assert sorted(files(elsewhere)) == sorted(str(i) for i in done.annotations)

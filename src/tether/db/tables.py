@@ -247,6 +247,9 @@ storages = Table(
     # shortly after each annotation is saved.
     Column("can_delete_objects", Boolean, nullable=False, server_default=text("false")),
     Column("auto_export", Boolean, nullable=False, server_default=text("true")),
+    # Target storages (0009_export_seq): it holds every annotation of its project saved at
+    # or below this change number (``annotations.seq``); an export reads those above it.
+    Column("export_seq", BigInteger, nullable=False, server_default="0"),
     Column("created_by", Integer),
     Column("created_at", Ts, nullable=False),
     Column("updated_at", Ts, nullable=False),
@@ -376,6 +379,8 @@ projects = Table(
     Column("created_by", Integer),
     Column("created_at", Ts, nullable=False),
     Column("updated_at", Ts, nullable=False),
+    # The last change number handed to its annotations (``annotations.seq``; 0009_export_seq).
+    Column("annotation_seq", BigInteger, nullable=False, server_default="0"),
     UniqueConstraint("org_id", "name", name="uq_projects_org_name"),
     sqlite_autoincrement=True,
 )
@@ -430,7 +435,9 @@ tasks = Table(
 )
 
 # What people made: a task's annotations. Ids are never reused (they name the objects an
-# export writes to target storages); ``version`` grows by one on every edit.
+# export writes to target storages); ``version`` grows by one on every edit. ``seq``: the
+# project's change number of the annotation's last save (``labels`` takes it from
+# ``projects.annotation_seq``), so an export reads only what was saved since its last one.
 annotations = Table(
     "annotations",
     metadata,
@@ -449,6 +456,7 @@ annotations = Table(
     Column("version", Integer, nullable=False, server_default="1"),
     Column("created_at", Ts, nullable=False),
     Column("updated_at", Ts, nullable=False),
+    Column("seq", BigInteger, nullable=False, server_default="0"),
     ForeignKeyConstraint(
         ["project_id", "data_row_id"],
         ["tasks.project_id", "tasks.data_row_id"],
@@ -457,6 +465,7 @@ annotations = Table(
     ),
     Index("ix_annotations_project_row", "project_id", "data_row_id", "id"),
     Index("ix_annotations_project_id", "project_id", "id"),
+    Index("ix_annotations_project_seq", "project_id", "seq", unique=True),
     sqlite_autoincrement=True,
 )
 

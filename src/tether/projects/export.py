@@ -44,7 +44,9 @@ _TASK_COLUMNS = (
     tasks.c.updated_at,
     data_rows.c.row_data,
 )
-_ANNOTATION_COLUMNS = tuple(c for c in annotation_rows.c if c.name not in ("org_id", "version"))
+_ANNOTATION_COLUMNS = tuple(
+    c for c in annotation_rows.c if c.name not in ("org_id", "version", "seq")
+)
 _PREDICTION_COLUMNS = tuple(c for c in prediction_rows.c if c.name != "org_id")
 # Rows with their ``result`` as stored (an ``orjson.Fragment``), for ``shapes``.
 _Annotation = namedtuple("_Annotation", [c.name for c in _ANNOTATION_COLUMNS])  # type: ignore[misc]

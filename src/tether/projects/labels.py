@@ -6,6 +6,13 @@ A task's status follows its annotations: ``labeled`` with at least one annotatio
 not a skip, ``skipped`` with only skips (``was_cancelled``), ``unlabeled`` with none. Every
 write here that adds, changes or removes an annotation or a prediction recounts its task in
 the same transaction.
+
+Every annotation insert and edit also gives the annotation the project's next change number
+(``seq``, from ``projects.annotation_seq``), so an export to a target storage reads only the
+annotations saved since its last one. Taking numbers locks the project's row until the
+save commits: the numbers are handed out in commit order (an export that has seen number
+*n* has seen every save below it), at the price of one project's saves committing one at
+a time. (Deletes take none: an export with ``can_delete_objects`` looks for them itself.)
 """
 
 from __future__ import annotations
@@ -33,7 +40,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from tether.db.tables import annotations as annotation_rows
 from tether.db.tables import predictions as prediction_rows
-from tether.db.tables import tasks
+from tether.db.tables import projects, tasks
+from tether.errors import NotFound
 
 BATCH = 500  # ids per IN list (SQLite's bound-parameter limit is far above)
 ADD_BATCH = 10_000  # ids per INSERT of tasks
@@ -130,12 +138,20 @@ def update_annotation(
         values["result"] = orjson.dumps(values["result"]).decode()
     a = annotation_rows
     where = [a.c.id == annotation_id, a.c.org_id == org_id]
+    project_id = conn.execute(select(a.c.project_id).where(*where)).scalar_one_or_none()
+    if project_id is None:
+        return None
     if expected_version is not None:
         where.append(a.c.version == expected_version)
     row = conn.execute(
         update(a)
         .where(*where)
-        .values(**values, version=a.c.version + 1, updated_at=datetime.now(UTC))
+        .values(
+            **values,
+            version=a.c.version + 1,
+            updated_at=datetime.now(UTC),
+            seq=take_seqs(conn, int(project_id), 1),
+        )
         .returning(*a.c)
     ).first()
     if row is not None:
@@ -161,6 +177,20 @@ def _delete(conn: Connection, table: Any, org_id: int, item_id: int) -> Any | No
     if row is not None:
         refresh_counts(conn, row.project_id, [row.data_row_id])
     return row
+
+
+def take_seqs(conn: Connection, project_id: int, n: int) -> int:
+    """The first of ``n`` new change numbers of the project's annotations (the project's row
+    stays locked until the caller's transaction ends)."""
+    last = conn.execute(
+        update(projects)
+        .where(projects.c.id == project_id)
+        .values(annotation_seq=projects.c.annotation_seq + n)
+        .returning(projects.c.annotation_seq)
+    ).scalar_one_or_none()
+    if last is None:
+        raise NotFound(f"no project {project_id}")
+    return int(last) - n + 1
 
 
 def release_lease(conn: Connection, project_id: int, data_row_id: int, user_id: int | None) -> bool:
@@ -192,6 +222,8 @@ def _insert(
         rows.append(row)
     if not rows:
         return []
+    if table is annotation_rows:
+        _number(conn, rows)
     made: list[int] = []
     if ids:
         result = conn.execute(
@@ -209,6 +241,19 @@ def _insert(
     for project_id, row_ids in touched.items():
         refresh_counts(conn, project_id, sorted(row_ids))
     return made
+
+
+def _number(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Give each annotation its project's next change number (projects in id order, so two
+    saves into the same projects lock them in one order)."""
+    of_project: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        of_project.setdefault(int(row["project_id"]), []).append(row)
+    for project_id in sorted(of_project):
+        mine = of_project[project_id]
+        first = take_seqs(conn, project_id, len(mine))
+        for offset, row in enumerate(mine):
+            row["seq"] = first + offset
 
 
 def _add_predictions(conn: Connection, rows: list[dict[str, Any]], now: datetime) -> None:

@@ -55,7 +55,8 @@ def task(row: Any, data: Any, project_id: int) -> dict[str, Any]:
 def annotation(row: Any, completed_by: Any = None) -> dict[str, Any]:
     """An annotation as Label Studio's JSON export lists it in its task (``task``: the task's
     id). ``completed_by``: what to write there (the export writes the user's id; a target
-    object the user, see ``user``); by default the user's id."""
+    object the user, see ``user``); by default the user's id. A ``result`` given as an
+    ``orjson.Fragment`` stays one (spliced into the output as stored)."""
     return {
         "id": row.id,
         "result": _json(row.result),

@@ -2,24 +2,33 @@
 Studio writes them (``shared/LABELING.md``): one object per annotation at
 ``<prefix>/<annotation id>`` holding ``shapes.target_object`` (skips too).
 
-What was written is in ``export_links`` (storage, annotation) -> version. An export writes
-only annotations whose version differs from their link (new or changed); with
-``can_delete_objects`` it then deletes the objects of links whose annotation is gone.
-Annotations are read in id order a batch at a time (ids first, from an anti-join with the
-links; then those rows with their tasks, data rows and users), written by a thread pool
-while the next batch is read, and their links are committed with the job's counts and
-cursor once the batch's writes are done. So a job killed at any moment resumes after its
-last committed batch: nothing is missing, and at most the batches in flight (two) are
-written again.
+What was written is in ``export_links`` (storage, annotation) -> version, and how far in
+``storages.export_seq``: every annotation of the project saved with a change number
+(``annotations.seq``, handed out by ``labels`` in commit order) at or below it is in the
+storage. So an export reads only the annotations saved above it, up to the project's
+number when the job first started (later saves go next time), in that order a batch at a
+time (one query: the rows with their tasks, data rows, users and links), writes those whose
+version differs from their link by a thread pool while the next batch is read, and commits
+their links with the job's counts and cursor once the batch's writes are done; once all
+are, ``export_seq`` moves up to that number. So a job killed at any moment resumes after
+its last committed batch (a new job reads again from the old ``export_seq``, and its links
+tell it what is there): nothing is missing, and at most the batches in flight (two) are
+written again. With
+``can_delete_objects`` it then deletes the objects of links whose annotation is gone (a
+look at every link: deletes take no change number, and rows deleted with their data row or
+task never pass through ``labels``).
 
-Counts: ``written``, ``unchanged``, ``deleted`` (objects), ``failed`` (an annotation whose
-object could not be written or deleted: a per-item error naming it; its link stays as it
-was, so the next export tries again). ``progress.done``: annotations compared, then stale
-links handled.
+Counts: ``written``, ``unchanged`` (the annotations at or below ``export_seq`` when it
+started, plus those read whose link had their version), ``deleted`` (objects), ``failed``
+(an annotation whose object could not be written or deleted: a per-item error naming it;
+its link stays as it was, and ``export_seq`` stays below it, so the next export tries
+again). ``progress.done``: annotations compared (those below ``export_seq`` at once), then
+stale links handled.
 
 Two exports of one storage never write at once: a job waits while an older export of the
 storage runs (with a live lease), and a job resumed after a newer one has started ends at
-once (the newer one writes everything it would).
+once (the newer one writes everything it would). A job stops when its storage is deleted or
+its config changed (another place holds none of what it wrote: ``export_seq`` went to 0).
 """
 
 from __future__ import annotations
@@ -34,12 +43,27 @@ from types import SimpleNamespace
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, delete, func, select
+from sqlalchemy import (
+    Connection,
+    Integer,
+    Text,
+    TypeDecorator,
+    and_,
+    bindparam,
+    delete,
+    func,
+    literal,
+    select,
+    true,
+    type_coerce,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tether.config import Settings
 from tether.db.tables import annotations as annotation_rows
 from tether.db.tables import data_rows, export_links, jobs, storages, tasks, users
+from tether.db.tables import projects as project_rows
 from tether.errors import TetherError
 from tether.jobs import worker
 from tether.jobs.service import RUNNING, ItemError
@@ -74,13 +98,15 @@ def run_export(engine: Any, settings: Settings, job_id: str, batch: int = BATCH)
 class _Export:
     job: JobRun
     record: StorageRecord
+    config_text: str  # the storage's config as stored: a change stops the export
     storage: Storage
     config: LabelConfig
     project_id: int
-    last_id: int  # the newest annotation when the job first started: later ones go next time
+    high: int  # the project's change number when the job first started: later saves go next
     batch: int
     pool: ThreadPoolExecutor
     written: int = 0
+    hold: int | None = None  # export_seq stays here: an annotation above it failed
 
 
 def run(job: JobRun, settings: Settings, batch: int = BATCH, writers: int = WRITERS) -> None:
@@ -92,7 +118,7 @@ def run(job: JobRun, settings: Settings, batch: int = BATCH, writers: int = WRIT
         with export.pool, job.engine.connect() as conn:
             cursor = dict(job.details.get("cursor") or {})
             if cursor.get("phase") != "delete":
-                if not _write_all(export, conn, int(cursor.get("after") or 0)):
+                if not _write_all(export, conn, cursor):
                     return
                 cursor = {"phase": "delete", "after": 0}
             if export.record.can_delete_objects:
@@ -160,23 +186,37 @@ def _prepare(job: JobRun, settings: Settings, batch: int, writers: int) -> _Expo
             config = projects.config_of(conn, org_id, record.project_id)
         except TetherError:
             raise JobFailed(f"the project of storage {storage_id} is gone") from None
-        last_id = job.details.get("last_id")
-        if last_id is None:
-            last_id = conn.execute(
-                select(func.coalesce(func.max(a.c.id), 0)).where(
-                    a.c.project_id == record.project_id
-                )
+        config_text = conn.execute(
+            select(storages.c.config).where(storages.c.id == storage_id)
+        ).scalar_one()
+        if orjson.loads(config_text) != record.config:
+            raise JobFailed(f"storage {storage_id} changed as the export started")
+        high = job.details.get("high")
+        if high is None:
+            high = conn.execute(
+                select(project_rows.c.annotation_seq).where(project_rows.c.id == record.project_id)
             ).scalar_one()
-            total = conn.execute(
-                select(func.count()).where(a.c.project_id == record.project_id, a.c.id <= last_id)
-            ).scalar_one()
-            job.describe(total=int(total), last_id=int(last_id))
+            start = min(record.export_seq, int(high))
+            below = _count(conn, record.project_id, start)
+            above = _count(conn, record.project_id, int(high), start)
+            job.describe(total=below + above, high=int(high), start=start, below=below)
     try:
         storage = open_backend(settings, record)
     except TetherError as exc:
         raise JobFailed(f"the storage cannot be opened: {exc}") from exc
     pool = ThreadPoolExecutor(max(1, writers), thread_name_prefix="export-write")
-    return _Export(job, record, storage, config, record.project_id, int(last_id), batch, pool)
+    return _Export(
+        job, record, config_text, storage, config, record.project_id, int(high), batch, pool
+    )
+
+
+def _count(conn: Connection, project_id: int, through: int, after: int | None = None) -> int:
+    """The project's annotations saved at or below change number ``through`` (and above
+    ``after``)."""
+    query = select(func.count()).where(a.c.project_id == project_id, a.c.seq <= through)
+    if after is not None:
+        query = query.where(a.c.seq > after)
+    return int(conn.execute(query).scalar_one())
 
 
 # --- writing new and changed annotations ------------------------------------------------
@@ -184,73 +224,93 @@ def _prepare(job: JobRun, settings: Settings, batch: int, writers: int) -> _Expo
 
 @dataclass
 class _Batch:
-    after: int  # the id the batch's range starts after
-    last: int  # ... and ends at (the cursor once it is committed)
+    last: int  # the change number the batch's range ends at (the cursor once committed)
     compared: int  # annotations in the range
-    futures: list[Future[list[tuple[int, int, str, Any]]]]  # each a few objects' outcomes
+    futures: list[Future[list[_Outcome]]]  # each a few objects' outcomes
 
 
-def _write_all(export: _Export, conn: Connection, after: int) -> bool:
-    """Write every new or changed annotation after ``after``; False once canceled."""
+_Outcome = tuple[int, int, int, str, Any]  # id, version, seq, key, the TetherError or None
+
+
+def _write_all(export: _Export, conn: Connection, cursor: dict[str, Any]) -> bool:
+    """Write every new or changed annotation above the cursor; False once canceled."""
+    if "seq" in cursor:
+        after, export.hold = int(cursor["seq"]), cursor.get("hold")
+    else:
+        started = _start(export, conn)
+        if started is None:
+            return False
+        after = started
     pending: _Batch | None = None
     for batch in _batches(export, conn, after):
         if pending is not None and not _commit(export, conn, pending):
             return False
         pending = batch
-    return pending is None or _commit(export, conn, pending)
+    if pending is not None and not _commit(export, conn, pending):
+        return False
+    _advance(export, conn, export.high)
+    return True
+
+
+def _start(export: _Export, conn: Connection) -> int | None:
+    """The job's first step: the annotations at or below the storage's ``export_seq`` (as
+    ``_prepare`` found it) are unchanged, counted at once; the cursor starts there. None
+    once canceled."""
+    job = export.job
+    start, below = int(job.details["start"]), int(job.details["below"])
+    if conn.in_transaction():
+        conn.rollback()
+    with conn.begin():
+        job.keep_cursor(conn, {"seq": start})
+        going_on = job.record(conn, job.done + below, {"unchanged": below})
+    return start if going_on else None
 
 
 def _batches(export: _Export, conn: Connection, after: int) -> Iterator[_Batch]:
     """Each batch read and its writes started (the next is read while they run). The first
-    batches are small (32, 64, ... up to ``batch``): writes start after a short scan."""
+    batches are small (32, 64, ... up to ``batch``): writes start after a short read."""
     size = min(export.batch, _FIRST_BATCH)
     while True:
         export.job.check_stop()
-        ids = _changed_ids(conn, export, after, size)
-        last = ids[-1] if len(ids) == size else export.last_id
+        rows = _rows_above(conn, export, after, size)
+        last = int(rows[-1].seq) if len(rows) == size else export.high
         if last <= after:
             return
-        compared = conn.execute(
-            select(func.count()).where(
-                a.c.project_id == export.project_id, a.c.id > after, a.c.id <= last
-            )
-        ).scalar_one()
-        rows = object_rows(conn, ids)
         conn.rollback()  # end the read transaction: the writer's commits are its own
+        changed = [row for row in rows if row.linked != row.version]
         # The writers make the bodies too: writes start at once, the next batch is read
         # meanwhile, and a future stands for a few objects, not one.
         futures = [
-            export.pool.submit(_write_some, export, rows[start : start + _PER_TASK])
-            for start in range(0, len(rows), _PER_TASK)
+            export.pool.submit(_write_some, export, changed[start : start + _PER_TASK])
+            for start in range(0, len(changed), _PER_TASK)
         ]
-        yield _Batch(after, last, int(compared), futures)
+        yield _Batch(last, len(rows), futures)
         after, size = last, min(export.batch, size * 2)
 
 
-def _changed_ids(conn: Connection, export: _Export, after: int, limit: int) -> list[int]:
-    """The next annotations (ids in order) whose version their link does not hold (an
-    anti-join: on SQLite about a third faster than the outer join's filter)."""
-    exported = (
-        select(links.c.annotation_id)
-        .where(
-            links.c.storage_id == export.record.id,
-            links.c.annotation_id == a.c.id,
-            links.c.version == a.c.version,
-        )
-        .exists()
+def _rows_above(conn: Connection, export: _Export, after: int, limit: int) -> list[Any]:
+    """The next ``limit`` annotations saved above change number ``after`` (up to the job's
+    ``high``), in that order, as ``object_rows`` gives them plus ``linked``: the version
+    their link holds (None without one). Their ids first, then the rows by id: PostgreSQL
+    planned the one query of a range with hash joins over whole tables once it had stats."""
+    ids = list(
+        conn.execute(
+            select(a.c.id)
+            .where(a.c.project_id == export.project_id, a.c.seq > after, a.c.seq <= export.high)
+            .order_by(a.c.seq)
+            .limit(limit)
+        ).scalars()
     )
+    if not ids:
+        return []
+    link = and_(links.c.storage_id == export.record.id, links.c.annotation_id == a.c.id)
     query = (
-        select(a.c.id)
-        .where(
-            a.c.project_id == export.project_id,
-            a.c.id > after,
-            a.c.id <= export.last_id,
-            ~exported,
-        )
-        .order_by(a.c.id)
-        .limit(limit)
+        _object_query(links.c.version.label("linked"))
+        .outerjoin(links, link)
+        .where(a.c.id.in_(ids))
+        .order_by(a.c.seq)
     )
-    return [int(i) for i in conn.execute(query).scalars()]
+    return list(conn.execute(query))
 
 
 TASK_COLUMNS = (
@@ -276,17 +336,32 @@ def object_rows(conn: Connection, ids: Sequence[int]) -> list[Any]:
     email, in one query."""
     if not ids:
         return []
-    query = (
-        select(a, *TASK_COLUMNS, data_rows.c.row_data, users.c.email)
-        .select_from(
-            a.join(t, and_(t.c.project_id == a.c.project_id, t.c.data_row_id == a.c.data_row_id))
-            .join(data_rows, data_rows.c.id == a.c.data_row_id)
-            .outerjoin(users, users.c.id == a.c.completed_by)
-        )
-        .where(a.c.id.in_(ids))
-        .order_by(a.c.id)
+    return list(conn.execute(_object_query().where(a.c.id.in_(ids)).order_by(a.c.id)))
+
+
+class _Stored(TypeDecorator[Any]):
+    """A JSON column read as an ``orjson.Fragment``: spliced into the body as stored."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        return None if value is None else orjson.Fragment(value)
+
+
+_ANNOTATION = tuple(
+    type_coerce(c, _Stored).label("result") if c.name == "result" else c for c in a.c
+)
+
+
+def _object_query(*more: Any) -> Any:
+    """What an object is made of: annotations joined to their tasks, data rows and users."""
+    return (
+        select(*_ANNOTATION, *TASK_COLUMNS, data_rows.c.row_data, users.c.email, *more)
+        .join_from(a, t, and_(t.c.project_id == a.c.project_id, t.c.data_row_id == a.c.data_row_id))
+        .join(data_rows, data_rows.c.id == a.c.data_row_id)
+        .outerjoin(users, users.c.id == a.c.completed_by)
     )
-    return list(conn.execute(query))
 
 
 def object_of(record: StorageRecord, config: LabelConfig, row: Any) -> tuple[int, int, str, bytes]:
@@ -295,18 +370,17 @@ def object_of(record: StorageRecord, config: LabelConfig, row: Any) -> tuple[int
     return int(row.id), int(row.version), record.object_key(str(row.id)), orjson.dumps(body)
 
 
-def _write_some(export: _Export, rows: list[Any]) -> list[tuple[int, int, str, Any]]:
-    """Make and write the objects of ``rows`` (in a writer thread): (id, version, key, the
-    TetherError or None) each."""
-    out: list[tuple[int, int, str, Any]] = []
+def _write_some(export: _Export, rows: list[Any]) -> list[_Outcome]:
+    """Make and write the objects of ``rows`` (in a writer thread): their outcomes."""
+    out: list[_Outcome] = []
     for row in rows:
         annotation_id, version, key, body = object_of(export.record, export.config, row)
         try:
             export.storage.write(key, body, content_type="application/json")
         except TetherError as exc:
-            out.append((annotation_id, version, key, exc))
+            out.append((annotation_id, version, int(row.seq), key, exc))
         else:
-            out.append((annotation_id, version, key, None))
+            out.append((annotation_id, version, int(row.seq), key, None))
     return out
 
 
@@ -330,11 +404,13 @@ def _commit(export: _Export, conn: Connection, batch: _Batch) -> bool:
     False once the job was canceled (with this batch counted)."""
     done, errors = [], []
     for future in batch.futures:
-        for annotation_id, version, key, failure in future.result():
+        for annotation_id, version, seq, key, failure in future.result():
             if failure is None:
                 done.append((annotation_id, version))
             else:
                 errors.append(_error(failure, annotation_id, key))
+                if export.hold is None:  # (batches go up: the first failure is the lowest)
+                    export.hold = seq - 1
     if errors and not done and not export.written and not export.job.counts.get("written"):
         # The first writes all refused: the storage is wrong, not these annotations.
         raise JobFailed(f"the storage refused every write: {errors[0].message}")
@@ -343,34 +419,64 @@ def _commit(export: _Export, conn: Connection, batch: _Batch) -> bool:
     if conn.in_transaction():  # the reads of the next batch
         conn.rollback()
     with conn.begin():
-        _check_storage(conn, export.record.id)
+        _check_storage(conn, export.record.id, export.config_text)
         _upsert_links(conn, export.record.id, done, now)
         handled = len(done) + len(errors)
         counts = {"written": len(done), "unchanged": batch.compared - handled}
-        job.keep_cursor(conn, {"after": batch.last})
+        job.keep_cursor(conn, {"seq": batch.last, "hold": export.hold})
         going_on = job.record(conn, job.done + batch.compared, counts, errors)
     export.written += len(done)
     return going_on
 
 
+def _advance(export: _Export, conn: Connection, last: int) -> None:
+    """Once every batch is committed: the storage holds the project's annotations up to
+    ``last`` (or up to ``hold``). Set only here, not by each batch: an UPDATE of the
+    storage's row per batch, beside the key-share locks its links' inserts take, cost
+    PostgreSQL more with every batch; and a lower ``export_seq`` is only more to read
+    (the links tell what is there already)."""
+    if conn.in_transaction():
+        conn.rollback()
+    with conn.begin():
+        moved = conn.execute(
+            update(storages)
+            .where(storages.c.id == export.record.id, storages.c.config == export.config_text)
+            .values(export_seq=last if export.hold is None else export.hold)
+        ).rowcount
+    if not moved:
+        raise JobFailed(f"storage {export.record.id} was deleted or changed; the export stops")
+
+
 def _upsert_links(
     conn: Connection, storage_id: int, done: list[tuple[int, int]], now: datetime
 ) -> None:
+    """One ``INSERT ... SELECT`` over the pairs sent as one value (PostgreSQL arrays, a JSON
+    list on SQLite), as ``labels.add_tasks`` does: bound row by row, the links of a batch
+    cost more than its reads."""
     if not done:
         return
-    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
-    statement = dialect.insert(links)
+    dialect: Any
+    if conn.dialect.name == "postgresql":
+        ids = bindparam("ids", [i for i, _v in done], type_=postgresql.ARRAY(Integer))
+        versions = bindparam("versions", [v for _i, v in done], type_=postgresql.ARRAY(Integer))
+        pairs: Any = func.unnest(ids, versions).table_valued("id", "version").render_derived()
+        dialect, annotation_id, version = postgresql, pairs.c.id, pairs.c.version
+    else:
+        pairs = func.json_each(orjson.dumps(done).decode()).table_valued("value")
+        dialect = sqlite
+        annotation_id = func.json_extract(pairs.c.value, "$[0]")
+        version = func.json_extract(pairs.c.value, "$[1]")
+    source = select(
+        literal(storage_id), annotation_id, version, literal(now, links.c.written_at.type)
+    ).where(true())  # (SQLite reads an ON CONFLICT after a SELECT without WHERE as a join's)
+    statement = dialect.insert(links).from_select(
+        ["storage_id", "annotation_id", "version", "written_at"], source
+    )
     statement = statement.on_conflict_do_update(
         index_elements=[links.c.storage_id, links.c.annotation_id],
         set_={"version": statement.excluded.version, "written_at": statement.excluded.written_at},
     )
-    conn.execute(
-        statement,
-        [
-            {"storage_id": storage_id, "annotation_id": i, "version": v, "written_at": now}
-            for i, v in done
-        ],
-    )
+    conn.execute(statement)
 
 
 def _error(exc: TetherError, annotation_id: int, key: str) -> ItemError:
@@ -383,13 +489,17 @@ def _error(exc: TetherError, annotation_id: int, key: str) -> ItemError:
     )
 
 
-def _check_storage(conn: Connection, storage_id: int) -> None:
-    """The storage must still be there (its links go with it)."""
-    query = select(storages.c.id).where(storages.c.id == storage_id)
+def _check_storage(conn: Connection, storage_id: int, config_text: str | None = None) -> None:
+    """The storage must still be there (its links go with it), with ``config_text`` when
+    given (another place holds none of what was written)."""
+    query = select(storages.c.config).where(storages.c.id == storage_id)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(read=True, key_share=True)
-    if conn.execute(query).first() is None:
+    found = conn.execute(query).first()
+    if found is None:
         raise JobFailed(f"storage {storage_id} was deleted; the export stops")
+    if config_text is not None and found.config != config_text:
+        raise JobFailed(f"storage {storage_id} was changed; the export stops")
 
 
 # --- deleting the objects of deleted annotations ----------------------------------------

@@ -153,14 +153,15 @@ class LocalStorage:
                 for chunk in chunks:
                     handle.write(chunk)
             os.replace(part, os.path.join(folder, name))
-        except IsADirectoryError:
-            message = "the key names a folder; it cannot hold an object"
-            raise config_error(message, key=key) from None
-        except OSError as exc:
-            raise _os_error(exc, key) from exc
-        finally:
+        except BaseException as exc:
             with suppress(FileNotFoundError):
                 os.unlink(part)
+            if isinstance(exc, IsADirectoryError):
+                message = "the key names a folder; it cannot hold an object"
+                raise config_error(message, key=key) from None
+            if isinstance(exc, OSError):
+                raise _os_error(exc, key) from exc
+            raise
 
     def delete(self, key: str) -> None:
         try:
@@ -209,7 +210,7 @@ class LocalStorage:
         """The real folder that holds the key's own name (which itself is not followed)."""
         _check_key(key)
         parent, _, name = key.rpartition("/")
-        if create:
+        if create and not os.path.isdir(self.root):
             try:
                 os.makedirs(self.root, exist_ok=True)
             except OSError as exc:
@@ -225,17 +226,18 @@ class LocalStorage:
             raise _not_found(key, "the key leads into a symlink loop") from None
         if not _inside(folder, self.root):
             raise config_error("the key leads outside the storage folder", key=key)
-        if create:
-            try:
-                os.makedirs(folder, exist_ok=True)
-            except (FileExistsError, NotADirectoryError):
-                raise config_error(
-                    "a part of the key is a file; it cannot also be a folder", key=key
-                ) from None
-            except OSError as exc:
-                raise _os_error(exc, key) from exc
-        elif not os.path.isdir(folder):
+        if folder == self.root or os.path.isdir(folder):  # (the root was just checked)
+            return folder, name
+        if not create:
             raise _not_found(key)
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise config_error(
+                "a part of the key is a file; it cannot also be a folder", key=key
+            ) from None
+        except OSError as exc:
+            raise _os_error(exc, key) from exc
         return folder, name
 
     # -- the walk ------------------------------------------------------------------------

@@ -67,6 +67,7 @@ class StorageRecord:
     # Target storages only (0007_projects).
     can_delete_objects: bool = False
     auto_export: bool = True
+    export_seq: int = 0  # 0009_export_seq: the change number of the project it holds up to
 
     @property
     def prefix(self) -> str:

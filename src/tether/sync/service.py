@@ -252,6 +252,7 @@ def apply(conn: Connection, settings: Settings, change: Change) -> dict[str, Any
     if fresh.role == "target" and fresh.config != before.config:
         # Another bucket, prefix or folder holds none of the objects: export them all anew.
         conn.execute(sa.delete(export_links).where(export_links.c.storage_id == fresh.id))
+        conn.execute(sa.update(storages).where(storages.c.id == fresh.id).values(export_seq=0))
     return public(get_record(conn, settings, fresh.org_id, fresh.id), change.result)
 
 
