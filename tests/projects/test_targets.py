@@ -46,6 +46,23 @@ def local_body(project_id: int, folder: Path, **options: Any) -> dict[str, Any]:
 # --- CRUD and options ------------------------------------------------------------------
 
 
+def slowed_local_writes(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Local writes take 30 ms each (an export in progress stays so a while); the event is
+    set at the first."""
+    from tether.storages.local import LocalStorage
+
+    slow_write = LocalStorage.write
+    started = threading.Event()
+
+    def write(self: LocalStorage, key: str, data: bytes, **kw: Any) -> None:
+        started.set()
+        time.sleep(0.03)
+        slow_write(self, key, data, **kw)
+
+    monkeypatch.setattr(LocalStorage, "write", write)
+    return started
+
+
 def test_target_storage_crud_and_options(api: Api) -> None:
     admin = api.tenant()
     done = labeled(admin, api.engine, 1)
@@ -468,17 +485,7 @@ def test_two_exports_of_one_storage_stay_exact(api: Api, monkeypatch: pytest.Mon
     folder = api.folder()
     storage = target(admin, local_body(done.project_id, folder, auto_export=False))
     settings = api.app.state.settings
-    from tether.storages.local import LocalStorage
-
-    slow_write = LocalStorage.write
-    started = threading.Event()
-
-    def write(self: LocalStorage, key: str, data: bytes, **kw: Any) -> None:
-        started.set()
-        time.sleep(0.03)
-        slow_write(self, key, data, **kw)
-
-    monkeypatch.setattr(LocalStorage, "write", write)
+    started = slowed_local_writes(monkeypatch)
     with api.engine.begin() as conn:
         from tether.projects.targets import start_export
 
@@ -519,17 +526,7 @@ def test_a_storage_changed_during_an_export_stops_it(
     admin = api.tenant()
     done = labeled(admin, api.engine, 20)
     storage = target(admin, local_body(done.project_id, api.folder(), auto_export=False))
-    from tether.storages.local import LocalStorage
-
-    slow_write = LocalStorage.write
-    started = threading.Event()
-
-    def write(self: LocalStorage, key: str, data: bytes, **kw: Any) -> None:
-        started.set()
-        time.sleep(0.03)
-        slow_write(self, key, data, **kw)
-
-    monkeypatch.setattr(LocalStorage, "write", write)
+    started = slowed_local_writes(monkeypatch)
     with api.engine.begin() as conn:
         from tether.projects.targets import start_export
 
