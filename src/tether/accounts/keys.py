@@ -154,16 +154,12 @@ class KeyUse:
     stale: bool
 
 
+# The user's columns a ``Caller`` is made of (``caller_of``), for the key and session lookups.
+CALLER_COLUMNS = (users.c.id.label("user_id"), users.c.org_id, users.c.email, users.c.role)
+
 # Built once: composing a statement costs more than the lookup itself (~70 us).
 _BY_HASH = (
-    select(
-        api_keys.c.id,
-        api_keys.c.last_used_at,
-        users.c.id.label("user_id"),
-        users.c.org_id,
-        users.c.email,
-        users.c.role,
-    )
+    select(api_keys.c.id, api_keys.c.last_used_at, *CALLER_COLUMNS)
     .join(users, users.c.id == api_keys.c.user_id)
     .where(api_keys.c.key_hash == bindparam("key_hash"), api_keys.c.revoked_at.is_(None))
 )
@@ -178,7 +174,12 @@ def find_key(conn: Connection, key: str) -> KeyUse:
         row.last_used_at is None
         or datetime.now(UTC) - as_utc(row.last_used_at) > LAST_USED_RESOLUTION
     )
-    return KeyUse(Caller(row.user_id, row.org_id, row.email, row.role), row.id, stale)
+    return KeyUse(caller_of(row), row.id, stale)
+
+
+def caller_of(row: Any, session_id: int | None = None) -> Caller:
+    """The caller of a row with ``CALLER_COLUMNS``."""
+    return Caller(row.user_id, row.org_id, row.email, row.role, session_id)
 
 
 def record_use(conn: Connection, key_id: int) -> None:

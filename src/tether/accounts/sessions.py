@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, bindparam, delete, insert, select
 
+from tether.accounts.keys import CALLER_COLUMNS, caller_of
 from tether.accounts.roles import Caller
 from tether.accounts.throttle import SignInThrottle
 from tether.db.tables import sessions, users
@@ -89,24 +90,20 @@ class Session:
     expires_at: datetime
 
 
+# Built once, as the API key lookup is.
+_BY_TOKEN = (
+    select(sessions.c.id, sessions.c.csrf_token, sessions.c.expires_at, *CALLER_COLUMNS)
+    .join(users, users.c.id == sessions.c.user_id)
+    .where(sessions.c.token_hash == bindparam("token_hash"))
+)
+
+
 def lookup(conn: Connection, token: str) -> Session:
     """The live session behind a cookie's token, or ``Unauthorized``."""
-    row = conn.execute(
-        select(
-            sessions.c.id,
-            sessions.c.csrf_token,
-            sessions.c.expires_at,
-            users.c.id.label("user_id"),
-            users.c.org_id,
-            users.c.email,
-            users.c.role,
-        )
-        .join(users, users.c.id == sessions.c.user_id)
-        .where(sessions.c.token_hash == hash_key(token))
-    ).first()
+    row = conn.execute(_BY_TOKEN, {"token_hash": hash_key(token)}).first()
     if row is None or as_utc(row.expires_at) <= datetime.now(UTC):
         raise Unauthorized("the session has ended; sign in again")
-    caller = Caller(row.user_id, row.org_id, row.email, row.role, row.id)
+    caller = caller_of(row, row.id)
     return Session(caller, row.csrf_token, as_utc(row.expires_at))
 
 
